@@ -1,0 +1,355 @@
+//! The configuration file shared by both daemons.
+//!
+//! One TOML file (`--config PATH`, `BIONICBB_CONFIG`, default
+//! [`DEFAULT_PATH`]). Every table refuses unknown keys, so a typo is an error
+//! that names the file and the key. Durations are human-readable (`"5m"`,
+//! `"30s"`). Every secret may be given inline or as `*_file` (a path whose
+//! contents, trimmed, are the secret). `config.example.toml` documents every key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Where the daemons look when neither `--config` nor `BIONICBB_CONFIG` is given.
+pub const DEFAULT_PATH: &str = "/etc/bionicbb/config.toml";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory of the durable state (the ledger database).
+    #[serde(default = "defaults::state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default)]
+    pub log: LogConfig,
+    pub gerrit: GerritConfig,
+    pub jenkins: JenkinsConfig,
+    #[serde(default)]
+    pub gmail: GmailConfig,
+    pub build_listener: BuildListenerConfig,
+    pub jobs: JobsConfig,
+    #[serde(default)]
+    pub review: ReviewConfig,
+    #[serde(default)]
+    pub commands: CommandsConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// One JSON object per log line instead of text.
+    #[serde(default)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GerritConfig {
+    /// Base URL of the Gerrit server, e.g. `https://review.example.org/`.
+    pub url: url::Url,
+    /// E-mail of the bot's Gerrit account: its comments are never commands,
+    /// its votes are the ones `/drop-rejection` may remove.
+    pub bot_email: String,
+    /// netrc file holding the bot's HTTP password for the Gerrit host.
+    /// Default: `$NETRC`, else `~/.netrc`.
+    #[serde(default)]
+    pub netrc: Option<PathBuf>,
+    /// Limit on one HTTP request.
+    #[serde(default = "defaults::http_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JenkinsConfig {
+    /// Base URL of Jenkins, e.g. `https://jenkins.example.org/`.
+    pub url: url::Url,
+    /// Jenkins user the bot triggers builds as.
+    pub user: String,
+    /// The user's API token (not its password: tokens need no CSRF crumb).
+    #[serde(default)]
+    pub api_token: Option<Secret>,
+    #[serde(default)]
+    pub api_token_file: Option<PathBuf>,
+    /// Limit on one HTTP request.
+    #[serde(default = "defaults::http_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GmailConfig {
+    /// The Gmail label Gerrit's notification mails land in.
+    #[serde(default = "defaults::label")]
+    pub label: String,
+    /// Label that mails the bot cannot parse are moved to.
+    #[serde(default = "defaults::quarantine_label")]
+    pub quarantine_label: String,
+    #[serde(default = "defaults::poll_interval", deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    /// OAuth client secret (installed application) from the Google console.
+    #[serde(default = "defaults::client_secret_file")]
+    pub client_secret_file: PathBuf,
+    /// Where the OAuth token is cached (written with mode 0600).
+    #[serde(default = "defaults::token_cache_file")]
+    pub token_cache_file: PathBuf,
+    /// Override of `https://gmail.googleapis.com/` (tests, proxies). Must end with `/`.
+    #[serde(default)]
+    pub api_base_url: Option<url::Url>,
+    /// A file holding a bearer token minted elsewhere; replaces OAuth.
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    /// Limit on one Gmail API call.
+    #[serde(default = "defaults::http_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildListenerConfig {
+    /// Address build-listener listens on.
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// URL at which gmail-listener reaches build-listener.
+    #[serde(default = "defaults::public_url")]
+    pub public_url: url::Url,
+    /// Shared secret every POST must carry (token query parameter, Basic-auth
+    /// password or Bearer token).
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "defaults::body_limit")]
+    pub body_limit: usize,
+    /// Link in review messages: `link_base + build.url` when set, else the
+    /// build's `full_url`.
+    #[serde(default)]
+    pub link_base: Option<String>,
+    /// Post a message when a build starts.
+    #[serde(default)]
+    pub post_started: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Job for projects not in `projects`; none means such projects are skipped.
+    #[serde(default)]
+    pub default: Option<String>,
+    /// The job `bionicbb:clean` runs.
+    #[serde(default)]
+    pub clean: Option<String>,
+    /// Gerrit project → presubmit job.
+    #[serde(default)]
+    pub projects: BTreeMap<String, String>,
+    /// Jenkins job name → what build-listener does with its results.
+    #[serde(default)]
+    pub roles: BTreeMap<String, JobRole>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobRole {
+    /// Post the result and vote.
+    Verify,
+    /// Post "out/ directory removed".
+    Clean,
+    /// Log and post nothing.
+    Ignore,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewConfig {
+    /// The label the bot votes on.
+    #[serde(default = "defaults::label_name")]
+    pub label: String,
+    /// Vote per build result; a result not listed posts its message without a vote.
+    #[serde(default = "defaults::votes")]
+    pub votes: BTreeMap<String, i32>,
+    /// Gerrit `notify` for the bot's reviews.
+    #[serde(default = "defaults::notify")]
+    pub notify: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandsConfig {
+    /// Per-target commands: `bionicbb:<name>` rebuilds with `LUNCH_TARGET = <value>`.
+    #[serde(default = "defaults::targets")]
+    pub targets: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Committer e-mail domains whose changes are built (exact domain match).
+    #[serde(default = "defaults::trusted_domains")]
+    pub trusted_committer_domains: Vec<String>,
+    /// Commenter e-mail domains whose `bionicbb:` commands are honoured.
+    #[serde(default = "defaults::trusted_domains")]
+    pub trusted_commenter_domains: Vec<String>,
+    /// Individual commenter e-mails honoured whatever their domain.
+    #[serde(default)]
+    pub trusted_commenters: Vec<String>,
+    /// A change touching a file with one of these names (any directory) is skipped.
+    #[serde(default = "defaults::skip_file_names")]
+    pub skip_file_names: Vec<String>,
+    /// A change touching a path under one of these directories is skipped.
+    #[serde(default = "defaults::skip_path_prefixes")]
+    pub skip_path_prefixes: Vec<String>,
+}
+
+/// A secret string: never printed by `Debug`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A configuration error; its message names the file and, where it can, the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(config)
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{s:?} is not a duration like \"30s\" or \"5m\": {e}"
+        ))
+    })
+}
+
+mod defaults {
+    use super::*;
+
+    pub fn state_dir() -> PathBuf {
+        PathBuf::from("/var/lib/bionicbb")
+    }
+    pub fn http_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn label() -> String {
+        "gerrit".into()
+    }
+    pub fn quarantine_label() -> String {
+        "gerrit-unparsed".into()
+    }
+    pub fn poll_interval() -> Duration {
+        Duration::from_secs(300)
+    }
+    pub fn client_secret_file() -> PathBuf {
+        PathBuf::from("/etc/bionicbb/client_secret.json")
+    }
+    pub fn token_cache_file() -> PathBuf {
+        PathBuf::from("/var/lib/bionicbb/gmail-token.json")
+    }
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    pub fn public_url() -> url::Url {
+        url::Url::parse("http://127.0.0.1:8080/").expect("valid default URL")
+    }
+    pub fn body_limit() -> usize {
+        4 * 1024 * 1024
+    }
+    pub fn label_name() -> String {
+        "Verified".into()
+    }
+    pub fn votes() -> BTreeMap<String, i32> {
+        BTreeMap::from([("SUCCESS".into(), 1), ("FAILURE".into(), -1)])
+    }
+    pub fn notify() -> String {
+        "OWNER_REVIEWERS".into()
+    }
+    pub fn targets() -> BTreeMap<String, String> {
+        [
+            ("arm", "aosp_arm-eng"),
+            ("aarch64", "aosp_arm64-eng"),
+            ("mips", "aosp_mips-eng"),
+            ("mips64", "aosp_mips64-eng"),
+            ("x86", "aosp_x86-eng"),
+            ("x86_64", "aosp_x86_64-eng"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+    pub fn trusted_domains() -> Vec<String> {
+        vec!["google.com".into(), "android.com".into()]
+    }
+    pub fn skip_file_names() -> Vec<String> {
+        vec!["CleanSpec.mk".into()]
+    }
+    pub fn skip_path_prefixes() -> Vec<String> {
+        vec!["tools/bionicbb".into()]
+    }
+}
+
+impl Default for GmailConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every gmail key has a default")
+    }
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every review key has a default")
+    }
+}
+
+impl Default for CommandsConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every commands key has a default")
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every policy key has a default")
+    }
+}

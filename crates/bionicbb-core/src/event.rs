@@ -1,0 +1,180 @@
+//! The domain: what a Gerrit e-mail says ([`GerritEvent`]), what Gerrit
+//! confirms about it ([`ChangeFacts`]), and what the bot decides to do
+//! ([`Decision`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// `Gerrit-MessageType`, with the types bionicbb treats specially named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum MessageType {
+    NewChange,
+    NewPatchSet,
+    Comment,
+    Merged,
+    Abandon,
+    Restore,
+    Revert,
+    MergeFailed,
+    DeleteVote,
+    DeleteReviewer,
+    /// Any other type (`setassignee`, `addToAttentionSet`, ...): logged and skipped.
+    Other(String),
+}
+
+impl MessageType {
+    pub fn as_str(&self) -> &str {
+        match self {
+            MessageType::NewChange => "newchange",
+            MessageType::NewPatchSet => "newpatchset",
+            MessageType::Comment => "comment",
+            MessageType::Merged => "merged",
+            MessageType::Abandon => "abandon",
+            MessageType::Restore => "restore",
+            MessageType::Revert => "revert",
+            MessageType::MergeFailed => "merge-failed",
+            MessageType::DeleteVote => "deleteVote",
+            MessageType::DeleteReviewer => "deleteReviewer",
+            MessageType::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for MessageType {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "newchange" => MessageType::NewChange,
+            "newpatchset" => MessageType::NewPatchSet,
+            "comment" => MessageType::Comment,
+            "merged" => MessageType::Merged,
+            "abandon" => MessageType::Abandon,
+            "restore" => MessageType::Restore,
+            "revert" => MessageType::Revert,
+            "merge-failed" => MessageType::MergeFailed,
+            "deleteVote" => MessageType::DeleteVote,
+            "deleteReviewer" => MessageType::DeleteReviewer,
+            _ => MessageType::Other(s),
+        }
+    }
+}
+
+impl From<MessageType> for String {
+    fn from(t: MessageType) -> String {
+        t.as_str().to_string()
+    }
+}
+
+impl fmt::Display for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A vote added by the action a mail reports, e.g. `Verified+1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    pub label: String,
+    pub value: i32,
+}
+
+/// A `bionicbb:<name> [args]` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub name: String,
+    pub args: Vec<String>,
+}
+
+/// One Gerrit notification, as read from an e-mail. Nothing in it is trusted
+/// until Gerrit confirms it (see [`ChangeFacts`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GerritEvent {
+    pub message_type: MessageType,
+    /// The `I...` Change-Id.
+    pub change_id: String,
+    pub change_number: Option<u64>,
+    pub patch_set: u32,
+    pub project: String,
+    pub branch: String,
+    /// `Gerrit-Owner`, as written (`Name <email>`).
+    pub owner: Option<String>,
+    /// The person whose action the mail reports, as the mail names them
+    /// (display name from `From:`); never used for trust decisions.
+    pub author: Option<String>,
+    /// `Gerrit-Comment-Date` / `X-Gerrit-Comment-Date` as seconds since the
+    /// epoch, for matching the comment on Gerrit.
+    pub comment_date: Option<i64>,
+    /// The mail's `Date:` as seconds since the epoch.
+    pub date: Option<i64>,
+    /// Votes added by this action (comment mails).
+    pub votes: Vec<Vote>,
+    /// Every `bionicbb:` command in the comment's own text, in order.
+    pub commands: Vec<Command>,
+}
+
+/// Gerrit's `status` of a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeStatus {
+    New,
+    Merged,
+    Abandoned,
+}
+
+/// What Gerrit says about the change an event names. Gathered by the
+/// gmail-listener before deciding; a forged mail finds no facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeFacts {
+    pub number: u64,
+    pub project: String,
+    pub branch: String,
+    pub status: ChangeStatus,
+    pub current_patch_set: u32,
+    /// `revisions.{sha}.ref` of the event's patch set; `None` when Gerrit has
+    /// no such patch set.
+    pub patch_set_ref: Option<String>,
+    /// Committer e-mail of the event's patch set.
+    pub committer_email: Option<String>,
+    /// Files the event's patch set touches (without `/COMMIT_MSG`).
+    pub files: Vec<String>,
+    /// For comment events: the change message on that patch set matching the
+    /// mail, if Gerrit has one.
+    pub comment: Option<CommentFacts>,
+}
+
+/// A change message Gerrit confirms, with its author as Gerrit reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommentFacts {
+    pub author_account_id: Option<u64>,
+    pub author_email: Option<String>,
+    /// The message text as Gerrit stores it.
+    pub message: String,
+}
+
+/// What the bot will do about an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// Trigger `job` with `params`.
+    Build {
+        job: String,
+        params: BTreeMap<String, String>,
+        reason: String,
+    },
+    /// Trigger the clean job.
+    Clean {
+        job: String,
+        params: BTreeMap<String, String>,
+    },
+    /// Ask build-listener to drop the bot's rejection on this patch set.
+    DropRejection { change_number: u64, patch_set: u32 },
+    /// Post `message` on the change's patch set (no vote).
+    Reply {
+        change_number: u64,
+        patch_set: u32,
+        message: String,
+    },
+    /// Nothing to do, and why.
+    Skip { reason: String },
+}

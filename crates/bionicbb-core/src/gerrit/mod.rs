@@ -1,0 +1,5 @@
+//! Gerrit REST client and types.
+
+pub mod id;
+
+pub use id::{ChangeKey, ChangeRef, InvalidId};

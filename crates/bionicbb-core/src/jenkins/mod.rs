@@ -1,0 +1,2 @@
+//! Jenkins remote-API client and Notification-plugin payloads.
+pub mod notification;

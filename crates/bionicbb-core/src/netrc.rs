@@ -1,0 +1,1 @@
+//! Credentials for a host from a netrc file.

@@ -1,0 +1,1 @@
+//! build-listener: turns Jenkins build notifications into Gerrit reviews.

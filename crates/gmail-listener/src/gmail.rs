@@ -1,0 +1,1 @@
+//! Gmail API access (to be written).

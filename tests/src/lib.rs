@@ -1,0 +1,6 @@
+//! In-process fakes of Gerrit, Jenkins and Gmail that speak the real wire
+//! formats, and the harness the end-to-end tests use to run the real
+//! binaries against them.
+
+pub mod fakes;
+pub mod fault;
