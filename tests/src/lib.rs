@@ -4,3 +4,4 @@
 
 pub mod fakes;
 pub mod fault;
+pub mod harness;

@@ -1,0 +1,265 @@
+//! Runs the real `build-listener` and `gmail-listener` binaries against the
+//! fakes: finds the binaries, writes their configuration, captures their
+//! logs, and stops them (gracefully or not).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The path of a workspace binary, next to the running executable (tests run
+/// from `target/<profile>/deps/`, the sandbox from `target/<profile>/`).
+/// `cargo test --workspace` builds every binary before any test runs.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current executable");
+    let mut dir = exe.parent().expect("executable directory").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Everything needed to write a configuration file pointing at the fakes.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub dir: PathBuf,
+    pub gerrit_url: String,
+    pub jenkins_url: String,
+    pub gmail_url: String,
+    pub listener_port: u16,
+    pub secret: String,
+    /// Extra TOML appended verbatim (more tables or keys).
+    pub extra: String,
+}
+
+/// Credentials the fakes are seeded with by [`Setup::write_config`]'s users.
+pub const BOT_EMAIL: &str = "bionicbb@example.com";
+pub const BOT_USER: &str = "bionicbb";
+pub const BOT_HTTP_PASSWORD: &str = "gerrit-http-password";
+pub const JENKINS_USER: &str = "bionicbb";
+pub const JENKINS_TOKEN: &str = "jenkins-api-token";
+pub const GMAIL_TOKEN: &str = "gmail-access-token";
+
+impl Setup {
+    /// Writes `config.toml`, a netrc for the Gerrit host, the Jenkins token
+    /// and build-listener secret files, and the Gmail bearer-token file into
+    /// `self.dir`; returns the config path.
+    pub fn write_config(&self) -> PathBuf {
+        let dir = &self.dir;
+        std::fs::create_dir_all(dir.join("state")).expect("state dir");
+        let host = url_host(&self.gerrit_url);
+        write_private(
+            &dir.join("netrc"),
+            &format!("machine {host} login {BOT_USER} password {BOT_HTTP_PASSWORD}\n"),
+        );
+        write_private(&dir.join("jenkins-token"), &format!("{JENKINS_TOKEN}\n"));
+        write_private(&dir.join("listener-secret"), &format!("{}\n", self.secret));
+        write_private(&dir.join("gmail-token"), &format!("{GMAIL_TOKEN}\n"));
+        let mut text = String::new();
+        let d = dir.display();
+        let _ = write!(
+            text,
+            r#"state_dir = "{d}/state"
+
+[gerrit]
+url = "{gerrit}"
+bot_email = "{BOT_EMAIL}"
+netrc = "{d}/netrc"
+timeout = "5s"
+
+[jenkins]
+url = "{jenkins}"
+user = "{JENKINS_USER}"
+api_token_file = "{d}/jenkins-token"
+timeout = "5s"
+
+[gmail]
+label = "gerrit"
+poll_interval = "1s"
+api_base_url = "{gmail}"
+bearer_token_file = "{d}/gmail-token"
+client_secret_file = "{d}/client_secret.json"
+token_cache_file = "{d}/state/gmail-token.json"
+timeout = "5s"
+
+[build_listener]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}/"
+secret_file = "{d}/listener-secret"
+
+[jobs]
+default = "bionic-presubmit"
+clean = "clean-bionic-presubmit"
+
+[jobs.projects]
+"platform/bionic" = "bionic-presubmit"
+
+[jobs.roles]
+bionic-presubmit = "verify"
+clean-bionic-presubmit = "clean"
+bionic-lint = "ignore"
+
+[policy]
+trusted_committer_domains = ["example.com"]
+trusted_commenter_domains = ["example.com"]
+"#,
+            gerrit = self.gerrit_url,
+            jenkins = self.jenkins_url,
+            gmail = self.gmail_url,
+            port = self.listener_port,
+        );
+        text.push_str(&self.extra);
+        let path = dir.join("config.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+}
+
+fn url_host(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .unwrap_or("127.0.0.1")
+        .to_string()
+}
+
+fn write_private(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+}
+
+/// A running daemon whose output (stdout and stderr) is captured line by line.
+pub struct Daemon {
+    pub name: String,
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    /// Starts `binary(name)` with `args`; `RUST_LOG` defaults to `info`.
+    pub fn spawn(name: &str, args: &[&str]) -> Daemon {
+        let mut cmd = Command::new(binary(name));
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let output = Arc::new(Mutex::new(String::new()));
+        if let Some(out) = child.stdout.take() {
+            capture(out, output.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            capture(err, output.clone());
+        }
+        Daemon {
+            name: name.to_string(),
+            child,
+            output,
+        }
+    }
+
+    /// Everything the daemon printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits until the output contains `needle`; panics with the output after `timeout`.
+    pub async fn wait_for_output(&self, needle: &str, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.output().contains(needle) {
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "{} did not print {needle:?} within {timeout:?}; output:\n{}",
+                    self.name,
+                    self.output()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub async fn terminate(mut self, timeout: Duration) -> (ExitStatus, String) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} did not exit after SIGTERM; output:\n{}",
+                    self.name,
+                    self.output()
+                )
+            })
+            .expect("wait");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        (status, self.output())
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub async fn kill(mut self) -> String {
+        let _ = self.child.kill().await;
+        self.output()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub async fn wait(mut self, timeout: Duration) -> (ExitStatus, String) {
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} did not exit within {timeout:?}; output:\n{}",
+                    self.name,
+                    self.output()
+                )
+            })
+            .expect("wait");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        (status, self.output())
+    }
+}
+
+fn capture<R: tokio::io::AsyncRead + Unpin + Send + 'static>(reader: R, sink: Arc<Mutex<String>>) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(reader).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if std::env::var_os("BIONICBB_TEST_ECHO").is_some() {
+                eprintln!("{line}");
+            }
+            let mut out = sink.lock().unwrap();
+            out.push_str(&line);
+            out.push('\n');
+        }
+    });
+}
