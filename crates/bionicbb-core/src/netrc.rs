@@ -94,7 +94,11 @@ impl Netrc {
         // (false at the start and after a macro).
         let mut in_entry = false;
         while let Some(token) = lexer.next_token()? {
-            let keyword = if token.quoted { "" } else { token.text.as_str() };
+            let keyword = if token.quoted {
+                ""
+            } else {
+                token.text.as_str()
+            };
             match keyword {
                 "machine" => {
                     let name = lexer.value("machine", token.line)?;
@@ -212,7 +216,10 @@ pub fn credentials_for(path: Option<&Path>, host: &str) -> Result<Option<Credent
         missing,
     };
     let login = entry.login.clone().ok_or_else(|| incomplete("login"))?;
-    let password = entry.password.clone().ok_or_else(|| incomplete("password"))?;
+    let password = entry
+        .password
+        .clone()
+        .ok_or_else(|| incomplete("password"))?;
     Ok(Some(Credentials { login, password }))
 }
 
