@@ -4,7 +4,16 @@
 //! [`DEFAULT_PATH`]). Every table refuses unknown keys, so a typo is an error
 //! that names the file and the key. Durations are human-readable (`"5m"`,
 //! `"30s"`). Every secret may be given inline or as `*_file` (a path whose
-//! contents, trimmed, are the secret). `config.example.toml` documents every key.
+//! contents, minus the trailing newline, are the secret), never both; files
+//! are read once, at load time. `config.example.toml` documents every key.
+//!
+//! Validation runs after parsing and reports the first problem as
+//! `FILE: [section] key: what is wrong`. Some values are normalized on the
+//! way: the Gerrit and Jenkins URLs get a trailing `/`, e-mail domains and
+//! trusted addresses are lowercased (a leading `@` is dropped), `notify` is
+//! uppercased, skip prefixes lose their slashes at either end.
+
+mod validate;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -37,6 +46,17 @@ pub struct Config {
     pub commands: CommandsConfig,
     #[serde(default)]
     pub policy: PolicyConfig,
+    #[serde(default)]
+    pub gmail_listener: GmailListenerConfig,
+}
+
+/// Settings only the gmail-listener daemon reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GmailListenerConfig {
+    /// Address of an optional health/status HTTP endpoint; none when unset.
+    #[serde(default)]
+    pub health_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -71,11 +91,15 @@ pub struct JenkinsConfig {
     pub url: url::Url,
     /// Jenkins user the bot triggers builds as.
     pub user: String,
-    /// The user's API token (not its password: tokens need no CSRF crumb).
+    /// The user's API token (not its password: tokens need no CSRF crumb),
+    /// inline or in `api_token_file`; read it with [`JenkinsConfig::api_token`].
     #[serde(default)]
-    pub api_token: Option<Secret>,
+    api_token: Option<Secret>,
     #[serde(default)]
-    pub api_token_file: Option<PathBuf>,
+    api_token_file: Option<PathBuf>,
+    /// The token from either key, resolved at load time.
+    #[serde(skip)]
+    resolved_api_token: Secret,
     /// Limit on one HTTP request.
     #[serde(default = "defaults::http_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
@@ -119,11 +143,15 @@ pub struct BuildListenerConfig {
     #[serde(default = "defaults::public_url")]
     pub public_url: url::Url,
     /// Shared secret every POST must carry (token query parameter, Basic-auth
-    /// password or Bearer token).
+    /// password or Bearer token), inline or in `secret_file`; read it with
+    /// [`BuildListenerConfig::secret`]. Required: the listener never runs open.
     #[serde(default)]
-    pub secret: Option<Secret>,
+    secret: Option<Secret>,
     #[serde(default)]
-    pub secret_file: Option<PathBuf>,
+    secret_file: Option<PathBuf>,
+    /// The secret from either key, resolved at load time.
+    #[serde(skip)]
+    resolved_secret: Secret,
     /// Largest request body accepted, in bytes.
     #[serde(default = "defaults::body_limit")]
     pub body_limit: usize,
@@ -207,7 +235,7 @@ pub struct PolicyConfig {
 }
 
 /// A secret string: never printed by `Debug`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -234,24 +262,162 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// The configuration file to read: `cli` (`--config`), else the
+/// `BIONICBB_CONFIG` environment variable when set and not empty, else
+/// [`DEFAULT_PATH`].
+pub fn config_path(cli: Option<PathBuf>) -> PathBuf {
+    cli.or_else(|| {
+        std::env::var_os("BIONICBB_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+}
+
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates `text`, reading the secret files it names;
+    /// `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let err = |message: String| ConfigError {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        Self::parse(&text, path)
+        let mut config: Config = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        validate::validate(&mut config).map_err(|e| err(e.to_string()))?;
+        Ok(config)
     }
 
-    /// Parses and validates `text`; `path` names the file in errors.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        Ok(config)
+    /// The ledger database: `state_dir/bionicbb.sqlite3`.
+    pub fn ledger_path(&self) -> PathBuf {
+        self.state_dir.join("bionicbb.sqlite3")
+    }
+}
+
+impl GerritConfig {
+    /// Whether `email` is the bot's own account (case-insensitive).
+    pub fn is_bot(&self, email: &str) -> bool {
+        email.trim().eq_ignore_ascii_case(&self.bot_email)
+    }
+}
+
+impl JenkinsConfig {
+    /// The API token, from `api_token` or `api_token_file`.
+    pub fn api_token(&self) -> &Secret {
+        &self.resolved_api_token
+    }
+}
+
+impl BuildListenerConfig {
+    /// The shared secret, from `secret` or `secret_file`.
+    pub fn secret(&self) -> &Secret {
+        &self.resolved_secret
+    }
+}
+
+impl JobsConfig {
+    /// The presubmit job for a Gerrit project: its entry in `projects`, else
+    /// `default`; `None` means the project is not built.
+    pub fn job_for_project(&self, project: &str) -> Option<&str> {
+        self.projects
+            .get(project)
+            .or(self.default.as_ref())
+            .map(String::as_str)
+    }
+
+    /// What build-listener does with a job's results: its entry in `roles`
+    /// when listed, else `Verify` for a presubmit job (a value of `projects`
+    /// or `default`), `Clean` for the `clean` job, and `None` (an unknown
+    /// job) otherwise.
+    pub fn role(&self, job: &str) -> Option<JobRole> {
+        if let Some(role) = self.roles.get(job) {
+            return Some(*role);
+        }
+        if self.is_presubmit_job(job) {
+            Some(JobRole::Verify)
+        } else if self.clean.as_deref() == Some(job) {
+            Some(JobRole::Clean)
+        } else {
+            None
+        }
+    }
+
+    fn is_presubmit_job(&self, job: &str) -> bool {
+        self.default.as_deref() == Some(job) || self.projects.values().any(|j| j == job)
+    }
+}
+
+impl ReviewConfig {
+    /// The vote for a Jenkins build result (`SUCCESS`, `FAILURE`, ...);
+    /// `None` means post the message without a vote.
+    pub fn vote_for(&self, result: &str) -> Option<i32> {
+        self.votes.get(result).copied()
+    }
+}
+
+impl CommandsConfig {
+    /// The `LUNCH_TARGET` value of the per-target command `name`.
+    pub fn lunch_target(&self, name: &str) -> Option<&str> {
+        self.targets.get(name).map(String::as_str)
+    }
+}
+
+impl PolicyConfig {
+    /// Whether changes committed by `email` are built: the domain after the
+    /// last `@` equals a trusted domain exactly (case-insensitive), so
+    /// `x@google.com.fake.com` is not `google.com`.
+    pub fn committer_trusted(&self, email: &str) -> bool {
+        domain_in(email, &self.trusted_committer_domains)
+    }
+
+    /// Whether `bionicbb:` commands from `email` are honoured: a trusted
+    /// commenter domain (exact match) or a listed address (case-insensitive).
+    pub fn commenter_trusted(&self, email: &str) -> bool {
+        let email = email.trim();
+        domain_in(email, &self.trusted_commenter_domains)
+            || self
+                .trusted_commenters
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(email))
+    }
+
+    /// Why a change touching `path` (relative to the repository root) is
+    /// skipped: the configured file name it matches (in any directory) or
+    /// the directory prefix it lies under; `None` if it does not matter.
+    /// `tools/bionicbb/x` is under `tools/bionicbb`; `tools/bionicbbx/y` is not.
+    pub fn skipped_path(&self, path: &str) -> Option<&str> {
+        let path = path.trim_start_matches('/');
+        let file_name = path.rsplit('/').next().unwrap_or(path);
+        if let Some(name) = self.skip_file_names.iter().find(|n| *n == file_name) {
+            return Some(name);
+        }
+        self.skip_path_prefixes
+            .iter()
+            .find(|prefix| {
+                path.strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .map(String::as_str)
+    }
+}
+
+/// Whether the domain of `email` (after its last `@`) is in `domains`,
+/// which validation has lowercased.
+fn domain_in(email: &str, domains: &[String]) -> bool {
+    match email.trim().rsplit_once('@') {
+        Some((local, domain)) if !local.is_empty() => {
+            let domain = domain.to_ascii_lowercase();
+            domains.contains(&domain)
+        }
+        _ => false,
     }
 }
 

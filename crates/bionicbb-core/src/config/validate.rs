@@ -1,0 +1,347 @@
+//! Checks and normalization that serde cannot express, and the reading of
+//! secret files. Each error names its key as `[section] key`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Config, JobRole, Secret};
+
+/// Jenkins build results a vote may be given for.
+pub const BUILD_RESULTS: [&str; 5] = ["SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED"];
+
+/// Gerrit's `notify` values for a review.
+pub const NOTIFY_VALUES: [&str; 4] = ["NONE", "OWNER", "OWNER_REVIEWERS", "ALL"];
+
+/// Command names that per-target commands may not take.
+pub const RESERVED_COMMANDS: [&str; 2] = ["retry", "clean"];
+
+/// One invalid key.
+#[derive(Debug)]
+pub struct KeyError {
+    key: String,
+    message: String,
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+fn fail<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, KeyError> {
+    Err(KeyError {
+        key: key.into(),
+        message: message.into(),
+    })
+}
+
+/// Validates and normalizes `config` in place, then reads its secrets.
+pub fn validate(config: &mut Config) -> Result<(), KeyError> {
+    if config.state_dir.as_os_str().is_empty() {
+        return fail("state_dir", "must not be empty");
+    }
+
+    let gerrit = &mut config.gerrit;
+    base_url(&mut gerrit.url, "[gerrit] url")?;
+    let email = gerrit.bot_email.trim();
+    match email.split_once('@') {
+        Some((local, domain)) if !local.is_empty() && !domain.is_empty() => {}
+        _ => {
+            return fail(
+                "[gerrit] bot_email",
+                format!("{email:?} is not an e-mail address"),
+            );
+        }
+    }
+    gerrit.bot_email = email.to_string();
+    positive(gerrit.timeout, "[gerrit] timeout")?;
+
+    let jenkins = &mut config.jenkins;
+    base_url(&mut jenkins.url, "[jenkins] url")?;
+    non_empty(&jenkins.user, "[jenkins] user")?;
+    positive(jenkins.timeout, "[jenkins] timeout")?;
+
+    let gmail = &config.gmail;
+    non_empty(&gmail.label, "[gmail] label")?;
+    non_empty(&gmail.quarantine_label, "[gmail] quarantine_label")?;
+    if gmail.label == gmail.quarantine_label {
+        return fail("[gmail] quarantine_label", "must differ from label");
+    }
+    if gmail.poll_interval < Duration::from_secs(1) {
+        return fail("[gmail] poll_interval", "must be at least 1s");
+    }
+    positive(gmail.timeout, "[gmail] timeout")?;
+    if let Some(url) = &gmail.api_base_url {
+        http_url(url, "[gmail] api_base_url")?;
+        if !url.as_str().ends_with('/') {
+            return fail(
+                "[gmail] api_base_url",
+                format!("must end with '/' (the API paths are appended to it): {url}"),
+            );
+        }
+    }
+
+    let listener = &config.build_listener;
+    http_url(&listener.public_url, "[build_listener] public_url")?;
+    if listener.body_limit == 0 {
+        return fail("[build_listener] body_limit", "must be greater than 0");
+    }
+    if let Some(link_base) = &listener.link_base {
+        match url::Url::parse(link_base) {
+            Ok(url) => http_url(&url, "[build_listener] link_base")?,
+            Err(e) => return fail("[build_listener] link_base", format!("not a URL: {e}")),
+        }
+    }
+
+    jobs(config)?;
+    review(config)?;
+    commands(config)?;
+    policy(config)?;
+
+    let jenkins = &mut config.jenkins;
+    jenkins.resolved_api_token = resolve_secret(
+        "jenkins",
+        ("api_token", &jenkins.api_token),
+        ("api_token_file", &jenkins.api_token_file),
+    )?;
+    let listener = &mut config.build_listener;
+    listener.resolved_secret = resolve_secret(
+        "build_listener",
+        ("secret", &listener.secret),
+        ("secret_file", &listener.secret_file),
+    )?;
+    Ok(())
+}
+
+fn jobs(config: &Config) -> Result<(), KeyError> {
+    let jobs = &config.jobs;
+    for (project, job) in &jobs.projects {
+        non_empty(project, "[jobs.projects] (a project name)")?;
+        non_empty(job, format!("[jobs.projects] {project:?}"))?;
+    }
+    if let Some(job) = &jobs.default {
+        non_empty(job, "[jobs] default")?;
+    }
+    if let Some(clean) = &jobs.clean {
+        non_empty(clean, "[jobs] clean")?;
+        if jobs.is_presubmit_job(clean) {
+            return fail("[jobs] clean", format!("{clean:?} is also a presubmit job"));
+        }
+    }
+    for (job, role) in &jobs.roles {
+        non_empty(job, "[jobs.roles] (a job name)")?;
+        let key = format!("[jobs.roles] {job:?}");
+        if *role == JobRole::Clean && jobs.is_presubmit_job(job) {
+            return fail(key, "a presubmit job cannot have the role \"clean\"");
+        }
+        if *role == JobRole::Verify && jobs.clean.as_deref() == Some(job.as_str()) {
+            return fail(key, "the clean job cannot have the role \"verify\"");
+        }
+    }
+    Ok(())
+}
+
+fn review(config: &mut Config) -> Result<(), KeyError> {
+    let review = &mut config.review;
+    non_empty(&review.label, "[review] label")?;
+    for (result, vote) in &review.votes {
+        let key = format!("[review.votes] {result}");
+        if !BUILD_RESULTS.contains(&result.as_str()) {
+            let expected = BUILD_RESULTS.join(", ");
+            return fail(
+                key,
+                format!("not a Jenkins build result; expected one of {expected}"),
+            );
+        }
+        if !(-2..=2).contains(vote) {
+            return fail(key, format!("vote {vote} is outside -2..=2"));
+        }
+    }
+    let notify = review.notify.trim().to_ascii_uppercase();
+    if !NOTIFY_VALUES.contains(&notify.as_str()) {
+        let expected = NOTIFY_VALUES.join(", ");
+        return fail(
+            "[review] notify",
+            format!("{:?}: expected one of {expected}", review.notify),
+        );
+    }
+    review.notify = notify;
+    Ok(())
+}
+
+fn commands(config: &Config) -> Result<(), KeyError> {
+    for (name, lunch_target) in &config.commands.targets {
+        let key = format!("[commands.targets] {name}");
+        let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+        if name.is_empty() || !name.chars().all(valid) {
+            return fail(key, "a command name is made of a-z, 0-9, '_' and '-'");
+        }
+        if RESERVED_COMMANDS.contains(&name.as_str()) {
+            return fail(key, "is a built-in command");
+        }
+        non_empty(lunch_target, key)?;
+    }
+    Ok(())
+}
+
+fn policy(config: &mut Config) -> Result<(), KeyError> {
+    let policy = &mut config.policy;
+    domains(
+        &mut policy.trusted_committer_domains,
+        "[policy] trusted_committer_domains",
+    )?;
+    domains(
+        &mut policy.trusted_commenter_domains,
+        "[policy] trusted_commenter_domains",
+    )?;
+    for email in &mut policy.trusted_commenters {
+        let normalized = email.trim().to_ascii_lowercase();
+        match normalized.rsplit_once('@') {
+            Some((local, domain)) if !local.is_empty() && !domain.is_empty() => {}
+            _ => {
+                return fail(
+                    "[policy] trusted_commenters",
+                    format!("{email:?} is not an e-mail address"),
+                );
+            }
+        }
+        *email = normalized;
+    }
+    for name in &policy.skip_file_names {
+        if name.trim().is_empty() || name.contains('/') {
+            return fail(
+                "[policy] skip_file_names",
+                format!("{name:?} must be a file name without '/'"),
+            );
+        }
+    }
+    for prefix in &mut policy.skip_path_prefixes {
+        let trimmed = prefix.trim().trim_matches('/');
+        if trimmed.is_empty() {
+            return fail("[policy] skip_path_prefixes", "an entry is empty");
+        }
+        *prefix = trimmed.to_string();
+    }
+    Ok(())
+}
+
+/// Lowercases each domain and drops a leading `@`; rejects empty entries
+/// and entries that still contain `@` or whitespace.
+fn domains(list: &mut [String], key: &str) -> Result<(), KeyError> {
+    for domain in list {
+        let normalized = domain.trim().trim_start_matches('@').to_ascii_lowercase();
+        if normalized.is_empty()
+            || normalized.contains('@')
+            || normalized.contains(char::is_whitespace)
+        {
+            return fail(
+                key,
+                format!("{domain:?} is not a domain like \"example.org\""),
+            );
+        }
+        *domain = normalized;
+    }
+    Ok(())
+}
+
+fn non_empty(value: &str, key: impl Into<String>) -> Result<(), KeyError> {
+    if value.trim().is_empty() {
+        return fail(key, "must not be empty");
+    }
+    Ok(())
+}
+
+fn positive(value: Duration, key: &str) -> Result<(), KeyError> {
+    if value.is_zero() {
+        return fail(key, "must be greater than 0");
+    }
+    Ok(())
+}
+
+fn http_url(url: &url::Url, key: &str) -> Result<(), KeyError> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return fail(
+            key,
+            format!("{url}: only http and https URLs are supported"),
+        );
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return fail(key, format!("{url}: has no host"));
+    }
+    Ok(())
+}
+
+/// A server's base URL: http(s), and ending with `/` so that API paths
+/// join below it rather than replacing its last segment.
+fn base_url(url: &mut url::Url, key: &str) -> Result<(), KeyError> {
+    http_url(url, key)?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return fail(key, format!("{url}: a base URL has no query or fragment"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(())
+}
+
+/// The secret given inline (`inline.0 = "..."`) or in a file
+/// (`file.0 = "/path"`): exactly one of the two.
+fn resolve_secret(
+    section: &str,
+    inline: (&str, &Option<Secret>),
+    file: (&str, &Option<PathBuf>),
+) -> Result<Secret, KeyError> {
+    let (inline_key, inline) = inline;
+    let (file_key, file) = file;
+    match (inline, file) {
+        (Some(_), Some(_)) => fail(
+            format!("[{section}] {inline_key}, {file_key}"),
+            "give one of the two, not both",
+        ),
+        (None, None) => fail(
+            format!("[{section}] {inline_key}, {file_key}"),
+            format!("missing: set {file_key} (a file holding the secret) or {inline_key}"),
+        ),
+        (Some(secret), None) => {
+            if secret.expose().is_empty() {
+                return fail(format!("[{section}] {inline_key}"), "must not be empty");
+            }
+            Ok(secret.clone())
+        }
+        (None, Some(path)) => {
+            let key = format!("[{section}] {file_key}");
+            read_secret_file(path).or_else(|message| fail(key, message))
+        }
+    }
+}
+
+/// Reads a secret file: its contents minus trailing `\n` / `\r\n`.
+fn read_secret_file(path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    warn_if_open(path);
+    Ok(Secret::new(secret))
+}
+
+#[cfg(unix)]
+fn warn_if_open(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if crate::netrc::too_open(mode) {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "secret file is accessible by group or others: chmod 600 it"
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_open(_path: &Path) {}
