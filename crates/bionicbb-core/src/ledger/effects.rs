@@ -69,7 +69,10 @@ impl EffectKey {
     /// Asking build-listener to drop the bot's rejection, because of the
     /// comment in mail `gmail_id`.
     pub fn drop_rejection(change_number: u64, patch_set: u32, gmail_id: &str) -> EffectKey {
-        EffectKey::from_parts("drop-rejection", json!([change_number, patch_set, gmail_id]))
+        EffectKey::from_parts(
+            "drop-rejection",
+            json!([change_number, patch_set, gmail_id]),
+        )
     }
 
     /// The `index`-th decision about mail `gmail_id`, for effects that have
@@ -114,6 +117,9 @@ pub enum Begin {
     },
 }
 
+/// `(state, payload, started_at, progress, result)` of a stored effect.
+type StoredEffect = (String, String, i64, Option<String>, Option<String>);
+
 impl Ledger {
     /// Starts an effect unless it was done or started before; see the
     /// module documentation. `kind` and `payload` are recorded for the
@@ -128,12 +134,20 @@ impl Ledger {
         const OP: &str = "begin an effect";
         let payload_text = to_json(OP, payload)?;
         self.write(OP, |tx| {
-            let row: Option<(String, String, i64, Option<String>, Option<String>)> = tx
+            let row: Option<StoredEffect> = tx
                 .query_row(
                     "SELECT state, payload, started_at, progress, result
                      FROM effects WHERE key = ?1",
                     [key.as_str()],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+                    |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
+                    },
                 )
                 .optional()
                 .map_err(sql(OP))?;
@@ -207,9 +221,11 @@ impl Ledger {
         let text = to_json(OP, result)?;
         self.write(OP, |tx| {
             let state: Option<String> = tx
-                .query_row("SELECT state FROM effects WHERE key = ?1", [key.as_str()], |row| {
-                    row.get(0)
-                })
+                .query_row(
+                    "SELECT state FROM effects WHERE key = ?1",
+                    [key.as_str()],
+                    |row| row.get(0),
+                )
                 .optional()
                 .map_err(sql(OP))?;
             match state.as_deref() {
@@ -239,9 +255,11 @@ impl Ledger {
         const OP: &str = "fail an effect";
         self.write(OP, |tx| {
             let state: Option<String> = tx
-                .query_row("SELECT state FROM effects WHERE key = ?1", [key.as_str()], |row| {
-                    row.get(0)
-                })
+                .query_row(
+                    "SELECT state FROM effects WHERE key = ?1",
+                    [key.as_str()],
+                    |row| row.get(0),
+                )
                 .optional()
                 .map_err(sql(OP))?;
             match state.as_deref() {

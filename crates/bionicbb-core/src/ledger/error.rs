@@ -18,11 +18,7 @@ pub enum LedgerError {
     },
     /// The file exists but cannot be used as a ledger (not a SQLite
     /// database, unreadable, locked for longer than the busy timeout...).
-    #[error(
-        "ledger: cannot open {} ({step}): {source}; if the file is corrupt, move it aside \
-         (the daemons start with an empty ledger)",
-        path.display()
-    )]
+    #[error("ledger: cannot open {} ({step}): {source}", path.display())]
     Open {
         path: PathBuf,
         step: &'static str,

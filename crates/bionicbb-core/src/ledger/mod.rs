@@ -14,6 +14,9 @@
 //! - both: the recent events and component status shown on the status page,
 //!   and the metric counters, so counts survive restarts.
 //!
+//! Events are pruned on insert; finished history is pruned on request
+//! ([`Ledger::prune_before`]).
+//!
 //! # Concurrency
 //!
 //! Both daemons open the same file. The journal is WAL (readers never block
@@ -45,6 +48,7 @@ mod effects;
 mod error;
 mod mails;
 mod outbox;
+mod prune;
 mod schema;
 mod status;
 
@@ -213,7 +217,11 @@ impl Ledger {
 fn create_private_file(path: &Path) -> Result<()> {
     let io_err = |action: &'static str, p: &Path| {
         let path = p.to_path_buf();
-        move |source: std::io::Error| LedgerError::Io { action, path, source }
+        move |source: std::io::Error| LedgerError::Io {
+            action,
+            path,
+            source,
+        }
     };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         let mut builder = std::fs::DirBuilder::new();

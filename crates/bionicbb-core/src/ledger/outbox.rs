@@ -151,7 +151,12 @@ impl RawItem {
     }
 }
 
-fn insert_item(tx: &Transaction<'_>, op: &'static str, item: &NewOutboxItem, now: i64) -> Result<i64> {
+fn insert_item(
+    tx: &Transaction<'_>,
+    op: &'static str,
+    item: &NewOutboxItem,
+    now: i64,
+) -> Result<i64> {
     let payload = to_json(op, &item.payload)?;
     tx.execute(
         "INSERT INTO outbox (kind, order_key, payload, state, created_at, next_attempt_at)
@@ -337,9 +342,11 @@ impl Ledger {
     pub fn pending_count(&self) -> Result<u64> {
         const OP: &str = "count pending outbox items";
         let n: i64 = self.read(|conn| {
-            conn.query_row("SELECT COUNT(*) FROM outbox WHERE state = 'pending'", [], |row| {
-                row.get(0)
-            })
+            conn.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
+                [],
+                |row| row.get(0),
+            )
             .map_err(sql(OP))
         })?;
         from_i64(OP, "count", n)
@@ -400,7 +407,9 @@ fn check_transition(
         return Ok(());
     }
     let state: Option<String> = tx
-        .query_row("SELECT state FROM outbox WHERE id = ?1", [id], |row| row.get(0))
+        .query_row("SELECT state FROM outbox WHERE id = ?1", [id], |row| {
+            row.get(0)
+        })
         .optional()
         .map_err(sql(op))?;
     let idempotent = match idempotent_in {

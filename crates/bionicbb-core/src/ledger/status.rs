@@ -73,10 +73,18 @@ impl Ledger {
                 .map_err(sql(OP))?;
             let rows = stmt
                 .query_map([limit], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                    ))
                 })
                 .map_err(sql(OP))?;
-            rows.collect::<rusqlite::Result<Vec<Row>>>().map_err(sql(OP))
+            rows.collect::<rusqlite::Result<Vec<Row>>>()
+                .map_err(sql(OP))
         })?;
         rows.into_iter()
             .map(|(at, source, summary, change, patch_set, decisions)| {
@@ -84,8 +92,12 @@ impl Ledger {
                     at,
                     source,
                     summary,
-                    change_number: change.map(|n| from_i64(OP, "change number", n)).transpose()?,
-                    patch_set: patch_set.map(|n| from_i64(OP, "patch set", n)).transpose()?,
+                    change_number: change
+                        .map(|n| from_i64(OP, "change number", n))
+                        .transpose()?,
+                    patch_set: patch_set
+                        .map(|n| from_i64(OP, "patch set", n))
+                        .transpose()?,
                     decisions: from_json(OP, &decisions)?,
                 })
             })
@@ -135,7 +147,9 @@ impl Ledger {
                 )
                 .map_err(sql(OP))?;
             let rows = stmt
-                .query_map([component], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .query_map([component], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
                 .map_err(sql(OP))?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql(OP))
         })?;
