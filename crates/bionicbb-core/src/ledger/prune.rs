@@ -7,7 +7,7 @@
 //! message is trashed within minutes of being done, and Jenkins re-sends a
 //! notification, if ever, within seconds).
 
-use super::{Ledger, Result, from_i64, sql};
+use super::{Ledger, Result, sql};
 
 impl Ledger {
     /// Deletes finished history older than `cutoff` (unix seconds): done and
@@ -29,6 +29,6 @@ impl Ledger {
             }
             Ok(removed)
         })?;
-        from_i64(OP, "row count", i64::try_from(removed).unwrap_or(i64::MAX))
+        Ok(u64::try_from(removed).unwrap_or(u64::MAX))
     }
 }
