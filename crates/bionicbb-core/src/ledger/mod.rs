@@ -1,0 +1,272 @@
+//! The ledger: the one durable store of both daemons, a SQLite file in the
+//! state directory. It makes every effect happen once across crashes.
+//!
+//! What it holds, by the daemon that writes it:
+//!
+//! - gmail-listener: the state of each mail ([`MailState`]), the effects
+//!   decided for it, keyed once ([`EffectKey`], [`Begin`]): a row is written
+//!   *before* the effect runs and marked after, so a crash in between leaves
+//!   an "in doubt" row that the caller resolves by asking the server;
+//! - build-listener: the builds already seen (the first completion document
+//!   of a build wins) and the outbox of Gerrit work ([`OutboxItem`]), ordered
+//!   per change and retried with its attempts, next attempt time and last
+//!   error;
+//! - both: the recent events and component status shown on the status page,
+//!   and the metric counters, so counts survive restarts.
+//!
+//! Events are pruned on insert; finished history is pruned on request
+//! ([`Ledger::prune_before`]).
+//!
+//! # Concurrency
+//!
+//! Both daemons open the same file. The journal is WAL (readers never block
+//! the writer), every write transaction starts `IMMEDIATE` (it takes the write
+//! lock before reading, so two processes never deadlock on a lock upgrade),
+//! and a busy timeout makes a writer wait for the other process instead of
+//! failing with "database is locked". `synchronous=FULL` makes a committed
+//! transaction survive a power cut.
+//!
+//! [`Ledger`] is `Clone + Send + Sync`; clones share one connection behind a
+//! mutex. Every method is synchronous and short (one small transaction), but
+//! it may wait for the disk (fsync) and, while the other daemon writes, up to
+//! the busy timeout. Async callers may call it directly where a few
+//! milliseconds of blocking are acceptable, or wrap it in
+//! `tokio::task::spawn_blocking` (cheap: clone the `Ledger` into the closure).
+//!
+//! # Time
+//!
+//! Every method that records or compares a time takes `now` (unix seconds)
+//! from the caller, so tests are deterministic; [`now`] reads the clock.
+//!
+//! # Schema
+//!
+//! Created by ordered migrations (see `schema.rs`), one transaction each,
+//! the applied count kept in `PRAGMA user_version`. A file written by a newer
+//! version is refused ([`LedgerError::TooNew`]) rather than misread.
+
+mod effects;
+mod error;
+mod mails;
+mod outbox;
+mod prune;
+mod schema;
+mod status;
+
+pub use effects::{Begin, EffectKey};
+pub use error::LedgerError;
+pub use mails::MailState;
+pub use outbox::{NewOutboxItem, OutboxItem, OutboxState};
+pub use status::EventRecord;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+/// Result of a ledger operation.
+pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
+
+/// The current time in unix seconds: the only clock the ledger offers.
+/// Decisions inside the ledger never read it; callers pass `now` in.
+pub fn now() -> i64 {
+    unix_seconds(SystemTime::now())
+}
+
+/// A `SystemTime` as unix seconds (negative before 1970, saturating).
+pub fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}
+
+/// Tunables of [`Ledger::open_with`]; [`Default`] is what the daemons use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerOptions {
+    /// How long a write waits for the other process's transaction before
+    /// failing with "database is locked".
+    pub busy_timeout: Duration,
+    /// How many events [`Ledger::record_event`] keeps (the newest).
+    pub event_cap: usize,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        LedgerOptions {
+            busy_timeout: Duration::from_secs(10),
+            event_cap: 1000,
+        }
+    }
+}
+
+/// The durable store; see the module documentation.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    options: LedgerOptions,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("path", &self.inner.path)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger at `path` with the default
+    /// options. Creates the parent directory and the file (mode 0600 on
+    /// unix: it names changes and people), then brings the schema up to date.
+    pub fn open(path: &Path) -> Result<Ledger> {
+        Ledger::open_with(path, LedgerOptions::default())
+    }
+
+    /// [`Ledger::open`] with explicit options.
+    pub fn open_with(path: &Path, options: LedgerOptions) -> Result<Ledger> {
+        create_private_file(path)?;
+        let open_err = |step: &'static str| {
+            let path = path.to_path_buf();
+            move |source: rusqlite::Error| LedgerError::Open { path, step, source }
+        };
+        // The file exists now; never let SQLite create one elsewhere.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(open_err("open"))?;
+        conn.busy_timeout(options.busy_timeout)
+            .map_err(open_err("set busy_timeout"))?;
+        // The first statement that reads the file: a file that is not a
+        // SQLite database fails here, with the path in the error.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+            .map_err(open_err("set journal_mode=WAL"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(
+                path = %path.display(),
+                journal_mode = %mode,
+                "the ledger's file system refused WAL; concurrent access will block more"
+            );
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err("set synchronous=FULL"))?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(open_err("enable foreign_keys"))?;
+        schema::migrate(&mut conn, path)?;
+        Ok(Ledger {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                path: path.to_path_buf(),
+                options,
+            }),
+        })
+    }
+
+    /// The file this ledger lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The schema version recorded in the file (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<u32> {
+        let conn = self.lock();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(sql("read schema version"))?;
+        u32::try_from(v).map_err(|_| LedgerError::Invalid {
+            op: "read schema version",
+            detail: format!("user_version {v} is out of range"),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable: an
+        // unfinished transaction was rolled back when it was dropped.
+        self.inner.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in one `IMMEDIATE` transaction and commits it.
+    fn write<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql(op))?;
+        let value = f(&tx)?;
+        tx.commit().map_err(sql(op))?;
+        Ok(value)
+    }
+
+    /// Runs a read-only `f` on the connection (one statement, or a
+    /// consistent snapshot when `f` runs several inside a transaction).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.lock();
+        f(&conn)
+    }
+}
+
+/// Creates the parent directory (0700) and the file (0600) if missing.
+fn create_private_file(path: &Path) -> Result<()> {
+    let io_err = |action: &'static str, p: &Path| {
+        let path = p.to_path_buf();
+        move |source: std::io::Error| LedgerError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(parent)
+            .map_err(io_err("create the directory", parent))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(io_err("create", path))?;
+    Ok(())
+}
+
+/// Maps a SQLite error to [`LedgerError::Sql`] naming the operation.
+fn sql(op: &'static str) -> impl Fn(rusqlite::Error) -> LedgerError {
+    move |source| LedgerError::Sql { op, source }
+}
+
+/// Serialises a JSON value for a TEXT column.
+fn to_json(op: &'static str, value: &serde_json::Value) -> Result<String> {
+    serde_json::to_string(value).map_err(|source| LedgerError::Json { op, source })
+}
+
+/// Reads back a JSON value written by [`to_json`].
+fn from_json(op: &'static str, text: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|source| LedgerError::Json { op, source })
+}
+
+/// An unsigned count or id as SQLite's signed integer.
+fn to_i64(op: &'static str, what: &str, value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| LedgerError::Invalid {
+        op,
+        detail: format!("{what} {value} is too large to store"),
+    })
+}
+
+/// A stored integer back as an unsigned value.
+fn from_i64<T: TryFrom<i64>>(op: &'static str, what: &str, value: i64) -> Result<T> {
+    T::try_from(value).map_err(|_| LedgerError::Invalid {
+        op,
+        detail: format!("stored {what} {value} is out of range"),
+    })
+}

@@ -1,0 +1,136 @@
+//! The ledger's schema, as ordered migrations.
+//!
+//! Migration `i` (0-based) brings the file from version `i` to `i + 1`;
+//! `PRAGMA user_version` holds the number applied. Each runs in its own
+//! `IMMEDIATE` transaction together with the version bump, so a crash leaves
+//! the file at a whole version, and two daemons starting at once do not both
+//! apply it (the second re-reads the version under the write lock). To change
+//! the schema, append a migration; never edit a released one.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{LedgerError, Result};
+
+/// The migrations, oldest first.
+const MIGRATIONS: &[&str] = &[
+    // 1: everything both daemons need.
+    r#"
+    -- One row per Gmail message seen. `note` is the summary once done or the
+    -- reason once quarantined.
+    CREATE TABLE mails (
+        gmail_id   TEXT PRIMARY KEY,
+        state      TEXT NOT NULL CHECK (state IN ('pending', 'done', 'quarantined')),
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        note       TEXT,
+        updated_at INTEGER
+    );
+
+    -- Effects keyed once (builds triggered, replies posted...). The row is
+    -- written as 'started' before the effect runs.
+    CREATE TABLE effects (
+        key         TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        payload     TEXT NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('started', 'done', 'failed')),
+        started_at  INTEGER NOT NULL,
+        runs        INTEGER NOT NULL DEFAULT 1,
+        progress    TEXT,
+        result      TEXT,
+        error       TEXT,
+        finished_at INTEGER
+    );
+
+    -- Gerrit work of build-listener, in order per `order_key`. AUTOINCREMENT:
+    -- ids are never reused, so id order is enqueue order.
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind            TEXT NOT NULL,
+        order_key       TEXT NOT NULL,
+        payload         TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+        created_at      INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_attempt_at INTEGER,
+        in_flight_since INTEGER,
+        last_error      TEXT,
+        finished_at     INTEGER
+    );
+    CREATE INDEX outbox_pending ON outbox (order_key, id) WHERE state = 'pending';
+    CREATE INDEX outbox_failed ON outbox (finished_at) WHERE state = 'failed';
+
+    -- Builds whose completion was seen: the first completion document wins.
+    CREATE TABLE builds (
+        build_key TEXT PRIMARY KEY,
+        event     TEXT NOT NULL,
+        seen_at   INTEGER NOT NULL,
+        outbox_id INTEGER REFERENCES outbox (id) ON DELETE SET NULL
+    );
+
+    -- The status page's recent events, pruned to the newest few.
+    CREATE TABLE events (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        at            INTEGER NOT NULL,
+        source        TEXT NOT NULL,
+        summary       TEXT NOT NULL,
+        change_number INTEGER,
+        patch_set     INTEGER,
+        decisions     TEXT NOT NULL
+    );
+
+    CREATE TABLE status (
+        component  TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (component, key)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE counters (
+        name   TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        value  INTEGER NOT NULL,
+        PRIMARY KEY (name, labels)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this program writes.
+pub(super) const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Applies the missing migrations; refuses a file from a newer version.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let open_err = |step: &'static str| {
+        let path = path.to_path_buf();
+        move |source: rusqlite::Error| LedgerError::Open { path, step, source }
+    };
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(open_err("start a schema migration"))?;
+        let found: i64 = tx
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(open_err("read the schema version"))?;
+        let found = u32::try_from(found).unwrap_or(u32::MAX);
+        if found > CURRENT_VERSION {
+            return Err(LedgerError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                supported: CURRENT_VERSION,
+            });
+        }
+        let Some(migration) = MIGRATIONS.get(found as usize) else {
+            return Ok(()); // up to date; the empty transaction rolls back
+        };
+        tx.execute_batch(migration)
+            .map_err(open_err("apply a schema migration"))?;
+        // PRAGMA takes no bound parameters; the value is our own integer.
+        tx.execute_batch(&format!("PRAGMA user_version = {}", found + 1))
+            .map_err(open_err("record the schema version"))?;
+        tx.commit().map_err(open_err("commit a schema migration"))?;
+        tracing::info!(path = %path.display(), version = found + 1, "ledger schema migrated");
+    }
+}

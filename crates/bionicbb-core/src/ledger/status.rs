@@ -1,0 +1,201 @@
+//! What the status page and the metrics read: recent events, per-component
+//! status, and counters. Both daemons write here, so one of them can report
+//! everything, and counts survive restarts.
+
+use std::collections::BTreeMap;
+
+use rusqlite::params;
+use serde_json::Value;
+
+use super::{Ledger, Result, from_i64, from_json, sql, to_i64, to_json};
+
+/// One event as the status page shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EventRecord {
+    /// Unix seconds.
+    pub at: i64,
+    /// Where it came from: `"gmail"`, `"jenkins"` or `"drop-rejection"`.
+    pub source: String,
+    /// One line for humans.
+    pub summary: String,
+    pub change_number: Option<u64>,
+    pub patch_set: Option<u32>,
+    /// What was decided about it.
+    pub decisions: Value,
+}
+
+impl Ledger {
+    /// Appends an event and prunes the log to the newest
+    /// [`LedgerOptions::event_cap`](super::LedgerOptions) events.
+    pub fn record_event(&self, event: &EventRecord) -> Result<()> {
+        const OP: &str = "record an event";
+        let decisions = to_json(OP, &event.decisions)?;
+        let change = event
+            .change_number
+            .map(|n| to_i64(OP, "change number", n))
+            .transpose()?;
+        let cap = to_i64(OP, "event cap", self.inner.options.event_cap as u64)?;
+        self.write(OP, |tx| {
+            tx.execute(
+                "INSERT INTO events (at, source, summary, change_number, patch_set, decisions)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    event.at,
+                    event.source,
+                    event.summary,
+                    change,
+                    event.patch_set,
+                    decisions
+                ],
+            )
+            .map_err(sql(OP))?;
+            tx.execute(
+                "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC
+                                                  LIMIT 1 OFFSET ?1)",
+                [cap],
+            )
+            .map_err(sql(OP))?;
+            Ok(())
+        })
+    }
+
+    /// The newest `limit` events, newest first.
+    pub fn recent_events(&self, limit: usize) -> Result<Vec<EventRecord>> {
+        const OP: &str = "read recent events";
+        let limit = to_i64(OP, "limit", limit as u64)?;
+        type Row = (i64, String, String, Option<i64>, Option<i64>, String);
+        let rows: Vec<Row> = self.read(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT at, source, summary, change_number, patch_set, decisions
+                     FROM events ORDER BY id DESC LIMIT ?1",
+                )
+                .map_err(sql(OP))?;
+            let rows = stmt
+                .query_map([limit], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                    ))
+                })
+                .map_err(sql(OP))?;
+            rows.collect::<rusqlite::Result<Vec<Row>>>()
+                .map_err(sql(OP))
+        })?;
+        rows.into_iter()
+            .map(|(at, source, summary, change, patch_set, decisions)| {
+                Ok(EventRecord {
+                    at,
+                    source,
+                    summary,
+                    change_number: change
+                        .map(|n| from_i64(OP, "change number", n))
+                        .transpose()?,
+                    patch_set: patch_set
+                        .map(|n| from_i64(OP, "patch set", n))
+                        .transpose()?,
+                    decisions: from_json(OP, &decisions)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Sets one status value of a component (e.g. `("gmail", "last_poll_at")`),
+    /// replacing the previous one.
+    pub fn set_status(&self, component: &str, key: &str, value: &Value, now: i64) -> Result<()> {
+        const OP: &str = "set a status value";
+        let text = to_json(OP, value)?;
+        self.write(OP, |tx| {
+            tx.execute(
+                "INSERT INTO status (component, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (component, key) DO UPDATE
+                   SET value = excluded.value, updated_at = excluded.updated_at",
+                params![component, key, text, now],
+            )
+            .map_err(sql(OP))?;
+            Ok(())
+        })
+    }
+
+    /// Every status value of one component, by key.
+    pub fn status(&self, component: &str) -> Result<BTreeMap<String, Value>> {
+        Ok(self
+            .status_rows(Some(component))?
+            .remove(component)
+            .unwrap_or_default())
+    }
+
+    /// Every status value, by component then key.
+    pub fn all_status(&self) -> Result<BTreeMap<String, BTreeMap<String, Value>>> {
+        self.status_rows(None)
+    }
+
+    fn status_rows(
+        &self,
+        component: Option<&str>,
+    ) -> Result<BTreeMap<String, BTreeMap<String, Value>>> {
+        const OP: &str = "read status";
+        let rows: Vec<(String, String, String)> = self.read(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT component, key, value FROM status
+                     WHERE ?1 IS NULL OR component = ?1",
+                )
+                .map_err(sql(OP))?;
+            let rows = stmt
+                .query_map([component], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .map_err(sql(OP))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql(OP))
+        })?;
+        let mut out: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+        for (component, key, value) in rows {
+            out.entry(component)
+                .or_default()
+                .insert(key, from_json(OP, &value)?);
+        }
+        Ok(out)
+    }
+
+    /// Adds `by` to a counter. `labels` is the metric's label set as the
+    /// caller renders it (e.g. `job="presubmit",status="SUCCESS"`); the
+    /// ledger only keys on it. Saturates instead of overflowing.
+    pub fn bump_counter(&self, name: &str, labels: &str, by: u64) -> Result<()> {
+        const OP: &str = "bump a counter";
+        let by = i64::try_from(by).unwrap_or(i64::MAX);
+        self.write(OP, |tx| {
+            tx.execute(
+                "INSERT INTO counters (name, labels, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name, labels) DO UPDATE
+                   SET value = CASE WHEN value > 9223372036854775807 - excluded.value
+                                    THEN 9223372036854775807
+                                    ELSE value + excluded.value END",
+                params![name, labels, by],
+            )
+            .map_err(sql(OP))?;
+            Ok(())
+        })
+    }
+
+    /// Every counter as `(name, labels, value)`, sorted by name then labels.
+    pub fn counters(&self) -> Result<Vec<(String, String, u64)>> {
+        const OP: &str = "read counters";
+        let rows: Vec<(String, String, i64)> = self.read(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT name, labels, value FROM counters ORDER BY name, labels")
+                .map_err(sql(OP))?;
+            let rows = stmt
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .map_err(sql(OP))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql(OP))
+        })?;
+        rows.into_iter()
+            .map(|(name, labels, value)| Ok((name, labels, from_i64(OP, "counter", value)?)))
+            .collect()
+    }
+}
