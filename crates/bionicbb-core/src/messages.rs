@@ -1,1 +1,239 @@
-//! (to be written)
+//! Every text bionicbb posts on Gerrit, in one place so the wording can be
+//! reviewed and tested as a whole.
+//!
+//! Gerrit shows change messages as plain text (lines starting with `> ` are
+//! quotes, blank lines separate paragraphs), so the texts are plain lines.
+//! Everything taken from the outside (a command name from a comment) is cut
+//! short and stripped of line breaks, so it cannot forge a paragraph.
+
+use crate::event::ChangeStatus;
+use crate::jenkins::notification::BuildStatus;
+
+/// The result of a verify build: `<job> #<number> checkbuild <STATUS>: <link>`,
+/// the wording of the original bot, followed on FAILURE by how to get the
+/// rejection removed and on UNSTABLE, ABORTED and NOT_BUILT by how to run
+/// the build again. `label` is the label the bot votes on (`Verified`).
+pub fn build_result(
+    job: &str,
+    number: u64,
+    status: &BuildStatus,
+    link: &str,
+    label: &str,
+) -> String {
+    let head = format!("{job} #{number} checkbuild {status}: {link}");
+    match status {
+        BuildStatus::Failure => format!(
+            "{head}\nIf you believe this {label}-1 was in error, +1 the change ({label}+1) \
+             and bionicbb will remove its -1 shortly."
+        ),
+        BuildStatus::Unstable | BuildStatus::Aborted | BuildStatus::NotBuilt => {
+            format!("{head}\n{}", retry_hint())
+        }
+        BuildStatus::Success | BuildStatus::Other(_) => head,
+    }
+}
+
+/// How to run the presubmit build of a change again.
+pub fn retry_hint() -> String {
+    "To run the build again, reply with a comment containing the line bionicbb:retry".to_string()
+}
+
+/// A verify build started (posted only when `post_started` is configured).
+pub fn build_started(job: &str, number: u64, link: &str) -> String {
+    format!("{job} #{number} checkbuild STARTED: {link}")
+}
+
+/// The clean job succeeded.
+pub fn clean_done() -> String {
+    "out/ directory removed".to_string()
+}
+
+/// The clean job did not succeed: say so rather than claim the directory is gone.
+pub fn clean_failed(job: &str, number: u64, status: &BuildStatus, link: &str) -> String {
+    format!(
+        "{job} #{number} clean {status}: {link}\n\
+         The out/ directory may not have been removed; reply with a comment \
+         containing the line bionicbb:clean to try again."
+    )
+}
+
+/// Appended to a result for a patch set that is no longer current: the
+/// result is posted, without its vote.
+pub fn stale_patch_set(built: u32, current: u32) -> String {
+    format!(
+        "This result is for patch set {built}, but patch set {current} is now current, \
+         so bionicbb did not vote."
+    )
+}
+
+/// Appended to a result for a change that is merged or abandoned: Gerrit
+/// refuses votes there, the result is posted without one.
+pub fn closed_change(status: ChangeStatus) -> String {
+    let state = match status {
+        ChangeStatus::Merged => "merged",
+        ChangeStatus::Abandoned => "abandoned",
+        ChangeStatus::New => "open",
+    };
+    format!("This change is {state}, so bionicbb did not vote.")
+}
+
+/// Answer to `bionicbb:<name>` when no such command exists.
+pub fn unknown_command(name: &str, known: &[String]) -> String {
+    let name = one_line(name, 40);
+    if known.is_empty() {
+        return format!("Unknown command bionicbb:{name}. No commands are enabled.");
+    }
+    let list: Vec<String> = known.iter().map(|k| format!("bionicbb:{k}")).collect();
+    format!(
+        "Unknown command bionicbb:{name}. Known commands: {}.",
+        list.join(", ")
+    )
+}
+
+/// Answer to a command from an account whose commands are not honoured.
+pub fn untrusted_commenter() -> String {
+    "bionicbb only runs commands from trusted accounts; this comment was ignored.".to_string()
+}
+
+/// Message of the review that removes the bot's rejection after a human
+/// voted `<label>+1` on the patch set.
+pub fn rejection_dropped(label: &str) -> String {
+    format!("A reviewer voted {label}+1: bionicbb removed its {label}-1.")
+}
+
+/// `s` on one line and at most `max` characters.
+fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match flat.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &flat[..cut]),
+        None => flat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINK: &str = "https://jenkins.example.org/job/bionic-presubmit/1842/";
+
+    #[test]
+    fn success_is_one_line() {
+        assert_eq!(
+            build_result(
+                "bionic-presubmit",
+                1842,
+                &BuildStatus::Success,
+                LINK,
+                "Verified"
+            ),
+            "bionic-presubmit #1842 checkbuild SUCCESS: https://jenkins.example.org/job/bionic-presubmit/1842/"
+        );
+    }
+
+    #[test]
+    fn failure_tells_how_to_remove_the_rejection() {
+        assert_eq!(
+            build_result(
+                "bionic-presubmit",
+                1843,
+                &BuildStatus::Failure,
+                "L",
+                "Verified"
+            ),
+            "bionic-presubmit #1843 checkbuild FAILURE: L\n\
+             If you believe this Verified-1 was in error, +1 the change (Verified+1) \
+             and bionicbb will remove its -1 shortly."
+        );
+    }
+
+    #[test]
+    fn inconclusive_results_tell_how_to_retry() {
+        for (status, word) in [
+            (BuildStatus::Unstable, "UNSTABLE"),
+            (BuildStatus::Aborted, "ABORTED"),
+            (BuildStatus::NotBuilt, "NOT_BUILT"),
+        ] {
+            assert_eq!(
+                build_result("j", 3, &status, "L", "Verified"),
+                format!(
+                    "j #3 checkbuild {word}: L\n\
+                     To run the build again, reply with a comment containing the line bionicbb:retry"
+                )
+            );
+        }
+        assert_eq!(
+            build_result(
+                "j",
+                3,
+                &BuildStatus::Other("CUSTOM".into()),
+                "L",
+                "Verified"
+            ),
+            "j #3 checkbuild CUSTOM: L"
+        );
+    }
+
+    #[test]
+    fn clean_texts() {
+        assert_eq!(clean_done(), "out/ directory removed");
+        assert_eq!(
+            clean_failed("clean-bionic-presubmit", 9, &BuildStatus::Failure, "L"),
+            "clean-bionic-presubmit #9 clean FAILURE: L\n\
+             The out/ directory may not have been removed; reply with a comment \
+             containing the line bionicbb:clean to try again."
+        );
+    }
+
+    #[test]
+    fn started_stale_and_closed() {
+        assert_eq!(build_started("j", 5, "L"), "j #5 checkbuild STARTED: L");
+        assert_eq!(
+            stale_patch_set(3, 4),
+            "This result is for patch set 3, but patch set 4 is now current, so bionicbb did not vote."
+        );
+        assert_eq!(
+            closed_change(ChangeStatus::Merged),
+            "This change is merged, so bionicbb did not vote."
+        );
+        assert_eq!(
+            closed_change(ChangeStatus::Abandoned),
+            "This change is abandoned, so bionicbb did not vote."
+        );
+    }
+
+    #[test]
+    fn unknown_command_lists_the_known_ones() {
+        let known = vec!["clean".to_string(), "retry".to_string(), "arm".to_string()];
+        assert_eq!(
+            unknown_command("retyr", &known),
+            "Unknown command bionicbb:retyr. Known commands: bionicbb:clean, bionicbb:retry, bionicbb:arm."
+        );
+        assert_eq!(
+            unknown_command("x", &[]),
+            "Unknown command bionicbb:x. No commands are enabled."
+        );
+    }
+
+    #[test]
+    fn unknown_command_cannot_forge_lines() {
+        let text = unknown_command(&format!("a\nVerified+1 {}", "z".repeat(60)), &[]);
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.starts_with("Unknown command bionicbb:a Verified+1 zzz"));
+        assert!(text.contains("..."), "{text}");
+    }
+
+    #[test]
+    fn drop_and_untrusted_texts() {
+        assert_eq!(
+            rejection_dropped("Verified"),
+            "A reviewer voted Verified+1: bionicbb removed its Verified-1."
+        );
+        assert_eq!(
+            untrusted_commenter(),
+            "bionicbb only runs commands from trusted accounts; this comment was ignored."
+        );
+    }
+}
