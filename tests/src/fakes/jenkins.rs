@@ -1,0 +1,354 @@
+//! A fake Jenkins that speaks the remote API and sends Notification-plugin
+//! documents.
+//!
+//! Remote API (the parts bionicbb uses), with Jenkins' answers:
+//! - `POST job/{a}/job/{b}/buildWithParameters`: 201 + `Location:
+//!   {root}queue/item/{id}/`; identical parameters to a waiting item return
+//!   that item; a disabled job redirects (302) to the job page; a job without
+//!   parameters gives 500 "This build is not parameterized!"; unknown job 404;
+//!   GET 405. `POST .../build` queues with default parameters.
+//! - `GET queue/item/{id}/api/json` (`Queue$WaitingItem` / `Queue$LeftItem`,
+//!   forgotten 5 minutes after leaving), `POST queue/cancelItem?id=` (204,
+//!   404 `Provided id (N) not found`, 422 once started).
+//! - `GET job/.../api/json`, `GET job/.../{n}/api/json` (both honour the top
+//!   level of `tree=`), `POST job/.../{n}/stop` (302 to the build).
+//! - `GET crumbIssuer/api/json`: a crumb bound to a new `JSESSIONID.*` cookie.
+//!
+//! Authentication: Basic with a user's API token needs no crumb; Basic with a
+//! password needs the crumb of its session on every POST (403 "No valid
+//! crumb was included in the request" otherwise); wrong credentials 401;
+//! anonymous POSTs 403.
+//!
+//! Starting a build sends QUEUED then STARTED, finishing it COMPLETED then
+//! FINALIZED, to the endpoint set with
+//! [`JenkinsFake::set_notification_endpoint`].
+
+mod model;
+mod notify;
+mod routes;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::fault::{self, Faults};
+use model::{Cred, Job, Model};
+
+/// An item waiting in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueItem {
+    pub id: u64,
+    pub job: String,
+    pub params: BTreeMap<String, String>,
+}
+
+/// A build, running (`result: None`) or finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Build {
+    pub job: String,
+    pub number: u64,
+    pub params: BTreeMap<String, String>,
+    pub result: Option<String>,
+    pub queue_id: u64,
+}
+
+/// One notification POST the fake made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub job: String,
+    pub number: u64,
+    pub phase: String,
+    /// The endpoint's status, or the transport error.
+    pub outcome: Result<u16, String>,
+}
+
+/// Picks a build's result (`SUCCESS`, `FAILURE`, ...) from its job and
+/// parameters.
+pub type Outcome = Arc<dyn Fn(&str, &BTreeMap<String, String>) -> String + Send + Sync>;
+
+/// Automatic mode: each new queue item starts `delay` after it was queued
+/// and finishes `delay` after it started, with the result `outcome` picks.
+#[derive(Clone)]
+pub struct AutoRun {
+    pub delay: Duration,
+    pub outcome: Outcome,
+}
+
+impl std::fmt::Debug for AutoRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AutoRun")
+            .field("delay", &self.delay)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the server tasks share with the test-facing handle.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    model: Arc<Mutex<Model>>,
+    /// The root URL, ending with `/`.
+    root: String,
+    http: reqwest::Client,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Model> {
+        // A test that panicked while holding the lock must not hide the
+        // original failure behind a poisoned-lock panic.
+        self.model.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts queue item `id`; sends QUEUED and STARTED. `None` if the item
+    /// is no longer waiting.
+    async fn start_item(&self, id: u64) -> Option<u64> {
+        let (number, docs, endpoint) = {
+            let mut model = self.lock();
+            let (number, docs) = model.start(id, &self.root)?;
+            (number, docs, model.endpoint.clone())
+        };
+        self.notify(endpoint, docs).await;
+        Some(number)
+    }
+
+    /// Finishes a running build; sends COMPLETED and FINALIZED.
+    async fn finish(&self, job: &str, number: u64, result: &str) -> bool {
+        let finished = {
+            let mut model = self.lock();
+            let endpoint = model.endpoint.clone();
+            model
+                .finish(job, number, result, &self.root)
+                .map(|docs| (docs, endpoint))
+        };
+        match finished {
+            Some((docs, endpoint)) => {
+                self.notify(endpoint, docs).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends `docs` in order, one POST each, like the plugin (no retries).
+    async fn notify(&self, endpoint: Option<String>, docs: Vec<notify::JobState>) {
+        let Some(endpoint) = endpoint else { return };
+        for doc in docs {
+            let outcome = notify::post(&self.http, &endpoint, &doc).await;
+            if let Err(e) = &outcome {
+                tracing::warn!(error = %e, phase = doc.build.phase, "fake Jenkins: notification failed");
+            }
+            self.lock().deliveries.push(Delivery {
+                job: doc.url.clone(),
+                number: doc.build.number,
+                phase: doc.build.phase.to_string(),
+                outcome,
+            });
+        }
+    }
+
+    /// In automatic mode, runs a new queue item to completion in the
+    /// background.
+    fn auto_run(&self, id: u64) {
+        let Some(auto) = self.lock().auto.clone() else {
+            return;
+        };
+        let shared = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(auto.delay).await;
+            let params = {
+                let model = shared.lock();
+                match model.queue.iter().find(|w| w.id == id) {
+                    Some(w) => Some((w.job.clone(), w.params.iter().cloned().collect())),
+                    None => None,
+                }
+            };
+            let Some((job, params)) = params else { return };
+            let Some(number) = shared.start_item(id).await else {
+                return;
+            };
+            tokio::time::sleep(auto.delay).await;
+            let result = (auto.outcome)(&job, &params);
+            shared.finish(&job, number, &result).await;
+        });
+    }
+}
+
+/// The fake Jenkins server. Stops when dropped.
+pub struct JenkinsFake {
+    shared: Shared,
+    faults: Faults,
+    addr: SocketAddr,
+    server: JoinHandle<()>,
+}
+
+impl JenkinsFake {
+    /// Starts the server on `127.0.0.1:0`.
+    pub async fn start() -> JenkinsFake {
+        bionicbb_core::tls::install_crypto_provider();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let faults = Faults::default();
+        let shared = Shared {
+            model: Arc::new(Mutex::new(Model::new())),
+            root: format!("http://{addr}/"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("notification HTTP client"),
+        };
+        let app = routes::router(shared.clone()).layer(axum::middleware::from_fn_with_state(
+            faults.clone(),
+            fault::inject,
+        ));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        JenkinsFake {
+            shared,
+            faults,
+            addr,
+            server,
+        }
+    }
+
+    /// The root URL, ending with `/`.
+    pub fn url(&self) -> String {
+        self.shared.root.clone()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Adds a job with string parameters and their defaults, in declaration
+    /// order. `path` is the full name: `name` or `folder/name`.
+    pub fn add_job(&self, path: &str, params: &[(&str, &str)]) {
+        let params = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.insert_job(path, Some(params));
+    }
+
+    /// Adds a job without parameters (`buildWithParameters` fails on it).
+    pub fn add_unparameterized_job(&self, path: &str) {
+        self.insert_job(path, None);
+    }
+
+    fn insert_job(&self, path: &str, params: Option<Vec<(String, String)>>) {
+        self.shared.lock().jobs.insert(
+            path.to_string(),
+            Job {
+                params,
+                disabled: false,
+                next_build: 1,
+            },
+        );
+    }
+
+    /// Disables a job: the queue refuses its builds.
+    pub fn disable_job(&self, path: &str) {
+        if let Some(job) = self.shared.lock().jobs.get_mut(path) {
+            job.disabled = true;
+        }
+    }
+
+    /// A user authenticating with an API token (no crumb needed).
+    pub fn add_user(&self, user: &str, api_token: &str) {
+        let mut model = self.shared.lock();
+        let cred = model.users.entry(user.to_string()).or_insert_with(Cred::default);
+        cred.tokens.push(api_token.to_string());
+    }
+
+    /// A user authenticating with a password (POSTs need a crumb).
+    pub fn add_password_user(&self, user: &str, password: &str) {
+        let mut model = self.shared.lock();
+        let cred = model.users.entry(user.to_string()).or_insert_with(Cred::default);
+        cred.passwords.push(password.to_string());
+    }
+
+    /// Items waiting in the queue, oldest first.
+    pub fn queue(&self) -> Vec<QueueItem> {
+        self.shared
+            .lock()
+            .queue
+            .iter()
+            .map(|w| QueueItem {
+                id: w.id,
+                job: w.job.clone(),
+                params: w.params.iter().cloned().collect(),
+            })
+            .collect()
+    }
+
+    /// Every build, in the order they started.
+    pub fn builds(&self) -> Vec<Build> {
+        self.shared
+            .lock()
+            .builds
+            .iter()
+            .map(|b| Build {
+                job: b.job.clone(),
+                number: b.number,
+                params: b.params.iter().cloned().collect(),
+                result: b.result.clone(),
+                queue_id: b.queue_id,
+            })
+            .collect()
+    }
+
+    /// How many `buildWithParameters` / `build` POSTs reached a job.
+    pub fn triggers(&self) -> usize {
+        self.shared.lock().triggers
+    }
+
+    /// Starts the oldest waiting item of `job` (sending QUEUED and STARTED
+    /// when an endpoint is set) and returns the build number.
+    pub async fn start_next(&self, job: &str) -> Option<u64> {
+        let id = self.shared.lock().queue.iter().find(|w| w.job == job)?.id;
+        self.shared.start_item(id).await
+    }
+
+    /// Finishes a running build with `result` (sending COMPLETED and
+    /// FINALIZED). False if that build is not running.
+    pub async fn finish(&self, job: &str, number: u64, result: &str) -> bool {
+        self.shared.finish(job, number, result).await
+    }
+
+    /// Where build notifications go, as configured in the plugin: any URL,
+    /// with a `?token=` query or `user:secret@` Basic credentials.
+    pub fn set_notification_endpoint(&self, url: String) {
+        self.shared.lock().endpoint = Some(url);
+    }
+
+    /// Every notification POST made so far, in order.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.shared.lock().deliveries.clone()
+    }
+
+    /// Turns automatic mode on (`Some`) or off. Applies to items queued
+    /// from now on.
+    pub fn set_auto_run(&self, auto: Option<AutoRun>) {
+        self.shared.lock().auto = auto;
+    }
+
+    /// How long items that left the queue stay visible (5 minutes by default).
+    pub fn set_left_item_ttl(&self, ttl: Duration) {
+        self.shared.lock().left_ttl = ttl;
+    }
+}
+
+impl Drop for JenkinsFake {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
