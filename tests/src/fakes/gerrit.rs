@@ -318,7 +318,10 @@ impl GerritFake {
         subject: &str,
     ) -> u64 {
         let mut m = lock(&self.model);
-        assert!(m.account(owner).is_some(), "fake Gerrit: no account {owner}");
+        assert!(
+            m.account(owner).is_some(),
+            "fake Gerrit: no account {owner}"
+        );
         let number = m.next_change;
         m.next_change += 1;
         m.changes.insert(

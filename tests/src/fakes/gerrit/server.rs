@@ -146,17 +146,17 @@ fn route(
             Ok(render::commit(&model, c, patch_set(c, ps)?))
         }
         ["changes", id, "revisions", rev, "review"] if post => {
-            let caller = caller.ok_or_else(|| fail(StatusCode::FORBIDDEN, "Authentication required"))?;
+            let caller =
+                caller.ok_or_else(|| fail(StatusCode::FORBIDDEN, "Authentication required"))?;
             let number = resolve_change(&model, id)?.number;
             let ps = resolve_revision(resolve_change(&model, id)?, rev)?;
             let input = review_input(headers, body)?;
             post_review(&mut model, number, ps, caller, input)
         }
         ["accounts", id] if get => account(&model, id, caller),
-        ["changes", ..] | ["accounts", ..] if !get => Err(fail(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method Not Allowed",
-        )),
+        ["changes", ..] | ["accounts", ..] if !get => {
+            Err(fail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"))
+        }
         _ => Err(not_found()),
     }
 }
@@ -188,7 +188,11 @@ fn authenticate(model: &Model, headers: &HeaderMap) -> Result<u64, Fail> {
 /// `o=` options; an unknown one is a 400 like Gerrit's argument parser gives.
 fn options(query: Option<&str>) -> Result<Options, Fail> {
     let mut opts = Options::default();
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         if key != "o" {
             continue;
@@ -275,7 +279,8 @@ fn patch_set(c: &Change, ps: u32) -> Result<&super::PatchSet, Fail> {
 
 fn account(model: &Model, id: &str, caller: Option<u64>) -> Result<Value, Fail> {
     let found = if id == "self" {
-        let caller = caller.ok_or_else(|| fail(StatusCode::FORBIDDEN, "Authentication required"))?;
+        let caller =
+            caller.ok_or_else(|| fail(StatusCode::FORBIDDEN, "Authentication required"))?;
         model.account(caller)
     } else {
         model.accounts.iter().find(|a| {
