@@ -1,1 +1,582 @@
-//! (to be written)
+//! The policy of the gmail-listener: an event from a mail plus what Gerrit
+//! confirms about it become a list of [`Decision`]s. Pure: no I/O, no clock.
+//!
+//! The rules, in order:
+//! 1. Types with nothing to do (`merged`, `abandon`, `restore`, `revert`,
+//!    `merge-failed`, `deleteVote`, anything unknown) are skipped.
+//! 2. Nothing in a mail is trusted until Gerrit confirms it: no facts (Gerrit
+//!    does not know the change), another project or branch than the mail
+//!    says, or no such patch set, and nothing runs.
+//! 3. `newchange` / `newpatchset` build the patch set the mail names, if the
+//!    change is open, that patch set is still current, and the skip policy
+//!    (untrusted committer, a skipped file or directory) does not apply.
+//! 4. `comment`: the comment must exist on Gerrit on that patch set; the
+//!    bot's own comments are ignored. An added `Verified+1` asks
+//!    build-listener to drop the bot's rejection (build-listener checks the
+//!    votes itself). Commands run only for a trusted commenter (as Gerrit
+//!    reports the author, never the mail's `From:`), on an open change whose
+//!    patch set is current and which the skip policy allows; an unknown
+//!    command gets one reply naming it and listing the commands that exist.
+
+use std::collections::BTreeMap;
+
+use crate::command;
+use crate::config::Config;
+use crate::event::{ChangeFacts, ChangeStatus, Command, Decision, GerritEvent, MessageType};
+use crate::messages;
+
+/// Decides what to do about `event`. `facts` is `None` when Gerrit does not
+/// know the change (a forged mail, or a change deleted since).
+pub fn decide(event: &GerritEvent, facts: Option<&ChangeFacts>, config: &Config) -> Vec<Decision> {
+    let builds = matches!(
+        event.message_type,
+        MessageType::NewChange | MessageType::NewPatchSet
+    );
+    if !builds && event.message_type != MessageType::Comment {
+        return vec![skip(format!("{}: nothing to do", event.message_type))];
+    }
+    let facts = match confirm(event, facts) {
+        Ok(facts) => facts,
+        Err(reason) => return vec![skip(reason)],
+    };
+    if builds {
+        return match buildable(event, facts, config) {
+            Ok(target) => vec![target.build(None, "new patch set")],
+            Err(reason) => vec![skip(reason)],
+        };
+    }
+    decide_comment(event, facts, config)
+}
+
+fn decide_comment(event: &GerritEvent, facts: &ChangeFacts, config: &Config) -> Vec<Decision> {
+    let Some(comment) = &facts.comment else {
+        return vec![skip(format!(
+            "Gerrit has no comment on change {} patch set {} matching this mail",
+            facts.number, event.patch_set
+        ))];
+    };
+    let author = comment.author_email.as_deref().unwrap_or("");
+    if !author.is_empty() && author.eq_ignore_ascii_case(&config.gerrit.bot_email) {
+        return vec![skip("comment by the bot's own account".to_string())];
+    }
+    let mut decisions = Vec::new();
+    let label = &config.review.label;
+    if event.votes.iter().any(|v| &v.label == label && v.value > 0) {
+        decisions.push(Decision::DropRejection {
+            change_number: facts.number,
+            patch_set: event.patch_set,
+        });
+    }
+    let commands = dedup(&event.commands);
+    if commands.is_empty() {
+        if decisions.is_empty() {
+            decisions.push(skip(
+                "comment without votes or commands for the bot".to_string(),
+            ));
+        }
+        return decisions;
+    }
+    if author.is_empty() || !config.policy.commenter_trusted(author) {
+        let who = if author.is_empty() {
+            "an account without a visible e-mail"
+        } else {
+            author
+        };
+        decisions.push(skip(format!(
+            "commands from {who} ignored: not a trusted commenter"
+        )));
+        return decisions;
+    }
+    let unknown: Vec<&str> = commands
+        .iter()
+        .filter(|c| !command::is_known(&c.name, &config.commands))
+        .map(|c| c.name.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        decisions.push(Decision::Reply {
+            change_number: facts.number,
+            patch_set: event.patch_set,
+            message: messages::unknown_command(
+                &unknown.join(", "),
+                &command::known_names(&config.commands),
+            ),
+        });
+    }
+    let known: Vec<&Command> = commands
+        .iter()
+        .filter(|c| command::is_known(&c.name, &config.commands))
+        .collect();
+    if known.is_empty() {
+        return decisions;
+    }
+    let target = match buildable(event, facts, config) {
+        Ok(target) => target,
+        Err(reason) => {
+            decisions.push(skip(format!("commands not run: {reason}")));
+            return decisions;
+        }
+    };
+    for cmd in known {
+        let reason = format!("bionicbb:{} by {author}", cmd.name);
+        match cmd.name.as_str() {
+            "retry" => decisions.push(target.build(None, &reason)),
+            "clean" => decisions.push(match &config.jobs.clean {
+                Some(job) => Decision::Clean {
+                    job: job.clone(),
+                    params: target.params.clone(),
+                },
+                None => skip("bionicbb:clean: no clean job is configured".to_string()),
+            }),
+            name => {
+                let lunch = config.commands.targets.get(name).map(String::as_str);
+                decisions.push(target.build(lunch, &reason));
+            }
+        }
+    }
+    decisions
+}
+
+/// Checks the mail against Gerrit: the change exists, in the project and
+/// branch the mail names, and has the patch set the mail names.
+fn confirm<'a>(
+    event: &GerritEvent,
+    facts: Option<&'a ChangeFacts>,
+) -> Result<&'a ChangeFacts, String> {
+    let Some(facts) = facts else {
+        return Err(format!(
+            "Gerrit has no change {} in {} (forged or deleted mail)",
+            event
+                .change_number
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| event.change_id.clone()),
+            event.project
+        ));
+    };
+    if facts.project != event.project || facts.branch != event.branch {
+        return Err(format!(
+            "the mail says {}[{}] but Gerrit has change {} in {}[{}]",
+            event.project, event.branch, facts.number, facts.project, facts.branch
+        ));
+    }
+    if let Some(number) = event.change_number
+        && number != facts.number
+    {
+        return Err(format!(
+            "the mail says change {number} but Gerrit has {}",
+            facts.number
+        ));
+    }
+    if facts.patch_set_ref.is_none() {
+        return Err(format!(
+            "Gerrit has no patch set {} of change {}",
+            event.patch_set, facts.number
+        ));
+    }
+    Ok(facts)
+}
+
+/// A patch set that may be built: its job and parameters.
+struct BuildTarget {
+    job: String,
+    params: BTreeMap<String, String>,
+}
+
+impl BuildTarget {
+    fn build(&self, lunch_target: Option<&str>, reason: &str) -> Decision {
+        let mut params = self.params.clone();
+        if let Some(lunch) = lunch_target {
+            params.insert("LUNCH_TARGET".to_string(), lunch.to_string());
+        }
+        Decision::Build {
+            job: self.job.clone(),
+            params,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// The job and parameters for the event's patch set, or why it must not be built.
+fn buildable(
+    event: &GerritEvent,
+    facts: &ChangeFacts,
+    config: &Config,
+) -> Result<BuildTarget, String> {
+    match facts.status {
+        ChangeStatus::New => {}
+        ChangeStatus::Merged => return Err(format!("change {} is merged", facts.number)),
+        ChangeStatus::Abandoned => return Err(format!("change {} is abandoned", facts.number)),
+    }
+    if event.patch_set < facts.current_patch_set {
+        return Err(format!(
+            "patch set {} of change {} is superseded by patch set {}",
+            event.patch_set, facts.number, facts.current_patch_set
+        ));
+    }
+    match facts.committer_email.as_deref() {
+        Some(email) if config.policy.committer_trusted(email) => {}
+        Some(email) => return Err(format!("committer {email} is not in a trusted domain")),
+        None => return Err("Gerrit shows no committer e-mail for this patch set".to_string()),
+    }
+    for file in &facts.files {
+        if let Some(why) = config.policy.skipped_path(file) {
+            return Err(format!("the change touches {file} ({why})"));
+        }
+    }
+    let job = config
+        .jobs
+        .job_for_project(&facts.project)
+        .ok_or_else(|| format!("no job is configured for project {}", facts.project))?;
+    let project_param = project_parameter(&facts.project).ok_or_else(|| {
+        format!(
+            "project {} has a single component: no PROJECT parameter",
+            facts.project
+        )
+    })?;
+    let mut params = BTreeMap::new();
+    params.insert(
+        "REF".to_string(),
+        facts.patch_set_ref.clone().unwrap_or_default(),
+    );
+    params.insert("CHANGE_ID".to_string(), event.change_id.clone());
+    params.insert("PROJECT".to_string(), project_param.to_string());
+    params.insert("CHANGE_NUMBER".to_string(), facts.number.to_string());
+    params.insert("PATCHSET".to_string(), event.patch_set.to_string());
+    Ok(BuildTarget {
+        job: job.to_string(),
+        params,
+    })
+}
+
+/// `PROJECT` as the original jobs expect it: the project path without its
+/// first component (`platform/external/jemalloc` → `external/jemalloc`).
+pub fn project_parameter(project: &str) -> Option<&str> {
+    project
+        .split_once('/')
+        .map(|(_, rest)| rest)
+        .filter(|rest| !rest.is_empty())
+}
+
+/// Commands in order, each (name, args) once.
+fn dedup(commands: &[Command]) -> Vec<Command> {
+    let mut out: Vec<Command> = Vec::new();
+    for c in commands {
+        if !out.contains(c) {
+            out.push(c.clone());
+        }
+    }
+    out
+}
+
+fn skip(reason: String) -> Decision {
+    Decision::Skip { reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{CommentFacts, Vote};
+    use std::path::Path;
+
+    const KEY: &str = "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b";
+
+    fn config() -> Config {
+        Config::parse(
+            r#"
+            state_dir = "/tmp/bionicbb-test"
+            [gerrit]
+            url = "https://gerrit.example.org/"
+            bot_email = "bionicbb@example.com"
+            [jenkins]
+            url = "https://jenkins.example.org/"
+            user = "bionicbb"
+            api_token = "token"
+            [build_listener]
+            secret = "s3cret"
+            [jobs]
+            default = "bionic-presubmit"
+            clean = "clean-bionic-presubmit"
+            [jobs.roles]
+            bionic-presubmit = "verify"
+            clean-bionic-presubmit = "clean"
+            [policy]
+            trusted_committer_domains = ["example.com"]
+            trusted_commenter_domains = ["example.com"]
+            trusted_commenters = ["friend@elsewhere.org"]
+            "#,
+            Path::new("test.toml"),
+        )
+        .expect("test config")
+    }
+
+    fn event(message_type: MessageType, patch_set: u32) -> GerritEvent {
+        GerritEvent {
+            message_type,
+            change_id: KEY.to_string(),
+            change_number: Some(123456),
+            patch_set,
+            project: "platform/bionic".into(),
+            branch: "master".into(),
+            owner: Some("Dana Dev <dana@example.com>".into()),
+            author: Some("Sam Reviewer".into()),
+            comment_date: Some(1_552_582_931),
+            date: Some(1_552_582_931),
+            votes: vec![],
+            commands: vec![],
+        }
+    }
+
+    fn facts(current: u32) -> ChangeFacts {
+        ChangeFacts {
+            number: 123456,
+            project: "platform/bionic".into(),
+            branch: "master".into(),
+            status: ChangeStatus::New,
+            current_patch_set: current,
+            patch_set_ref: Some(format!("refs/changes/56/123456/{current}")),
+            committer_email: Some("dana@example.com".into()),
+            files: vec!["libc/bionic/strtod.cpp".into()],
+            comment: None,
+        }
+    }
+
+    fn comment_by(email: &str) -> Option<CommentFacts> {
+        Some(CommentFacts {
+            author_account_id: Some(1000097),
+            author_email: Some(email.into()),
+            message: "Patch Set 2:\n\nbionicbb:retry".into(),
+        })
+    }
+
+    fn cmd(name: &str) -> Command {
+        Command {
+            name: name.into(),
+            args: vec![],
+        }
+    }
+
+    fn only_skip(decisions: &[Decision]) -> &str {
+        match decisions {
+            [Decision::Skip { reason }] => reason,
+            other => panic!("expected one skip, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn new_patch_set_builds_with_the_original_parameters() {
+        let d = decide(
+            &event(MessageType::NewPatchSet, 2),
+            Some(&facts(2)),
+            &config(),
+        );
+        let [Decision::Build { job, params, .. }] = d.as_slice() else {
+            panic!("{d:?}")
+        };
+        assert_eq!(job, "bionic-presubmit");
+        assert_eq!(params["REF"], "refs/changes/56/123456/2");
+        assert_eq!(params["CHANGE_ID"], KEY);
+        assert_eq!(params["PROJECT"], "bionic");
+        assert_eq!(params["CHANGE_NUMBER"], "123456");
+        assert_eq!(params["PATCHSET"], "2");
+        assert!(!params.contains_key("LUNCH_TARGET"));
+        let d = decide(
+            &event(MessageType::NewChange, 2),
+            Some(&facts(2)),
+            &config(),
+        );
+        assert!(matches!(d.as_slice(), [Decision::Build { .. }]));
+    }
+
+    #[test]
+    fn superseded_patch_sets_and_closed_changes_are_skipped() {
+        let d = decide(
+            &event(MessageType::NewPatchSet, 2),
+            Some(&facts(3)),
+            &config(),
+        );
+        assert!(only_skip(&d).contains("superseded by patch set 3"));
+        let mut merged = facts(2);
+        merged.status = ChangeStatus::Merged;
+        let d = decide(
+            &event(MessageType::NewPatchSet, 2),
+            Some(&merged),
+            &config(),
+        );
+        assert!(only_skip(&d).contains("merged"));
+        let mut abandoned = facts(2);
+        abandoned.status = ChangeStatus::Abandoned;
+        let d = decide(
+            &event(MessageType::NewPatchSet, 2),
+            Some(&abandoned),
+            &config(),
+        );
+        assert!(only_skip(&d).contains("abandoned"));
+    }
+
+    #[test]
+    fn forged_mails_do_nothing() {
+        let d = decide(&event(MessageType::NewPatchSet, 2), None, &config());
+        assert!(only_skip(&d).contains("forged"));
+        let mut elsewhere = facts(2);
+        elsewhere.project = "platform/build".into();
+        let d = decide(
+            &event(MessageType::NewPatchSet, 2),
+            Some(&elsewhere),
+            &config(),
+        );
+        assert!(only_skip(&d).contains("platform/build"));
+        let mut no_ps = facts(2);
+        no_ps.patch_set_ref = None;
+        let d = decide(&event(MessageType::NewPatchSet, 2), Some(&no_ps), &config());
+        assert!(only_skip(&d).contains("no patch set 2"));
+    }
+
+    #[test]
+    fn skip_policy_applies() {
+        let mut f = facts(2);
+        f.committer_email = Some("x@example.com.evil.org".into());
+        let d = decide(&event(MessageType::NewPatchSet, 2), Some(&f), &config());
+        assert!(only_skip(&d).contains("not in a trusted domain"));
+        let mut f = facts(2);
+        f.files.push("libc/CleanSpec.mk".into());
+        let d = decide(&event(MessageType::NewPatchSet, 2), Some(&f), &config());
+        assert!(only_skip(&d).contains("CleanSpec.mk"));
+        let mut f = facts(2);
+        f.files.push("tools/bionicbb/gmail_listener.py".into());
+        let d = decide(&event(MessageType::NewPatchSet, 2), Some(&f), &config());
+        assert!(only_skip(&d).contains("tools/bionicbb"));
+        let mut f = facts(2);
+        f.project = "bionic".into();
+        let mut e = event(MessageType::NewPatchSet, 2);
+        e.project = "bionic".into();
+        let d = decide(&e, Some(&f), &config());
+        assert!(only_skip(&d).contains("single component"));
+    }
+
+    #[test]
+    fn other_types_are_skipped() {
+        for t in [
+            "merged",
+            "abandon",
+            "restore",
+            "revert",
+            "merge-failed",
+            "deleteVote",
+            "setassignee",
+        ] {
+            let d = decide(
+                &event(MessageType::from(t.to_string()), 2),
+                Some(&facts(2)),
+                &config(),
+            );
+            assert!(only_skip(&d).starts_with(t), "{t}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn trusted_commands_run_in_order() {
+        let mut e = event(MessageType::Comment, 2);
+        e.commands = vec![cmd("retry"), cmd("clean"), cmd("arm"), cmd("retry")];
+        let mut f = facts(2);
+        f.comment = comment_by("sam@example.com");
+        let d = decide(&e, Some(&f), &config());
+        assert_eq!(d.len(), 3, "{d:?}");
+        assert!(matches!(&d[0], Decision::Build { params, reason, .. }
+            if !params.contains_key("LUNCH_TARGET") && reason == "bionicbb:retry by sam@example.com"));
+        assert!(
+            matches!(&d[1], Decision::Clean { job, params } if job == "clean-bionic-presubmit" && params["CHANGE_NUMBER"] == "123456")
+        );
+        assert!(
+            matches!(&d[2], Decision::Build { params, .. } if params["LUNCH_TARGET"] == "aosp_arm-eng")
+        );
+        f.comment = comment_by("friend@elsewhere.org");
+        assert_eq!(decide(&e, Some(&f), &config()).len(), 3);
+    }
+
+    #[test]
+    fn untrusted_or_unconfirmed_commenters_run_nothing() {
+        let mut e = event(MessageType::Comment, 2);
+        e.commands = vec![cmd("retry")];
+        let mut f = facts(2);
+        f.comment = comment_by("stranger@evil.org");
+        let d = decide(&e, Some(&f), &config());
+        assert!(only_skip(&d).contains("stranger@evil.org"));
+        f.comment = None;
+        let d = decide(&e, Some(&f), &config());
+        assert!(only_skip(&d).contains("no comment"));
+        f.comment = comment_by("bionicbb@example.com");
+        let d = decide(&e, Some(&f), &config());
+        assert!(only_skip(&d).contains("bot's own"));
+    }
+
+    #[test]
+    fn unknown_commands_get_one_reply() {
+        let mut e = event(MessageType::Comment, 2);
+        e.commands = vec![cmd("rebuild"), cmd("frobnicate")];
+        let mut f = facts(2);
+        f.comment = comment_by("sam@example.com");
+        let d = decide(&e, Some(&f), &config());
+        let [
+            Decision::Reply {
+                change_number: 123456,
+                patch_set: 2,
+                message,
+            },
+        ] = d.as_slice()
+        else {
+            panic!("{d:?}")
+        };
+        assert!(
+            message.contains("rebuild") && message.contains("frobnicate"),
+            "{message}"
+        );
+        assert!(
+            message.contains("retry") && message.contains("clean"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn human_verified_plus_one_drops_the_rejection() {
+        let mut e = event(MessageType::Comment, 2);
+        e.votes = vec![Vote {
+            label: "Verified".into(),
+            value: 1,
+        }];
+        let mut f = facts(3);
+        f.comment = comment_by("sam@example.com");
+        let d = decide(&e, Some(&f), &config());
+        assert_eq!(
+            d,
+            vec![Decision::DropRejection {
+                change_number: 123456,
+                patch_set: 2
+            }]
+        );
+        e.votes = vec![Vote {
+            label: "Code-Review".into(),
+            value: 2,
+        }];
+        let d = decide(&e, Some(&f), &config());
+        assert!(only_skip(&d).contains("without votes or commands"));
+    }
+
+    #[test]
+    fn commands_on_a_superseded_patch_set_do_not_build() {
+        let mut e = event(MessageType::Comment, 2);
+        e.commands = vec![cmd("retry")];
+        let mut f = facts(3);
+        f.comment = comment_by("sam@example.com");
+        let d = decide(&e, Some(&f), &config());
+        assert!(only_skip(&d).contains("superseded"));
+    }
+
+    #[test]
+    fn project_parameter_drops_the_first_component() {
+        assert_eq!(
+            project_parameter("platform/external/jemalloc"),
+            Some("external/jemalloc")
+        );
+        assert_eq!(project_parameter("platform/bionic"), Some("bionic"));
+        assert_eq!(project_parameter("bionic"), None);
+    }
+}
