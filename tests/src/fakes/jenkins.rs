@@ -265,14 +265,20 @@ impl JenkinsFake {
     /// A user authenticating with an API token (no crumb needed).
     pub fn add_user(&self, user: &str, api_token: &str) {
         let mut model = self.shared.lock();
-        let cred = model.users.entry(user.to_string()).or_insert_with(Cred::default);
+        let cred = model
+            .users
+            .entry(user.to_string())
+            .or_insert_with(Cred::default);
         cred.tokens.push(api_token.to_string());
     }
 
     /// A user authenticating with a password (POSTs need a crumb).
     pub fn add_password_user(&self, user: &str, password: &str) {
         let mut model = self.shared.lock();
-        let cred = model.users.entry(user.to_string()).or_insert_with(Cred::default);
+        let cred = model
+            .users
+            .entry(user.to_string())
+            .or_insert_with(Cred::default);
         cred.passwords.push(password.to_string());
     }
 

@@ -99,7 +99,11 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
     let query: Vec<(String, String)> = parts
         .uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let segments: Vec<String> = parts
         .uri
@@ -113,7 +117,10 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
         })
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let tree = query.iter().find(|(k, _)| k == "tree").map(|(_, v)| v.as_str());
+    let tree = query
+        .iter()
+        .find(|(k, _)| k == "tree")
+        .map(|(_, v)| v.as_str());
     let get = method == Method::GET;
     match segments.as_slice() {
         ["crumbIssuer", "api", "json"] if get => issue_crumb(&shared, &auth, &parts.headers),
@@ -209,7 +216,12 @@ fn build_route(
     }
 }
 
-fn trigger(shared: &Shared, job: &str, supplied: &[(String, String)], with_params: bool) -> Response {
+fn trigger(
+    shared: &Shared,
+    job: &str,
+    supplied: &[(String, String)],
+    with_params: bool,
+) -> Response {
     let scheduled = {
         let mut model = shared.lock();
         model.triggers += 1;
@@ -278,7 +290,11 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Auth, Response> 
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
         .and_then(|b| String::from_utf8(b).ok());
     let Some((user, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
         return Err(unauthorized(""));
@@ -328,12 +344,8 @@ fn crumb_ok(shared: &Shared, auth: &Auth, headers: &HeaderMap) -> bool {
 fn issue_crumb(shared: &Shared, auth: &Auth, headers: &HeaderMap) -> Response {
     let mut model = shared.lock();
     let user = auth.user().map(str::to_string);
-    let existing = session_id(headers).filter(|id| {
-        model
-            .sessions
-            .get(id)
-            .is_some_and(|s| s.user == user)
-    });
+    let existing =
+        session_id(headers).filter(|id| model.sessions.get(id).is_some_and(|s| s.user == user));
     let (id, fresh) = match existing {
         Some(id) => (id, false),
         None => (random_hex(16), true),
