@@ -416,3 +416,65 @@ async fn an_expired_history_id_is_not_found() {
         ErrorKind::NotFound
     );
 }
+
+#[tokio::test]
+async fn a_revoked_refresh_token_fails_without_prompting() {
+    bionicbb_core::tls::install_crypto_provider();
+    let fake = GmailFake::start().await;
+    fake.require_token(Some(TOKEN));
+    // Google's token endpoint, refusing the refresh token.
+    let oauth = axum::Router::new().route(
+        "/token",
+        axum::routing::post(|| async {
+            (
+                axum::http::StatusCode::BAD_REQUEST,
+                [("content-type", "application/json")],
+                r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let oauth_base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, oauth).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("client_secret.json");
+    std::fs::write(
+        &secret,
+        serde_json::json!({"installed": {
+            "client_id": "id.apps.googleusercontent.com", "client_secret": "s",
+            "auth_uri": format!("{oauth_base}/auth"), "token_uri": format!("{oauth_base}/token"),
+            "redirect_uris": ["http://localhost"]}})
+        .to_string(),
+    )
+    .unwrap();
+    let cache = dir.path().join("token.json");
+    std::fs::write(
+        &cache,
+        serde_json::json!([{"scopes": [gmail_listener::gmail::MODIFY_SCOPE],
+            "token": {"access_token": "stale", "refresh_token": "revoked",
+                      "expires_at": [2020, 1, 0, 0, 0, 0, 0, 0, 0], "id_token": null}}])
+        .to_string(),
+    )
+    .unwrap();
+    let config = GmailConfig {
+        api_base_url: Some(url::Url::parse(&fake.base_url()).unwrap()),
+        client_secret_file: secret,
+        token_cache_file: cache,
+        ..GmailConfig::default()
+    };
+    let mailbox = Mailbox::from_config(&config)
+        .await
+        .unwrap()
+        .with_policy(fast());
+    let err = tokio::time::timeout(Duration::from_secs(10), mailbox.label_id("gerrit"))
+        .await
+        .expect("no interactive prompt")
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unauthorized, "{err}");
+    assert!(err.message.contains("gmail-listener auth"), "{err}");
+    assert!(
+        seen(&fake, "/labels").is_empty(),
+        "no request without a token"
+    );
+}
