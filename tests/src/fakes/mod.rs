@@ -2,4 +2,5 @@
 //! model that tests seed and inspect.
 
 pub mod gerrit;
+pub mod gmail;
 pub mod jenkins;

@@ -1,1 +1,0 @@
-//! Gmail API access (to be written).

@@ -1,0 +1,480 @@
+//! The Gmail mailbox over real HTTP against the fake Gmail API.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bionicbb_core::config::GmailConfig;
+use bionicbb_core::error::ErrorKind;
+use bionicbb_core::retry::RetryPolicy;
+use bionicbb_tests::fakes::gmail::GmailFake;
+use gmail_listener::gmail::{Mailbox, classify};
+use google_gmail1::api::Scope;
+use serde_json::Value;
+
+const TOKEN: &str = "t0k";
+
+struct Setup {
+    fake: GmailFake,
+    mailbox: Mailbox,
+    token_file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn fast() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 4,
+        attempt_timeout: Duration::from_secs(5),
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    }
+}
+
+/// A fake requiring `t0k`, and a mailbox whose token file holds `token`.
+async fn setup_with_token(token: &str) -> Setup {
+    bionicbb_core::tls::install_crypto_provider();
+    let fake = GmailFake::start().await;
+    fake.require_token(Some(TOKEN));
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("bearer");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let config = GmailConfig {
+        api_base_url: Some(url::Url::parse(&fake.base_url()).unwrap()),
+        bearer_token_file: Some(token_file.clone()),
+        ..GmailConfig::default()
+    };
+    let mailbox = Mailbox::from_config(&config)
+        .await
+        .unwrap()
+        .with_policy(fast());
+    Setup {
+        fake,
+        mailbox,
+        token_file,
+        _dir: dir,
+    }
+}
+
+async fn setup() -> Setup {
+    setup_with_token(TOKEN).await
+}
+
+fn mail(n: usize) -> Vec<u8> {
+    format!(
+        "From: Gerrit Code Review <gerrit@example.org>\r\nTo: bot@example.org\r\n\
+         Subject: Change in p[master]: change {n}\r\nX-Gerrit-MessageType: newchange\r\n\r\n\
+         Body of mail {n}.\r\n"
+    )
+    .into_bytes()
+}
+
+/// The fake's answer to a GET, read as JSON (for wire-format assertions).
+async fn wire_get(fake: &GmailFake, path_and_query: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}{path_and_query}", fake.base_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Requests seen whose line contains `needle`.
+fn seen(fake: &GmailFake, needle: &str) -> Vec<String> {
+    fake.faults()
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains(needle))
+        .collect()
+}
+
+#[tokio::test]
+async fn label_id_found_and_missing() {
+    let s = setup().await;
+    let id = s.fake.add_label("gerrit");
+    assert!(id.starts_with("Label_"), "{id}");
+    assert_eq!(s.mailbox.label_id("gerrit").await.unwrap(), id);
+    assert_eq!(s.mailbox.label_id("INBOX").await.unwrap(), "INBOX");
+    let err = s.mailbox.label_id("no-such-label").await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert!(err.message.contains("no-such-label"), "{err}");
+}
+
+#[tokio::test]
+async fn ensure_label_creates_the_label_once() {
+    let s = setup().await;
+    let id = s.mailbox.ensure_label("bionicbb-quarantine").await.unwrap();
+    assert_eq!(s.mailbox.label_id("bionicbb-quarantine").await.unwrap(), id);
+    assert_eq!(
+        s.mailbox.ensure_label("bionicbb-quarantine").await.unwrap(),
+        id
+    );
+    assert_eq!(seen(&s.fake, "POST /gmail/v1/users/me/labels").len(), 1);
+    let existing = s.fake.add_label("gerrit");
+    assert_eq!(s.mailbox.ensure_label("gerrit").await.unwrap(), existing);
+}
+
+#[tokio::test]
+async fn list_all_pages_keep_the_label_filter_and_come_oldest_first() {
+    let s = setup().await;
+    let label = s.fake.add_label("gerrit");
+    let mut expected = Vec::new();
+    for n in 0..7 {
+        expected.push(s.fake.deliver(&mail(n), &["INBOX", "gerrit"]));
+        s.fake.deliver(&mail(100 + n), &["INBOX"]);
+    }
+    s.fake.set_page_size_cap(2);
+    let ids = s.mailbox.list_all(&label).await.unwrap();
+    assert_eq!(ids, expected, "only labelled mail, oldest first");
+
+    let pages = seen(&s.fake, "GET /gmail/v1/users/me/messages?");
+    assert_eq!(pages.len(), 4, "{pages:#?}");
+    for page in &pages {
+        assert!(page.contains(&format!("labelIds={label}")), "{page}");
+        assert!(page.contains("maxResults=500"), "{page}");
+    }
+    assert!(!pages[0].contains("pageToken"));
+    assert!(pages[1..].iter().all(|p| p.contains("pageToken=")));
+}
+
+#[tokio::test]
+async fn a_page_token_without_its_label_filter_is_refused() {
+    // What a client that drops the filter on page 2 would run into.
+    let s = setup().await;
+    let label = s.fake.add_label("gerrit");
+    for n in 0..3 {
+        s.fake.deliver(&mail(n), &["gerrit"]);
+    }
+    s.fake.set_page_size_cap(1);
+    let users = s.mailbox.hub().users();
+    let (_, first) = users
+        .messages_list("me")
+        .add_label_ids(&label)
+        .add_scope(Scope::Modify)
+        .doit()
+        .await
+        .unwrap();
+    let token = first.next_page_token.unwrap();
+    let err = users
+        .messages_list("me")
+        .page_token(&token)
+        .add_scope(Scope::Modify)
+        .doit()
+        .await
+        .unwrap_err();
+    let err = classify("messages.list", err, None);
+    assert_eq!(err.kind, ErrorKind::Rejected);
+    assert!(err.message.contains("Invalid pageToken"), "{err}");
+}
+
+#[tokio::test]
+async fn an_empty_label_lists_nothing() {
+    let s = setup().await;
+    let label = s.fake.add_label("gerrit");
+    s.fake.deliver(&mail(1), &["INBOX"]);
+    let wire = wire_get(
+        &s.fake,
+        &format!("gmail/v1/users/me/messages?labelIds={label}"),
+    )
+    .await;
+    assert!(wire.get("messages").is_none(), "{wire}");
+    assert_eq!(wire["resultSizeEstimate"], 0);
+    assert!(s.mailbox.list_all(&label).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn get_raw_returns_the_exact_bytes() {
+    let s = setup().await;
+    // Lengths 0, 1 and 2 modulo 3: no padding, `==` and `=`; and bytes
+    // that use the URL-safe alphabet's `-` and `_`.
+    let mut mails = Vec::new();
+    for rest in 0..3 {
+        let mut raw = mail(rest);
+        while raw.len() % 3 != rest {
+            raw.extend_from_slice(b"x");
+        }
+        mails.push(raw);
+    }
+    let mut with_binary = mail(7);
+    with_binary.extend_from_slice(&[0xff, 0xfe, 0xfb, 0x3e, 0x3f]);
+    mails.push(with_binary);
+    for raw in &mails {
+        let id = s.fake.deliver(raw, &["INBOX"]);
+        assert_eq!(&s.mailbox.get_raw(&id).await.unwrap(), raw);
+        let wire = wire_get(
+            &s.fake,
+            &format!("gmail/v1/users/me/messages/{id}?format=raw"),
+        )
+        .await;
+        let encoded = wire["raw"].as_str().unwrap();
+        assert_eq!(encoded.len() % 4, 0, "raw is padded on the wire");
+        assert!(wire["historyId"].is_string() && wire["internalDate"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn trash_moves_the_mail_out_of_the_listing() {
+    let s = setup().await;
+    let label = s.fake.add_label("gerrit");
+    let a = s.fake.deliver(&mail(1), &["INBOX", "gerrit"]);
+    let b = s.fake.deliver(&mail(2), &["INBOX", "gerrit"]);
+    s.mailbox.trash(&a).await.unwrap();
+    assert_eq!(s.fake.in_trash(), vec![a.clone()]);
+    let labels = s.fake.message_labels(&a);
+    assert!(labels.contains(&"TRASH".to_string()) && !labels.contains(&"INBOX".to_string()));
+    assert_eq!(s.mailbox.list_all(&label).await.unwrap(), vec![b]);
+}
+
+#[tokio::test]
+async fn modify_moves_labels() {
+    let s = setup().await;
+    let gerrit = s.fake.add_label("gerrit");
+    let quarantine = s.mailbox.ensure_label("quarantine").await.unwrap();
+    let id = s.fake.deliver(&mail(1), &["INBOX", "gerrit"]);
+    s.mailbox
+        .modify(
+            &id,
+            std::slice::from_ref(&quarantine),
+            std::slice::from_ref(&gerrit),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.fake.messages_with_label("quarantine"), vec![id.clone()]);
+    assert!(s.fake.messages_with_label("gerrit").is_empty());
+    assert!(s.mailbox.list_all(&gerrit).await.unwrap().is_empty());
+    let err = s
+        .mailbox
+        .modify(&id, &["Label_999".into()], &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Rejected);
+}
+
+#[tokio::test]
+async fn rate_limits_are_retried_then_succeed() {
+    for status in [403, 429] {
+        let s = setup().await;
+        s.fake.add_label("gerrit");
+        s.fake.rate_limit_next(2, status);
+        assert!(s.mailbox.label_id("gerrit").await.is_ok(), "{status}");
+        assert_eq!(seen(&s.fake, "/labels").len(), 3, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn rate_limits_that_last_give_up_as_rate_limited() {
+    let s = setup().await;
+    s.fake.rate_limit_next(10, 403);
+    let err = s.mailbox.label_id("gerrit").await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::RateLimited);
+    assert!(err.message.contains("userRateLimitExceeded"), "{err}");
+    assert_eq!(seen(&s.fake, "/labels").len(), 4);
+}
+
+#[tokio::test]
+async fn backend_errors_are_retried() {
+    let s = setup().await;
+    let id = s.fake.deliver(&mail(3), &["INBOX"]);
+    s.fake.backend_error_next(3);
+    assert_eq!(s.mailbox.get_raw(&id).await.unwrap(), mail(3));
+    assert_eq!(seen(&s.fake, &format!("/messages/{id}")).len(), 4);
+}
+
+#[tokio::test]
+async fn not_found_is_not_retried() {
+    let s = setup().await;
+    let err = s.mailbox.get_raw("00000000deadbeef").await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert_eq!(err.status, Some(404));
+    assert_eq!(seen(&s.fake, "deadbeef").len(), 1);
+    let err = s.mailbox.trash("00000000deadbeef").await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_unauthorized_until_the_file_changes() {
+    let s = setup_with_token("wrong").await;
+    s.fake.add_label("gerrit");
+    let err = s.mailbox.label_id("gerrit").await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unauthorized);
+    assert!(err.message.contains("gmail-listener auth"), "{err}");
+    assert_eq!(seen(&s.fake, "/labels").len(), 1, "not retried");
+    // A token minted elsewhere replaces the file: picked up without a restart.
+    std::fs::write(&s.token_file, "t0k-but-longer").unwrap();
+    s.fake.require_token(Some("t0k-but-longer"));
+    assert!(s.mailbox.label_id("gerrit").await.is_ok());
+}
+
+#[tokio::test]
+async fn the_daemon_refuses_to_start_without_a_token_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = GmailConfig {
+        token_cache_file: dir.path().join("missing-token.json"),
+        client_secret_file: dir.path().join("client_secret.json"),
+        ..GmailConfig::default()
+    };
+    let err = Mailbox::from_config(&config).await.unwrap_err().to_string();
+    assert!(err.contains("gmail-listener auth"), "{err}");
+    assert!(err.contains("missing-token.json"), "{err}");
+}
+
+const MULTIPART: &str = "From: gerrit@example.org\r\nSubject: multipart\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n\
+--b1\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nPlain text, length not a multiple of three!\r\n\
+--b1\r\nContent-Type: text/html; charset=UTF-8\r\n\r\n<p>Html</p>\r\n--b1--\r\n";
+
+#[tokio::test]
+async fn format_full_part_data_is_unpadded_and_the_hub_cannot_decode_it() {
+    let s = setup().await;
+    let id = s.fake.deliver(MULTIPART.as_bytes(), &["INBOX"]);
+
+    let wire = wire_get(
+        &s.fake,
+        &format!("gmail/v1/users/me/messages/{id}?format=full"),
+    )
+    .await;
+    let payload = &wire["payload"];
+    assert_eq!(payload["mimeType"], "multipart/alternative");
+    assert_eq!(payload["body"]["size"], 0);
+    assert!(
+        payload["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["name"] == "Subject" && h["value"] == "multipart")
+    );
+    let parts = payload["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0]["partId"], "0");
+    assert_eq!(parts[0]["mimeType"], "text/plain");
+    assert_eq!(parts[1]["mimeType"], "text/html");
+    let data = parts[0]["body"]["data"].as_str().unwrap();
+    assert!(!data.ends_with('='), "part data is unpadded: {data}");
+    let text = URL_SAFE_NO_PAD.decode(data).unwrap();
+    assert!(
+        String::from_utf8(text)
+            .unwrap()
+            .starts_with("Plain text, length")
+    );
+
+    // The trap: google-gmail1 requires padding, so the whole message fails.
+    let err = s
+        .mailbox
+        .hub()
+        .users()
+        .messages_get("me", &id)
+        .format("full")
+        .add_scope(Scope::Modify)
+        .doit()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, google_gmail1::Error::JsonDecodeError(..)),
+        "{err:?}"
+    );
+    assert_eq!(
+        classify("messages.get", err, None).kind,
+        ErrorKind::Malformed
+    );
+    // Which is why the mailbox fetches `format=raw`.
+    assert_eq!(s.mailbox.get_raw(&id).await.unwrap(), MULTIPART.as_bytes());
+}
+
+#[tokio::test]
+async fn an_expired_history_id_is_not_found() {
+    let s = setup().await;
+    let label = s.fake.add_label("gerrit");
+    let id = s.fake.deliver(&mail(1), &["gerrit"]);
+    let users = s.mailbox.hub().users();
+    let (_, history) = users
+        .history_list("me")
+        .start_history_id(1000)
+        .label_id(&label)
+        .add_history_types("messageAdded")
+        .add_scope(Scope::Modify)
+        .doit()
+        .await
+        .unwrap();
+    let added = history.history.unwrap()[0].messages_added.clone().unwrap();
+    assert_eq!(
+        added[0].message.as_ref().unwrap().id.as_deref(),
+        Some(id.as_str())
+    );
+
+    s.fake.expire_history();
+    let err = users
+        .history_list("me")
+        .start_history_id(1000)
+        .add_scope(Scope::Modify)
+        .doit()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        classify("history.list", err, None).kind,
+        ErrorKind::NotFound
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_fails_without_prompting() {
+    bionicbb_core::tls::install_crypto_provider();
+    let fake = GmailFake::start().await;
+    fake.require_token(Some(TOKEN));
+    // Google's token endpoint, refusing the refresh token.
+    let oauth = axum::Router::new().route(
+        "/token",
+        axum::routing::post(|| async {
+            (
+                axum::http::StatusCode::BAD_REQUEST,
+                [("content-type", "application/json")],
+                r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let oauth_base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, oauth).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("client_secret.json");
+    std::fs::write(
+        &secret,
+        serde_json::json!({"installed": {
+            "client_id": "id.apps.googleusercontent.com", "client_secret": "s",
+            "auth_uri": format!("{oauth_base}/auth"), "token_uri": format!("{oauth_base}/token"),
+            "redirect_uris": ["http://localhost"]}})
+        .to_string(),
+    )
+    .unwrap();
+    let cache = dir.path().join("token.json");
+    std::fs::write(
+        &cache,
+        serde_json::json!([{"scopes": [gmail_listener::gmail::MODIFY_SCOPE],
+            "token": {"access_token": "stale", "refresh_token": "revoked",
+                      "expires_at": [2020, 1, 0, 0, 0, 0, 0, 0, 0], "id_token": null}}])
+        .to_string(),
+    )
+    .unwrap();
+    let config = GmailConfig {
+        api_base_url: Some(url::Url::parse(&fake.base_url()).unwrap()),
+        client_secret_file: secret,
+        token_cache_file: cache,
+        ..GmailConfig::default()
+    };
+    let mailbox = Mailbox::from_config(&config)
+        .await
+        .unwrap()
+        .with_policy(fast());
+    let err = tokio::time::timeout(Duration::from_secs(10), mailbox.label_id("gerrit"))
+        .await
+        .expect("no interactive prompt")
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unauthorized, "{err}");
+    assert!(err.message.contains("gmail-listener auth"), "{err}");
+    assert!(
+        seen(&fake, "/labels").is_empty(),
+        "no request without a token"
+    );
+}
