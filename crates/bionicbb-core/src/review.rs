@@ -377,7 +377,9 @@ bot_email = "bionicbb@example.com"
 [jenkins]
 url = "https://jenkins.example.org/"
 user = "bionicbb"
+api_token = "t"
 [build_listener]
+secret = "s"
 {extra}
 [jobs.roles]
 "team/presubmit" = "verify"

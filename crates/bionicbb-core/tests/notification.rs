@@ -40,8 +40,10 @@ bot_email = "bionicbb@example.com"
 [jenkins]
 url = "https://jenkins.example.org/"
 user = "bionicbb"
+api_token = "t"
 
 [build_listener]
+secret = "s"
 {build_listener}
 
 [jobs.roles]
