@@ -87,7 +87,10 @@ impl JobPath {
     /// The job's short name (the last component), as the Notification
     /// plugin reports it in `name`.
     pub fn name(&self) -> &str {
-        self.components.last().map(String::as_str).unwrap_or_default()
+        self.components
+            .last()
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     /// The job's URL relative to the Jenkins root: `job/a/job/b/`, each
@@ -375,7 +378,9 @@ impl JenkinsClient {
             "{}{number}/api/json?tree=building,result,queueId",
             job.url_path()
         ))?;
-        let build: BuildJson = self.get_json(&format!("build {job} #{number}"), &url).await?;
+        let build: BuildJson = self
+            .get_json(&format!("build {job} #{number}"), &url)
+            .await?;
         Ok(BuildInfo {
             building: build.building,
             result: build.result,

@@ -79,7 +79,7 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
     };
     let auth = match authenticate(&shared, &parts.headers) {
         Ok(auth) => auth,
-        Err(response) => return response,
+        Err(user) => return unauthorized(&user),
     };
     let method = parts.method.clone();
     if method == Method::POST {
@@ -99,7 +99,11 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
     let query: Vec<(String, String)> = parts
         .uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let segments: Vec<String> = parts
         .uri
@@ -113,7 +117,10 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
         })
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let tree = query.iter().find(|(k, _)| k == "tree").map(|(_, v)| v.as_str());
+    let tree = query
+        .iter()
+        .find(|(k, _)| k == "tree")
+        .map(|(_, v)| v.as_str());
     let get = method == Method::GET;
     match segments.as_slice() {
         ["crumbIssuer", "api", "json"] if get => issue_crumb(&shared, &auth, &parts.headers),
@@ -209,7 +216,12 @@ fn build_route(
     }
 }
 
-fn trigger(shared: &Shared, job: &str, supplied: &[(String, String)], with_params: bool) -> Response {
+fn trigger(
+    shared: &Shared,
+    job: &str,
+    supplied: &[(String, String)],
+    with_params: bool,
+) -> Response {
     let scheduled = {
         let mut model = shared.lock();
         model.triggers += 1;
@@ -258,42 +270,48 @@ fn cancel(shared: &Shared, query: &[(String, String)]) -> Response {
     }
 }
 
-/// Basic credentials: a token, a password, or 401. No header: anonymous.
-fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Auth, Response> {
+/// Basic credentials: a token, a password, or (`Err`, with the user name
+/// Jenkins puts in its 401 text) wrong ones. No header: anonymous.
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Auth, String> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(Auth::Anonymous);
-    };
-    let unauthorized = |user: &str| {
-        let mut response = html(
-            StatusCode::UNAUTHORIZED,
-            &format!("Invalid password/token for user: {user}"),
-        );
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Basic realm=\"Jenkins\""),
-        );
-        response
     };
     let decoded = value
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
         .and_then(|b| String::from_utf8(b).ok());
     let Some((user, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
-        return Err(unauthorized(""));
+        return Err(String::new());
     };
     let model = shared.lock();
     let Some(cred) = model.users.get(user) else {
-        return Err(unauthorized(user));
+        return Err(user.to_string());
     };
     if cred.tokens.iter().any(|t| t == secret) {
         Ok(Auth::Token(user.to_string()))
     } else if cred.passwords.iter().any(|p| p == secret) {
         Ok(Auth::Password(user.to_string()))
     } else {
-        Err(unauthorized(user))
+        Err(user.to_string())
     }
+}
+
+fn unauthorized(user: &str) -> Response {
+    let mut response = html(
+        StatusCode::UNAUTHORIZED,
+        &format!("Invalid password/token for user: {user}"),
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"Jenkins\""),
+    );
+    response
 }
 
 fn session_id(headers: &HeaderMap) -> Option<String> {
@@ -328,12 +346,8 @@ fn crumb_ok(shared: &Shared, auth: &Auth, headers: &HeaderMap) -> bool {
 fn issue_crumb(shared: &Shared, auth: &Auth, headers: &HeaderMap) -> Response {
     let mut model = shared.lock();
     let user = auth.user().map(str::to_string);
-    let existing = session_id(headers).filter(|id| {
-        model
-            .sessions
-            .get(id)
-            .is_some_and(|s| s.user == user)
-    });
+    let existing =
+        session_id(headers).filter(|id| model.sessions.get(id).is_some_and(|s| s.user == user));
     let (id, fresh) = match existing {
         Some(id) => (id, false),
         None => (random_hex(16), true),
