@@ -58,7 +58,8 @@ pub struct Build {
 /// One notification POST the fake made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
-    pub job: String,
+    /// The job's URL relative to the root (`job/a/job/b/`), as in the document.
+    pub job_url: String,
     pub number: u64,
     pub phase: String,
     /// The endpoint's status, or the transport error.
@@ -140,7 +141,7 @@ impl Shared {
                 tracing::warn!(error = %e, phase = doc.build.phase, "fake Jenkins: notification failed");
             }
             self.lock().deliveries.push(Delivery {
-                job: doc.url.clone(),
+                job_url: doc.url.clone(),
                 number: doc.build.number,
                 phase: doc.build.phase.to_string(),
                 outcome,
