@@ -35,7 +35,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::fault::{self, Faults};
-use model::{Cred, Job, Model};
+use model::{Job, Model};
 
 /// An item waiting in the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,8 @@ pub struct Build {
 /// One notification POST the fake made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
-    pub job: String,
+    /// The job's URL relative to the root (`job/a/job/b/`), as in the document.
+    pub job_url: String,
     pub number: u64,
     pub phase: String,
     /// The endpoint's status, or the transport error.
@@ -140,7 +141,7 @@ impl Shared {
                 tracing::warn!(error = %e, phase = doc.build.phase, "fake Jenkins: notification failed");
             }
             self.lock().deliveries.push(Delivery {
-                job: doc.url.clone(),
+                job_url: doc.url.clone(),
                 number: doc.build.number,
                 phase: doc.build.phase.to_string(),
                 outcome,
@@ -159,10 +160,11 @@ impl Shared {
             tokio::time::sleep(auto.delay).await;
             let params = {
                 let model = shared.lock();
-                match model.queue.iter().find(|w| w.id == id) {
-                    Some(w) => Some((w.job.clone(), w.params.iter().cloned().collect())),
-                    None => None,
-                }
+                model
+                    .queue
+                    .iter()
+                    .find(|w| w.id == id)
+                    .map(|w| (w.job.clone(), w.params.iter().cloned().collect()))
             };
             let Some((job, params)) = params else { return };
             let Some(number) = shared.start_item(id).await else {
@@ -265,20 +267,14 @@ impl JenkinsFake {
     /// A user authenticating with an API token (no crumb needed).
     pub fn add_user(&self, user: &str, api_token: &str) {
         let mut model = self.shared.lock();
-        let cred = model
-            .users
-            .entry(user.to_string())
-            .or_insert_with(Cred::default);
+        let cred = model.users.entry(user.to_string()).or_default();
         cred.tokens.push(api_token.to_string());
     }
 
     /// A user authenticating with a password (POSTs need a crumb).
     pub fn add_password_user(&self, user: &str, password: &str) {
         let mut model = self.shared.lock();
-        let cred = model
-            .users
-            .entry(user.to_string())
-            .or_insert_with(Cred::default);
+        let cred = model.users.entry(user.to_string()).or_default();
         cred.passwords.push(password.to_string());
     }
 

@@ -1,5 +1,7 @@
 //! Jenkins remote-API client and Notification-plugin payloads.
 pub mod client;
+pub mod job;
 pub mod notification;
 
-pub use client::{BuildInfo, JenkinsClient, JobPath, QueueItemId, QueueState};
+pub use client::{BuildInfo, JenkinsClient, QueueState};
+pub use job::{JobPath, QueueItemId};

@@ -79,7 +79,7 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
     };
     let auth = match authenticate(&shared, &parts.headers) {
         Ok(auth) => auth,
-        Err(response) => return response,
+        Err(user) => return unauthorized(&user),
     };
     let method = parts.method.clone();
     if method == Method::POST {
@@ -270,21 +270,11 @@ fn cancel(shared: &Shared, query: &[(String, String)]) -> Response {
     }
 }
 
-/// Basic credentials: a token, a password, or 401. No header: anonymous.
-fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Auth, Response> {
+/// Basic credentials: a token, a password, or (`Err`, with the user name
+/// Jenkins puts in its 401 text) wrong ones. No header: anonymous.
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Auth, String> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(Auth::Anonymous);
-    };
-    let unauthorized = |user: &str| {
-        let mut response = html(
-            StatusCode::UNAUTHORIZED,
-            &format!("Invalid password/token for user: {user}"),
-        );
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Basic realm=\"Jenkins\""),
-        );
-        response
     };
     let decoded = value
         .to_str()
@@ -297,19 +287,31 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Auth, Response> 
         })
         .and_then(|b| String::from_utf8(b).ok());
     let Some((user, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
-        return Err(unauthorized(""));
+        return Err(String::new());
     };
     let model = shared.lock();
     let Some(cred) = model.users.get(user) else {
-        return Err(unauthorized(user));
+        return Err(user.to_string());
     };
     if cred.tokens.iter().any(|t| t == secret) {
         Ok(Auth::Token(user.to_string()))
     } else if cred.passwords.iter().any(|p| p == secret) {
         Ok(Auth::Password(user.to_string()))
     } else {
-        Err(unauthorized(user))
+        Err(user.to_string())
     }
+}
+
+fn unauthorized(user: &str) -> Response {
+    let mut response = html(
+        StatusCode::UNAUTHORIZED,
+        &format!("Invalid password/token for user: {user}"),
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"Jenkins\""),
+    );
+    response
 }
 
 fn session_id(headers: &HeaderMap) -> Option<String> {
