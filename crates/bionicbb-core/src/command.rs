@@ -129,7 +129,10 @@ mod tests {
     #[test]
     fn trailing_sentence_mark_is_dropped() {
         assert_eq!(parse_line("bionicbb:retry."), cmd("retry", &[]));
-        assert_eq!(parse_line("bionicbb:retry! please"), cmd("retry", &["please"]));
+        assert_eq!(
+            parse_line("bionicbb:retry! please"),
+            cmd("retry", &["please"])
+        );
     }
 
     #[test]
@@ -157,10 +160,7 @@ mod tests {
         let got = parse_all(["hi", "bionicbb:clean", "x", "bionicbb:retry arm"]);
         assert_eq!(
             got,
-            vec![
-                cmd("clean", &[]).unwrap(),
-                cmd("retry", &["arm"]).unwrap()
-            ]
+            vec![cmd("clean", &[]).unwrap(), cmd("retry", &["arm"]).unwrap()]
         );
     }
 

@@ -46,9 +46,9 @@ pub fn read(body: &str, source: Source) -> Comment {
     let lines: Vec<&str> = body.split('\n').collect();
     let end = region_end(&lines, source);
     let lines = &lines[..end];
-    let vote_at = lines.iter().position(|l| {
-        !l.trim_start().starts_with('>') && votes::parse_line(l).is_some()
-    });
+    let vote_at = lines
+        .iter()
+        .position(|l| !l.trim_start().starts_with('>') && votes::parse_line(l).is_some());
     let after_dots = || lines.iter().position(|l| is_dots(l)).map_or(0, |i| i + 1);
     let start = match (source, vote_at) {
         // The votes line itself holds votes, not text.
@@ -152,7 +152,9 @@ mod tests {
 
     #[test]
     fn cover_letter_commands_and_votes() {
-        let body = format!("{HEAD}Patch Set 2: Verified+1\n\nbionicbb:retry\nplease run bionicbb:clean\n{TAIL}");
+        let body = format!(
+            "{HEAD}Patch Set 2: Verified+1\n\nbionicbb:retry\nplease run bionicbb:clean\n{TAIL}"
+        );
         let c = read(&body, Source::Plain);
         assert_eq!(c.vote_line.as_ref().map(|v| v.patch_set), Some(2));
         assert_eq!(c.vote_line.unwrap().added.len(), 1);
@@ -179,7 +181,9 @@ mod tests {
 
     #[test]
     fn footers_and_view_lines_are_outside_the_region() {
-        let body = format!("{HEAD}Patch Set 2:\n\nhello\n-- \nbionicbb:retry\nTo view, visit x\n\nGerrit-X: y\n");
+        let body = format!(
+            "{HEAD}Patch Set 2:\n\nhello\n-- \nbionicbb:retry\nTo view, visit x\n\nGerrit-X: y\n"
+        );
         assert!(commands(&body, Source::Plain).is_empty());
         let html = "Patch set 2:\nbionicbb:clean\nTo view, visit change 1.\nbionicbb:retry\n\nGerrit-MessageType: comment";
         assert_eq!(commands(html, Source::Html), ["clean"]);
@@ -207,8 +211,14 @@ mod tests {
         assert!(!is_code_line("PS4: "));
         assert!(!is_code_line("Line of thought: x"));
         assert!(!is_code_line("PS, Line 3: x"));
-        assert_eq!(strip_ps_prefix("PS4: bionicbb:retry"), Some("bionicbb:retry"));
-        assert_eq!(strip_ps_prefix("PS4:bionicbb:retry"), Some("bionicbb:retry"));
+        assert_eq!(
+            strip_ps_prefix("PS4: bionicbb:retry"),
+            Some("bionicbb:retry")
+        );
+        assert_eq!(
+            strip_ps_prefix("PS4:bionicbb:retry"),
+            Some("bionicbb:retry")
+        );
         assert_eq!(strip_ps_prefix("PS: x"), None);
         assert_eq!(strip_ps_prefix("PS4, Line 1: x"), None);
     }

@@ -182,7 +182,10 @@ mod tests {
         }
         // A `--` typed in a comment is not a separator in HTML-derived text.
         let html = "text\n--\nGerrit-PatchSet: 9\nTo view, visit change 1.\nGerrit-PatchSet: 2";
-        assert_eq!(Footers::from_body(html, Source::Html).all("PatchSet"), ["2"]);
+        assert_eq!(
+            Footers::from_body(html, Source::Html).all("PatchSet"),
+            ["2"]
+        );
     }
 
     #[test]

@@ -245,7 +245,11 @@ fn decode_entity(name: &str) -> Option<char> {
             None => num.parse().ok()?,
         };
         // A NUL or an invalid code point decodes to the replacement character.
-        return Some(char::from_u32(code).filter(|&c| c != '\0').unwrap_or('\u{FFFD}'));
+        return Some(
+            char::from_u32(code)
+                .filter(|&c| c != '\0')
+                .unwrap_or('\u{FFFD}'),
+        );
     }
     Some(match name {
         "amp" => '&',
@@ -271,16 +275,23 @@ mod tests {
                     <div style=\"display:none\"> Gerrit-PatchSet: 3 </div>";
         let text = to_text(html);
         let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
-        assert_eq!(lines, ["x", "Gerrit-MessageType: comment", "Gerrit-PatchSet: 3"]);
+        assert_eq!(
+            lines,
+            ["x", "Gerrit-MessageType: comment", "Gerrit-PatchSet: 3"]
+        );
     }
 
     #[test]
     fn unescaped_address_is_text_and_entities_decode() {
         let text = to_text("<div> Gerrit-Owner: Dana Dev <dana@example.com> </div>");
         assert_eq!(text.trim(), "Gerrit-Owner: Dana Dev <dana@example.com>");
-        let text = to_text("<div>Gerrit-Owner: Dana &lt;dana@example.com&gt; &amp; co&#46;&#x21;</div>");
+        let text =
+            to_text("<div>Gerrit-Owner: Dana &lt;dana@example.com&gt; &amp; co&#46;&#x21;</div>");
         assert_eq!(text.trim(), "Gerrit-Owner: Dana <dana@example.com> & co.!");
-        assert_eq!(decode_entities("a &bogus; b & c &#0;"), "a &bogus; b & c \u{FFFD}");
+        assert_eq!(
+            decode_entities("a &bogus; b & c &#0;"),
+            "a &bogus; b & c \u{FFFD}"
+        );
     }
 
     #[test]

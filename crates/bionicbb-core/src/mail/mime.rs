@@ -32,7 +32,10 @@ pub fn body(message: &Message<'_>) -> Result<Body, MailError> {
     let mut html_part: Option<&MessagePart<'_>> = None;
     let mut other_problem = false;
     for part in &message.parts {
-        if part.content_disposition().is_some_and(|d| d.is_attachment()) {
+        if part
+            .content_disposition()
+            .is_some_and(|d| d.is_attachment())
+        {
             continue;
         }
         match &part.body {
@@ -81,9 +84,7 @@ fn is_plain(part: &MessagePart<'_>) -> bool {
         None => true,
         Some(ct) => {
             ct.ctype().eq_ignore_ascii_case("text")
-                && ct
-                    .subtype()
-                    .is_none_or(|s| s.eq_ignore_ascii_case("plain"))
+                && ct.subtype().is_none_or(|s| s.eq_ignore_ascii_case("plain"))
         }
     }
 }
@@ -165,7 +166,8 @@ mod tests {
 
     #[test]
     fn flowed_lines_join_and_delsp_removes_the_marker_space() {
-        let text = "Dana Dev has posted comments on this change. (  \nhttps://g.example/1 )\n\nfixed";
+        let text =
+            "Dana Dev has posted comments on this change. (  \nhttps://g.example/1 )\n\nfixed";
         assert_eq!(
             unflow(text, true),
             "Dana Dev has posted comments on this change. ( https://g.example/1 )\n\nfixed"
@@ -181,7 +183,8 @@ mod tests {
             unflow(text, true),
             "bionicbb:retryx86_64\n-- \nTo view\n\nGerrit-Comment-Date: Tue, 14 Mar2023 17:02:11 +0000\nGerrit-PatchSet: 4"
         );
-        let text = "bionicbb:retry  \nx86_64\nGerrit-Comment-Date: Tue, 14 Mar  \n2023 17:02:11 +0000";
+        let text =
+            "bionicbb:retry  \nx86_64\nGerrit-Comment-Date: Tue, 14 Mar  \n2023 17:02:11 +0000";
         assert_eq!(
             unflow(text, true),
             "bionicbb:retry x86_64\nGerrit-Comment-Date: Tue, 14 Mar 2023 17:02:11 +0000"
@@ -191,12 +194,18 @@ mod tests {
     #[test]
     fn signature_separator_and_stuffing() {
         assert_eq!(unflow("end \n-- \nsig", true), "end\n-- \nsig");
-        assert_eq!(unflow(" From here\n >not a quote", true), "From here\n>not a quote");
+        assert_eq!(
+            unflow(" From here\n >not a quote", true),
+            "From here\n>not a quote"
+        );
     }
 
     #[test]
     fn quote_depth_limits_joining() {
-        assert_eq!(unflow("> quoted \n> more\nmine", true), "> quotedmore\nmine");
+        assert_eq!(
+            unflow("> quoted \n> more\nmine", true),
+            "> quotedmore\nmine"
+        );
         assert_eq!(unflow("> quoted  \nmine", true), "> quoted \nmine");
     }
 

@@ -34,7 +34,7 @@ use crate::command;
 use crate::config::CommandsConfig;
 use crate::event::{GerritEvent, MessageType};
 use crate::gerrit::id::{ChangeKey, validate_branch, validate_project};
-use footers::Footers;
+pub use footers::Footers;
 use mime::Body;
 
 /// A parsed notification with the envelope details callers log.
@@ -118,7 +118,9 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, MailError> {
         .single("Project", "X-Gerrit-Project")?
         .ok_or(MailError::MissingFooter("Project"))?;
     validate_project(&project).map_err(|reason| invalid("project", &project, reason))?;
-    let branch = fields.single("Branch", "")?.ok_or(MailError::MissingFooter("Branch"))?;
+    let branch = fields
+        .single("Branch", "")?
+        .ok_or(MailError::MissingFooter("Branch"))?;
     let branch = branch
         .strip_prefix("refs/heads/")
         .map(str::to_string)
@@ -159,6 +161,16 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, MailError> {
         read_comment(&body, &mut parsed);
     }
     Ok(parsed)
+}
+
+/// The footer block of a mail, for diagnostics (`Gerrit-Reviewer`,
+/// `Gerrit-Has-Labels`, ... are not part of the event).
+pub fn read_footers(raw: &[u8]) -> Result<Footers, MailError> {
+    let message = MessageParser::default()
+        .parse(raw)
+        .ok_or(MailError::Malformed)?;
+    let body = mime::body(&message)?;
+    Ok(Footers::from_body(&body.text, body.source))
 }
 
 /// Fills votes and commands of a comment mail.
@@ -205,18 +217,27 @@ impl Fields<'_, '_> {
             return None;
         }
         let value = self.message.header(name)?;
-        let text = value
-            .as_text()
-            .or_else(|| value.as_text_list().and_then(|l| l.first().map(|s| s.as_ref())))?;
+        let text = value.as_text().or_else(|| {
+            value
+                .as_text_list()
+                .and_then(|l| l.first().map(|s| s.as_ref()))
+        })?;
         let text = text.trim();
         (!text.is_empty()).then(|| text.to_string())
     }
 
     /// Whether the mail names a change at all.
     fn has_change_data(&self) -> bool {
-        ["Change-Id", "Change-Number", "PatchSet", "PatchSetId", "Project", "Branch"]
-            .iter()
-            .any(|k| !self.footers.all(k).is_empty())
+        [
+            "Change-Id",
+            "Change-Number",
+            "PatchSet",
+            "PatchSetId",
+            "Project",
+            "Branch",
+        ]
+        .iter()
+        .any(|k| !self.footers.all(k).is_empty())
             || [
                 "X-Gerrit-Change-Id",
                 "X-Gerrit-ChangeId",
@@ -242,7 +263,8 @@ impl Fields<'_, '_> {
         for value in [id_footer, id_header].into_iter().flatten() {
             if value.starts_with('I') {
                 if key.is_none() {
-                    let k = ChangeKey::parse(&value).map_err(|e| invalid("Change-Id", &value, e.reason))?;
+                    let k = ChangeKey::parse(&value)
+                        .map_err(|e| invalid("Change-Id", &value, e.reason))?;
                     key = Some(k.as_str().to_string());
                 }
             } else if number.is_none() {
