@@ -34,7 +34,7 @@ use crate::command;
 use crate::config::CommandsConfig;
 use crate::event::{GerritEvent, MessageType};
 use crate::gerrit::id::{ChangeKey, validate_branch, validate_project};
-use footers::Footers;
+pub use footers::Footers;
 use mime::Body;
 
 /// A parsed notification with the envelope details callers log.
@@ -161,6 +161,16 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, MailError> {
         read_comment(&body, &mut parsed);
     }
     Ok(parsed)
+}
+
+/// The footer block of a mail, for diagnostics (`Gerrit-Reviewer`,
+/// `Gerrit-Has-Labels`, ... are not part of the event).
+pub fn read_footers(raw: &[u8]) -> Result<Footers, MailError> {
+    let message = MessageParser::default()
+        .parse(raw)
+        .ok_or(MailError::Malformed)?;
+    let body = mime::body(&message)?;
+    Ok(Footers::from_body(&body.text, body.source))
 }
 
 /// Fills votes and commands of a comment mail.
