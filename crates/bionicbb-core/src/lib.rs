@@ -22,6 +22,7 @@ pub mod messages;
 pub mod netrc;
 pub mod retry;
 pub mod review;
+pub mod runtime;
 pub mod tls;
 
 pub use error::{ApiError, ErrorKind, Service};

@@ -1,0 +1,108 @@
+//! What both daemons do at start-up and shutdown: logging, the clients
+//! built from the configuration, and the shutdown signal.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::Config;
+use crate::gerrit::GerritClient;
+use crate::jenkins::JenkinsClient;
+use crate::retry::RetryPolicy;
+
+/// Installs the log subscriber: `RUST_LOG` filtering (default `info`), plain
+/// text (ANSI colours only on a terminal) or one JSON object per line.
+/// Safe to call twice (the second call does nothing).
+pub fn init_logging(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = if json {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true),
+            )
+            .try_init()
+    } else {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    };
+}
+
+/// An error building a client from the configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+/// The retry policy for calls made while handling one mail or request:
+/// a few quick retries; longer outages are left to the next poll or the
+/// outbox.
+pub fn request_policy(timeout: std::time::Duration) -> RetryPolicy {
+    RetryPolicy {
+        attempts: 3,
+        attempt_timeout: timeout,
+        ..RetryPolicy::default()
+    }
+}
+
+/// The Gerrit client, authenticated with the bot's HTTP password from the
+/// netrc file (exact host, then `default`).
+pub fn gerrit_client(config: &Config) -> Result<GerritClient, SetupError> {
+    let host = config.gerrit.url.host_str().unwrap_or_default().to_string();
+    let credentials = crate::netrc::credentials_for(config.gerrit.netrc.as_deref(), &host)
+        .map_err(|e| SetupError(format!("Gerrit credentials: {e}")))?
+        .ok_or_else(|| {
+            SetupError(format!(
+                "Gerrit credentials: the netrc file has no entry for {host} and no default entry"
+            ))
+        })?;
+    GerritClient::new(
+        config.gerrit.url.clone(),
+        Some(credentials),
+        config.gerrit.timeout,
+        request_policy(config.gerrit.timeout),
+    )
+    .map_err(|e| SetupError(format!("Gerrit client: {e}")))
+}
+
+/// The Jenkins client, authenticated with the user's API token.
+pub fn jenkins_client(config: &Config) -> Result<JenkinsClient, SetupError> {
+    JenkinsClient::new(
+        config.jenkins.url.clone(),
+        &config.jenkins.user,
+        config.jenkins.api_token().clone(),
+        config.jenkins.timeout,
+        request_policy(config.jenkins.timeout),
+    )
+    .map_err(|e| SetupError(format!("Jenkins client: {e}")))
+}
+
+/// Resolves when the process receives SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received: shutting down"),
+        _ = terminate => tracing::info!("SIGTERM received: shutting down"),
+    }
+}
