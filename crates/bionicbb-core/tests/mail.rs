@@ -661,3 +661,20 @@ fn headers_only_mail_is_an_empty_body() {
     assert_eq!(mail::parse(b"").unwrap_err(), MailError::EmptyBody);
     assert_eq!(mail::parse(b" \r\n").unwrap_err(), MailError::EmptyBody);
 }
+
+#[test]
+fn blank_footer_falls_back_on_the_header() {
+    let footers = footers_with("2", KEY, "platform/bionic")
+        .replace("Gerrit-MessageType: comment", "Gerrit-MessageType:");
+    let p = mail::parse(&synthetic(
+        "X-Gerrit-MessageType: comment\n",
+        "Patch Set 2:\n",
+        &footers,
+    ))
+    .unwrap();
+    assert_eq!(p.event.message_type, MessageType::Comment);
+    assert_eq!(
+        synthetic_err("", "Patch Set 2:\n", &footers),
+        MailError::NotGerrit
+    );
+}
