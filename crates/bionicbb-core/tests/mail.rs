@@ -436,3 +436,245 @@ fn report_of_a_refused_mail_is_an_error_object() {
     let report = mail::report(b"", &CommandsConfig::default());
     assert_eq!(report["error"], json!("the mail body is empty"));
 }
+
+// ---------------------------------------------------------------- error paths, on synthetic mails
+
+/// A 2.x-style comment mail with the given extra headers, cover letter and
+/// footer block.
+fn synthetic(headers: &str, cover: &str, footers: &str) -> Vec<u8> {
+    format!(
+        "Date: Tue, 23 Feb 2016 10:41:09 +0000\n\
+         From: \"Dana Dev (Code Review)\" <gerrit@example.org>\n\
+         To: Bionic Buildbot <bionicbb@example.com>\n\
+         Message-ID: <1456224069331-0c4d8e22@gerrit.example.org>\n\
+         Subject: Change in platform/bionic[master]: Fix strtod rounding for denormals\n\
+         {headers}\
+         MIME-Version: 1.0\n\
+         Content-Type: text/plain; charset=UTF-8\n\
+         Content-Transfer-Encoding: 8bit\n\
+         \n\
+         Dana Dev has posted comments on this change.\n\
+         \n\
+         Change subject: Fix strtod rounding for denormals\n\
+         ......................................................................\n\
+         \n\
+         \n\
+         {cover}\n\
+         -- \n\
+         To view, visit https://gerrit.example.org/123456\n\
+         To unsubscribe, visit https://gerrit.example.org/settings\n\
+         \n\
+         {footers}"
+    )
+    .into_bytes()
+}
+
+fn footers_with(patch_set: &str, change_id: &str, project: &str) -> String {
+    format!(
+        "Gerrit-MessageType: comment\nGerrit-Change-Id: {change_id}\nGerrit-PatchSet: {patch_set}\n\
+         Gerrit-Project: {project}\nGerrit-Branch: master\nGerrit-Owner: Dana Dev <dana@example.com>\n"
+    )
+}
+
+fn synthetic_err(headers: &str, cover: &str, footers: &str) -> MailError {
+    match mail::parse(&synthetic(headers, cover, footers)) {
+        Ok(p) => panic!("parsed as {:?}", p.event),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn synthetic_baseline_parses() {
+    let p = mail::parse(&synthetic(
+        "",
+        "Patch Set 2:\n\nbionicbb:retry\n",
+        &footers_with("2", KEY, "platform/bionic"),
+    ))
+    .unwrap();
+    assert_common(&p, 2);
+    assert_eq!(p.event.commands, [cmd("retry", &[])]);
+}
+
+#[test]
+fn invalid_values_are_named() {
+    let cover = "Patch Set 2:\n";
+    let e = synthetic_err("", cover, &footers_with("two", KEY, "platform/bionic"));
+    assert!(
+        matches!(
+            e,
+            MailError::InvalidValue {
+                field: "patch set",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("\"two\""), "{e}");
+    let e = synthetic_err("", cover, &footers_with("0", KEY, "platform/bionic"));
+    assert!(
+        matches!(
+            e,
+            MailError::InvalidValue {
+                field: "patch set",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = synthetic_err(
+        "",
+        cover,
+        &footers_with("2", "I4c1b0f7a", "platform/bionic"),
+    );
+    assert!(
+        matches!(
+            e,
+            MailError::InvalidValue {
+                field: "Change-Id",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("40"), "{e}");
+    let e = synthetic_err("", cover, &footers_with("2", KEY, "platform/../etc"));
+    assert!(
+        matches!(
+            e,
+            MailError::InvalidValue {
+                field: "project",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = synthetic_err(
+        "",
+        cover,
+        &format!(
+            "{}Gerrit-Change-Number: 12x\n",
+            footers_with("2", KEY, "platform/bionic")
+        ),
+    );
+    assert!(
+        matches!(
+            e,
+            MailError::InvalidValue {
+                field: "Change-Number",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_required_footers_are_named() {
+    let footers = "Gerrit-MessageType: comment\nGerrit-PatchSet: 2\nGerrit-Project: platform/bionic\nGerrit-Branch: master\n";
+    let e = synthetic_err("", "Patch Set 2:\n", footers);
+    assert_eq!(e, MailError::MissingFooter("Change-Id"));
+    assert!(e.to_string().contains("Gerrit-Change-Id"));
+    let footers = format!(
+        "Gerrit-MessageType: comment\nGerrit-Change-Id: {KEY}\nGerrit-PatchSet: 2\nGerrit-Branch: master\n"
+    );
+    assert_eq!(
+        synthetic_err("", "Patch Set 2:\n", &footers),
+        MailError::MissingFooter("Project")
+    );
+    let footers = format!(
+        "Gerrit-MessageType: comment\nGerrit-Change-Id: {KEY}\nGerrit-Project: platform/bionic\nGerrit-Branch: master\n"
+    );
+    assert_eq!(
+        synthetic_err("", "Patch Set 2:\n", &footers),
+        MailError::MissingFooter("PatchSet")
+    );
+}
+
+#[test]
+fn contradicting_footers_are_refused() {
+    let footers = format!(
+        "{}Gerrit-PatchSet: 3\n",
+        footers_with("2", KEY, "platform/bionic")
+    );
+    let e = synthetic_err("", "Patch Set 2:\n", &footers);
+    assert!(
+        matches!(
+            e,
+            MailError::Conflicting {
+                field: "PatchSet",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn lines_typed_in_the_comment_cannot_inject_footers() {
+    let cover = "Patch Set 2:\n\nGerrit-Project: platform/evil\nGerrit-PatchSet: 9\n-- \nGerrit-Branch: evil\n";
+    let p = mail::parse(&synthetic(
+        "",
+        cover,
+        &footers_with("2", KEY, "platform/bionic"),
+    ))
+    .unwrap();
+    assert_common(&p, 2);
+}
+
+#[test]
+fn votes_on_another_patch_set_are_dropped_with_a_note() {
+    let cover = "Patch Set 1: Verified+1\n\nbionicbb:retry\n";
+    let p = mail::parse(&synthetic(
+        "",
+        cover,
+        &footers_with("2", KEY, "platform/bionic"),
+    ))
+    .unwrap();
+    assert!(p.event.votes.is_empty());
+    assert!(
+        p.notes.iter().any(|n| n.contains("patch set 1")),
+        "{:?}",
+        p.notes
+    );
+    assert_eq!(p.event.commands, [cmd("retry", &[])]);
+}
+
+#[test]
+fn numeric_change_id_footer_is_the_change_number() {
+    let footers = "Gerrit-MessageType: comment\nGerrit-ChangeId: 123456\nGerrit-PatchSetId:2\n\
+                   Gerrit-Project: platform/bionic\nGerrit-Branch: master\n";
+    let headers = format!("X-Gerrit-Change-Id: {KEY}\n");
+    let p = mail::parse(&synthetic(&headers, "Comments on Patch Set 2:\n", footers)).unwrap();
+    assert_common(&p, 2);
+    assert_eq!(p.event.change_number, Some(123_456));
+}
+
+#[test]
+fn headers_only_mail_is_an_empty_body() {
+    let raw = format!(
+        "From: gerrit@example.org\nX-Gerrit-MessageType: comment\nX-Gerrit-Change-Id: {KEY}\n\n"
+    );
+    assert_eq!(
+        mail::parse(raw.as_bytes()).unwrap_err(),
+        MailError::EmptyBody
+    );
+    assert_eq!(mail::parse(b"").unwrap_err(), MailError::EmptyBody);
+    assert_eq!(mail::parse(b" \r\n").unwrap_err(), MailError::EmptyBody);
+}
+
+#[test]
+fn blank_footer_falls_back_on_the_header() {
+    let footers = footers_with("2", KEY, "platform/bionic")
+        .replace("Gerrit-MessageType: comment", "Gerrit-MessageType:");
+    let p = mail::parse(&synthetic(
+        "X-Gerrit-MessageType: comment\n",
+        "Patch Set 2:\n",
+        &footers,
+    ))
+    .unwrap();
+    assert_eq!(p.event.message_type, MessageType::Comment);
+    assert_eq!(
+        synthetic_err("", "Patch Set 2:\n", &footers),
+        MailError::NotGerrit
+    );
+}

@@ -48,12 +48,12 @@ impl Footers {
             .unwrap_or_default()
     }
 
-    /// The distinct values of a single-valued key: empty when absent, more
-    /// than one when the mail contradicts itself.
+    /// The distinct non-empty values of a single-valued key: none when absent
+    /// or blank, more than one when the mail contradicts itself.
     pub fn distinct(&self, key: &str) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
         for value in self.all(key) {
-            if !out.contains(&value.as_str()) {
+            if !value.is_empty() && !out.contains(&value.as_str()) {
                 out.push(value);
             }
         }
