@@ -5,3 +5,4 @@
 pub mod fakes;
 pub mod fault;
 pub mod harness;
+pub mod mailgen;
