@@ -106,3 +106,28 @@ pub async fn shutdown_signal() {
         _ = terminate => tracing::info!("SIGTERM received: shutting down"),
     }
 }
+
+/// Tells systemd (`Type=notify`) that the daemon is ready, and starts the
+/// watchdog pings when the unit sets `WatchdogSec=`. Outside systemd
+/// (`NOTIFY_SOCKET` unset) it does nothing. Call it once the daemon really
+/// serves: after the listener is bound, or after the first poll.
+pub fn notify_ready() {
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "cannot notify systemd of readiness");
+    }
+    if let Some(timeout) = sd_notify::watchdog_enabled() {
+        let interval = timeout / 2;
+        tracing::info!(?interval, "systemd watchdog enabled");
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
+}
+
+/// Tells systemd that the daemon is stopping.
+pub fn notify_stopping() {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+}
