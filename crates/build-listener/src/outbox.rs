@@ -413,6 +413,91 @@ mod tests {
         assert_eq!(ceil_secs(Duration::ZERO), 0);
     }
 
+    /// A worker whose Gerrit is never reached, on a fresh ledger.
+    fn worker(dir: &std::path::Path) -> Worker {
+        let text = r#"
+[gerrit]
+url = "http://127.0.0.1:9/"
+bot_email = "bionicbb@example.com"
+[jenkins]
+url = "http://127.0.0.1:9/"
+user = "bionicbb"
+api_token = "t"
+[build_listener]
+secret = "s"
+[jobs]
+"#;
+        let config = Config::parse(text, std::path::Path::new("test.toml")).unwrap();
+        let gerrit = GerritClient::new(
+            config.gerrit.url.clone(),
+            None,
+            Duration::from_secs(1),
+            bionicbb_core::retry::RetryPolicy::default(),
+        )
+        .unwrap();
+        let ledger = Ledger::open(&dir.join("ledger.sqlite3")).unwrap();
+        Worker::new(
+            ledger,
+            gerrit,
+            Arc::new(config),
+            Arc::new(tokio::sync::Notify::new()),
+            Settings::default(),
+        )
+    }
+
+    fn enqueue(worker: &Worker, created_at: i64) -> OutboxItem {
+        let item = ledger::NewOutboxItem {
+            kind: KIND_REVIEW.into(),
+            order_key: "123456".into(),
+            payload: json!({"patch_set": 4, "build": "j #1"}),
+        };
+        let id = worker.ledger.enqueue(item, created_at).unwrap();
+        worker.ledger.outbox_item(id).unwrap().unwrap()
+    }
+
+    fn transient() -> ApiError {
+        ApiError::new(
+            bionicbb_core::Service::Gerrit,
+            bionicbb_core::ErrorKind::Transient,
+            "busy",
+        )
+        .with_status(503)
+    }
+
+    #[tokio::test]
+    async fn passing_errors_are_retried_with_backoff_then_given_up_after_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = worker(dir.path());
+        let now = ledger::now();
+        // Young item: retried 2 s later, still pending.
+        let item = enqueue(&w, now);
+        w.conclude(&item, Outcome::Retry(transient())).await;
+        let after = w.ledger.outbox_item(item.id).unwrap().unwrap();
+        assert_eq!(after.attempts, 1);
+        assert!(after.next_attempt_at >= now + 2 && after.next_attempt_at <= now + 4);
+        assert!(after.last_error.unwrap().contains("busy"));
+        // A day-old item is given up.
+        let old = enqueue(&w, now - 24 * 3600 - 5);
+        w.ledger.mark_done(item.id, now).unwrap();
+        w.conclude(&old, Outcome::Retry(transient())).await;
+        let after = w.ledger.outbox_item(old.id).unwrap().unwrap();
+        assert_eq!(after.state, ledger::OutboxState::Failed);
+        assert!(
+            after
+                .last_error
+                .unwrap()
+                .starts_with("gave up after 1 attempts over 1day")
+        );
+        let counters = w.ledger.counters().unwrap();
+        assert!(counters.contains(&("reviews_posted".into(), "outcome=\"failed\"".into(), 1)));
+        assert!(
+            w.ledger
+                .status("build-listener")
+                .unwrap()
+                .contains_key("last_error")
+        );
+    }
+
     #[test]
     fn notify_names() {
         assert_eq!(notify("OWNER_REVIEWERS"), Some(Notify::OwnerReviewers));

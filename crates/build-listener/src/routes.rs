@@ -44,13 +44,11 @@ fn bad_request(error: String, field: Option<&str>) -> Response {
     )
 }
 
-/// The body, or the answer to give when it cannot be read (413 over the limit).
-fn body_or_answer(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
-    body.map_err(|rejection| {
-        let status = rejection.status();
-        tracing::warn!(%status, "refused a request body: {}", rejection.body_text());
-        answer(status, json!({ "error": rejection.body_text() }))
-    })
+/// The answer to a body that cannot be read (413 over the limit).
+fn refused_body(rejection: BytesRejection) -> Response {
+    let status = rejection.status();
+    tracing::warn!(%status, "refused a request body: {}", rejection.body_text());
+    answer(status, json!({ "error": rejection.body_text() }))
 }
 
 fn ledger_unavailable(error: &str) -> Response {
@@ -81,9 +79,9 @@ pub async fn notification(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body_or_answer(body) {
+    let body = match body {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(rejection) => return refused_body(rejection),
     };
     let event = match notification::parse(&body) {
         Ok(event) => event,
@@ -183,9 +181,9 @@ pub async fn drop_rejection(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body_or_answer(body) {
+    let body = match body {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(rejection) => return refused_body(rejection),
     };
     let request = match review::parse_drop_rejection(&body) {
         Ok(request) => request,
