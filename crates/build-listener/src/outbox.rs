@@ -499,6 +499,33 @@ secret = "s"
     }
 
     #[test]
+    fn already_posted_matches_the_bots_text_on_that_patch_set() {
+        let change: ChangeInfo = serde_json::from_value(json!({
+            "project": "p", "branch": "b", "status": "NEW", "_number": 1,
+            "owner": {"_account_id": 7},
+            "messages": [
+                {"id": "a", "author": {"_account_id": 7}, "date": "d", "_revision_number": 4,
+                 "message": "Patch Set 4: Verified+1\n\nj #1 checkbuild SUCCESS: L"},
+                {"id": "b", "author": {"_account_id": 9}, "date": "d", "_revision_number": 3,
+                 "message": "Patch Set 3:\n\nj #2 checkbuild FAILURE: L"},
+            ]
+        }))
+        .unwrap();
+        assert!(already_posted(
+            &change,
+            7,
+            4,
+            "j #1 checkbuild SUCCESS: L\n"
+        ));
+        assert!(!already_posted(&change, 7, 3, "j #1 checkbuild SUCCESS: L"));
+        assert!(!already_posted(&change, 9, 4, "j #1 checkbuild SUCCESS: L"));
+        assert!(!already_posted(&change, 7, 4, "j #1 checkbuild SUCCESS"));
+        // Another account's message with the same text is not the bot's.
+        assert!(!already_posted(&change, 7, 3, "j #2 checkbuild FAILURE: L"));
+        assert!(already_posted(&change, 9, 3, "j #2 checkbuild FAILURE: L"));
+    }
+
+    #[test]
     fn notify_names() {
         assert_eq!(notify("OWNER_REVIEWERS"), Some(Notify::OwnerReviewers));
         assert_eq!(notify("none"), Some(Notify::None));

@@ -12,6 +12,20 @@ pub const KIND_REVIEW: &str = "review";
 /// Outbox kind of a `/drop-rejection` request.
 pub const KIND_DROP: &str = "drop_rejection";
 
+/// The outbox order key of a change: its number when the id carries one
+/// (`123456`, `project~123456`), else the id itself. Work on one change is
+/// done in order only among items with the same key, so a drop-rejection
+/// waits for a pending result of the same change when both name it by
+/// number (the usual case: a build's `REF` carries the number). Items naming
+/// a change only by its Change-Id cannot be matched with those without
+/// asking Gerrit, which the request path never does.
+pub fn order_key(change: &ChangeRef) -> String {
+    match change {
+        ChangeRef::Number(n) | ChangeRef::ProjectNumber { number: n, .. } => n.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// A planned review as stored (see [`PlannedReview`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviewPayload {
@@ -128,6 +142,19 @@ mod tests {
         assert_eq!(payload.build, "j #3");
         let bad = serde_json::json!({"change": "../x"});
         assert!(ReviewPayload::from_value(&bad).is_err());
+    }
+
+    #[test]
+    fn order_keys_use_the_number_when_there_is_one() {
+        let key = "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b";
+        let parse = |s: &str| order_key(&ChangeRef::parse(s).unwrap());
+        assert_eq!(parse("123456"), "123456");
+        assert_eq!(parse("platform/bionic~123456"), "123456");
+        assert_eq!(parse(key), key);
+        assert_eq!(
+            parse(&format!("platform/bionic~master~{key}")),
+            format!("platform/bionic~master~{key}")
+        );
     }
 
     #[test]

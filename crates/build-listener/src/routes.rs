@@ -30,7 +30,7 @@ use bionicbb_core::review::{self, ReviewPlan};
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::payload::{DropPayload, KIND_DROP, KIND_REVIEW, ReviewPayload};
+use crate::payload::{DropPayload, KIND_DROP, KIND_REVIEW, ReviewPayload, order_key};
 use crate::with_ledger;
 
 fn answer(status: StatusCode, body: Value) -> Response {
@@ -123,7 +123,7 @@ pub async fn notification(
     let payload = ReviewPayload::from_plan(&planned, build.clone());
     let item = NewOutboxItem {
         kind: KIND_REVIEW.to_string(),
-        order_key: change.clone(),
+        order_key: order_key(&planned.change),
         payload: payload.to_value(),
     };
     let summary = event_summary(&event);
@@ -200,7 +200,7 @@ pub async fn drop_rejection(
     let change = request.change.to_string();
     let item = NewOutboxItem {
         kind: KIND_DROP.to_string(),
-        order_key: change.clone(),
+        order_key: order_key(&request.change),
         payload: DropPayload::from_request(&request).to_value(),
     };
     match with_ledger(&state.ledger, move |l| l.enqueue(item, ledger::now())).await {
