@@ -1,1 +1,38 @@
-//! build-listener: turns Jenkins build notifications into Gerrit reviews.
+//! build-listener: turns Jenkins Notification-plugin documents into Gerrit
+//! reviews, and serves `/drop-rejection`.
+//!
+//! - [`app`]: the shared state and the router (also used by in-process tests).
+//! - [`auth`]: the shared-secret check every POST goes through.
+//! - [`routes`]: the handlers; they only validate and write to the ledger,
+//!   never call Gerrit (Jenkins' Notification plugin waits for the answer
+//!   with an executor blocked, and does not retry).
+//! - [`payload`]: the outbox items' JSON, written by the routes and read by
+//!   the worker.
+//! - [`outbox`] and [`drop`]: the background worker that drains the ledger's
+//!   outbox to Gerrit, with retries, and keeps each vote to exactly one
+//!   review across crashes.
+//! - [`server`]: start-up and graceful shutdown of the daemon.
+
+pub mod app;
+pub mod auth;
+pub mod drop;
+pub mod outbox;
+pub mod payload;
+pub mod routes;
+pub mod server;
+
+use bionicbb_core::ledger::{Ledger, LedgerError};
+
+/// Runs a ledger operation on the blocking thread pool (SQLite calls block,
+/// and a write waits for fsync). Errors are rendered for logs and answers.
+pub(crate) async fn with_ledger<T, F>(ledger: &Ledger, f: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce(&Ledger) -> Result<T, LedgerError> + Send + 'static,
+{
+    let ledger = ledger.clone();
+    match tokio::task::spawn_blocking(move || f(&ledger)).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("ledger task failed: {e}")),
+    }
+}

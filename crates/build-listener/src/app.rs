@@ -1,0 +1,60 @@
+//! The HTTP application: shared state and the router.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use bionicbb_core::config::Config;
+use bionicbb_core::ledger::Ledger;
+use tokio::sync::Notify;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::{auth, routes};
+
+/// What every handler shares.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub ledger: Ledger,
+    /// Woken whenever work is put in the outbox, so the worker does not wait
+    /// for its next timer.
+    pub wake: Arc<Notify>,
+}
+
+impl AppState {
+    pub fn new(config: Arc<Config>, ledger: Ledger, wake: Arc<Notify>) -> Arc<AppState> {
+        Arc::new(AppState {
+            config,
+            ledger,
+            wake,
+        })
+    }
+}
+
+/// The routes:
+///
+/// - `POST /` and `POST /jenkins`: a Notification-plugin document;
+/// - `POST /drop-rejection`: `{"changeid": ..., "patchset": ...}`;
+/// - `GET /healthz`: 200 when the ledger answers, 503 otherwise.
+///
+/// Every POST is authenticated before its body is read (the secret check is
+/// a route layer around the handlers, and the body is only read by the
+/// handlers' extractor), then its body is limited to `body_limit` (413).
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.config.build_listener.body_limit;
+    let posts = Router::new()
+        .route("/", post(routes::notification))
+        .route("/jenkins", post(routes::notification))
+        .route("/drop-rejection", post(routes::drop_rejection))
+        .layer(DefaultBodyLimit::max(limit))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_secret,
+        ));
+    Router::new()
+        .route("/healthz", get(routes::healthz))
+        .merge(posts)
+        .layer(CatchPanicLayer::new())
+        .with_state(state)
+}

@@ -1,0 +1,123 @@
+//! The daemon: opens the ledger, starts the outbox worker and the HTTP
+//! server, and stops both on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bionicbb_core::config::Config;
+use bionicbb_core::ledger::Ledger;
+use bionicbb_core::runtime;
+use tokio::sync::{Notify, watch};
+
+use crate::app::{AppState, router};
+use crate::outbox::{Settings, Worker};
+
+/// How long in-flight requests may take to finish after the signal, and
+/// then how long the worker may take to finish its item.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs the daemon until a shutdown signal; `Ok` after a clean stop.
+pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let ledger_path = config.ledger_path();
+    let ledger = Ledger::open(&ledger_path)
+        .with_context(|| format!("cannot open the ledger {}", ledger_path.display()))?;
+    let gerrit = runtime::gerrit_client(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.build_listener.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.build_listener.listen))?;
+    let addr = listener.local_addr().context("listening address")?;
+
+    let wake = Arc::new(Notify::new());
+    let (stop, stopped) = watch::channel(false);
+    let worker = Worker::new(
+        ledger.clone(),
+        gerrit,
+        config.clone(),
+        wake.clone(),
+        settings,
+    );
+    let worker = tokio::spawn(worker.run(stopped.clone()));
+
+    let app = router(AppState::new(config, ledger, wake));
+    let mut server_stop = stopped;
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = server_stop.wait_for(|s| *s).await;
+    });
+    let mut server = tokio::spawn(async move { server.await });
+    // Handlers are installed before "listening on" is printed: a signal
+    // sent by whoever waits for that line must not kill the process.
+    let signal = Signals::install()?;
+    tracing::info!("listening on {addr}");
+
+    tokio::select! {
+        _ = signal.received() => {}
+        result = &mut server => {
+            let _ = stop.send(true);
+            return match result {
+                Ok(Ok(())) => Err(anyhow::anyhow!("the HTTP server stopped unexpectedly")),
+                Ok(Err(e)) => Err(e).context("HTTP server"),
+                Err(e) => Err(e).context("HTTP server task"),
+            };
+        }
+    }
+    let _ = stop.send(true);
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!("HTTP server: {e}"),
+        Ok(Err(e)) => tracing::error!("HTTP server task: {e}"),
+        Err(_) => {
+            tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; closing them");
+            server.abort();
+        }
+    }
+    let abort = worker.abort_handle();
+    if tokio::time::timeout(SHUTDOWN_GRACE, worker).await.is_err() {
+        // The item in hand stays pending (marked in flight) and is checked
+        // against Gerrit before being posted again after the restart.
+        tracing::warn!("the outbox worker did not stop within {SHUTDOWN_GRACE:?}; stopping it");
+        abort.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM and SIGINT handlers, registered at once (unlike a future that
+/// registers them when first polled).
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+                int: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn received(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received: shutting down"),
+            _ = self.int.recv() => tracing::info!("SIGINT received: shutting down"),
+        }
+        #[cfg(not(unix))]
+        runtime::shutdown_signal().await;
+    }
+}

@@ -1,0 +1,621 @@
+//! End-to-end: the real `build-listener` binary against the fake Gerrit,
+//! fed with the real Notification-plugin samples.
+//!
+//! Build the binary first (`cargo build -p build-listener`, or run the whole
+//! workspace's tests).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::http::Method;
+use bionicbb_tests::fakes::gerrit::{GerritFake, PostedReview, Status};
+use bionicbb_tests::fault::Fault;
+use bionicbb_tests::harness::{
+    BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, Setup, binary, free_port,
+};
+use serde_json::{Value, json};
+
+const KEY: &str = "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b";
+const SECRET: &str = "listener-secret-1234";
+const WAIT: Duration = Duration::from_secs(15);
+const SUCCESS_1842: &str = "bionic-presubmit #1842 checkbuild SUCCESS: https://jenkins.example.org/job/bionic-presubmit/1842/";
+
+struct Env {
+    gerrit: GerritFake,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    port: u16,
+    change: u64,
+    bot: u64,
+    human: u64,
+    http: reqwest::Client,
+}
+
+/// A fake Gerrit with the bot, a human, and change 123456 with
+/// `patch_sets` patch sets; a configuration pointing at it.
+async fn env(patch_sets: u32) -> Env {
+    bionicbb_core::tls::install_crypto_provider();
+    let gerrit = GerritFake::start().await;
+    let bot = gerrit.add_account("bionicbb", BOT_EMAIL, BOT_USER, BOT_HTTP_PASSWORD);
+    let human = gerrit.add_account("Alice", "alice@example.com", "alice", "alice-pw");
+    let change = gerrit.create_change("platform/bionic", "master", KEY, human, "Fix malloc");
+    assert_eq!(change, 123456, "the samples name change 123456");
+    for _ in 0..patch_sets {
+        gerrit.add_patch_set(change, "alice@example.com", &["libc/bionic/malloc.cpp"]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let setup = Setup {
+        dir: dir.path().to_path_buf(),
+        gerrit_url: gerrit.url().to_string(),
+        jenkins_url: "http://127.0.0.1:9/".to_string(),
+        gmail_url: "http://127.0.0.1:9/".to_string(),
+        listener_port: port,
+        secret: SECRET.to_string(),
+        extra: String::new(),
+    };
+    let config = setup.write_config();
+    Env {
+        gerrit,
+        dir,
+        config,
+        port,
+        change,
+        bot,
+        human,
+        // No connection reuse: the listener closes a connection whose
+        // oversized body it refused without reading it.
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap(),
+    }
+}
+
+fn sample(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/jenkins")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A sample with its JSON edited.
+fn edited(name: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut doc: Value = serde_json::from_slice(&sample(name)).unwrap();
+    edit(&mut doc);
+    serde_json::to_vec(&doc).unwrap()
+}
+
+impl Env {
+    /// Starts the listener; `base_delay_ms` is its first retry delay.
+    async fn start(&self, base_delay_ms: u64) -> Daemon {
+        let config = self.config.display().to_string();
+        let delay = base_delay_ms.to_string();
+        let daemon = Daemon::spawn(
+            "build-listener",
+            &["--config", &config, "--outbox-base-delay-ms", &delay],
+        );
+        daemon.wait_for_output("listening on", WAIT).await;
+        daemon
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn post_raw(&self, url: String, body: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("POST to the listener");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn post(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
+        self.post_raw(self.url(&format!("{path}?token={SECRET}")), body)
+            .await
+    }
+
+    async fn pending(&self) -> u64 {
+        let response = self.http.get(self.url("/healthz")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["pending"].as_u64().unwrap()
+    }
+
+    /// Waits until the outbox is empty.
+    async fn drained(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.pending().await > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the outbox did not drain"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until Gerrit accepted `n` reviews, then returns them.
+    async fn reviews(&self, n: usize) -> Vec<PostedReview> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let reviews = self.gerrit.reviews_posted();
+            if reviews.len() >= n {
+                return reviews;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} reviews instead of {n}: {reviews:?}",
+                reviews.len()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    fn bot_messages(&self) -> Vec<String> {
+        self.gerrit
+            .messages(self.change)
+            .into_iter()
+            .filter(|m| m.author == Some(self.bot))
+            .map(|m| m.message)
+            .collect()
+    }
+
+    fn bot_vote(&self, ps: u32) -> Option<i32> {
+        self.gerrit
+            .votes(self.change, ps)
+            .get("Verified")
+            .and_then(|by| by.get(&self.bot))
+            .copied()
+    }
+}
+
+fn labels(review: &PostedReview) -> &Value {
+    &review.body["labels"]
+}
+
+fn message(review: &PostedReview) -> &str {
+    review.body["message"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn four_phases_give_exactly_one_review() {
+    let env = env(4).await;
+    let daemon = env.start(0).await;
+    let phases = [
+        ("01-presubmit-queued.json", 200, "acknowledged"),
+        ("02-presubmit-started.json", 200, "acknowledged"),
+        ("03-presubmit-completed-success.json", 202, "queued"),
+        ("04-presubmit-finalized-success.json", 200, "duplicate"),
+    ];
+    for (name, status, word) in phases {
+        let (code, body) = env.post("/", sample(name)).await;
+        assert_eq!(
+            (code, body["status"].as_str()),
+            (status, Some(word)),
+            "{name}"
+        );
+    }
+    env.drained().await;
+    let reviews = env.reviews(1).await;
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    let review = &reviews[0];
+    assert_eq!(
+        (review.number, review.patch_set, review.account),
+        (env.change, 4, env.bot)
+    );
+    assert_eq!(message(review), SUCCESS_1842);
+    assert_eq!(labels(review), &json!({"Verified": 1}));
+    assert_eq!(review.body["tag"], "autogenerated:bionicbb");
+    assert_eq!(review.body["notify"], "OWNER_REVIEWERS");
+    assert_eq!(env.bot_vote(4), Some(1));
+    assert_eq!(
+        env.bot_messages(),
+        vec![format!("Patch Set 4: Verified+1\n\n{SUCCESS_1842}")]
+    );
+    // The same documents again (Jenkins restarted and re-sent): duplicates.
+    let (code, body) = env
+        .post("/jenkins", sample("04-presubmit-finalized-success.json"))
+        .await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("duplicate")));
+    let (status, _) = daemon.terminate(WAIT).await;
+    assert!(status.success());
+    // And after a restart.
+    let _daemon = env.start(0).await;
+    let (code, _) = env
+        .post("/", sample("03-presubmit-completed-success.json"))
+        .await;
+    assert_eq!(code, 200);
+    env.drained().await;
+    assert_eq!(env.gerrit.reviews_posted().len(), 1);
+}
+
+#[tokio::test]
+async fn only_completed_or_only_finalized_also_give_one_review_each() {
+    let env = env(4).await;
+    let _daemon = env.start(0).await;
+    let (code, _) = env
+        .post("/", sample("03-presubmit-completed-success.json"))
+        .await;
+    assert_eq!(code, 202);
+    // Another build that only sends FINALIZED.
+    let finalized = edited("04-presubmit-finalized-success.json", |d| {
+        d["build"]["number"] = json!(1900);
+        d["build"]["url"] = json!("job/bionic-presubmit/1900/");
+        d["build"]["full_url"] = json!("https://jenkins.example.org/job/bionic-presubmit/1900/");
+    });
+    let (code, _) = env.post("/", finalized).await;
+    assert_eq!(code, 202);
+    env.drained().await;
+    let reviews = env.reviews(2).await;
+    assert_eq!(reviews.len(), 2);
+    assert_eq!(message(&reviews[0]), SUCCESS_1842);
+    assert!(message(&reviews[1]).starts_with("bionic-presubmit #1900 checkbuild SUCCESS"));
+    assert!(reviews.iter().all(|r| labels(r) == &json!({"Verified": 1})));
+}
+
+#[tokio::test]
+async fn failure_votes_minus_one_with_the_removal_hint() {
+    let env = env(3).await;
+    let _daemon = env.start(0).await;
+    let (code, _) = env
+        .post("/", sample("05-presubmit-finalized-failure.json"))
+        .await;
+    assert_eq!(code, 202);
+    let reviews = env.reviews(1).await;
+    assert_eq!(reviews[0].patch_set, 3);
+    assert_eq!(labels(&reviews[0]), &json!({"Verified": -1}));
+    assert_eq!(
+        message(&reviews[0]),
+        "bionic-presubmit #1843 checkbuild FAILURE: https://jenkins.example.org/job/bionic-presubmit/1843/\n\
+         If you believe this Verified-1 was in error, +1 the change (Verified+1) \
+         and bionicbb will remove its -1 shortly."
+    );
+    assert_eq!(env.bot_vote(3), Some(-1));
+}
+
+#[tokio::test]
+async fn inconclusive_results_post_without_a_vote() {
+    let env = env(4).await;
+    let _daemon = env.start(0).await;
+    let unstable = edited("04-presubmit-finalized-success.json", |d| {
+        d["build"]["status"] = json!("UNSTABLE");
+        d["build"]["number"] = json!(1901);
+    });
+    let not_built = edited("03-presubmit-completed-success.json", |d| {
+        d["build"]["status"] = json!("NOT_BUILT");
+        d["build"]["number"] = json!(1902);
+    });
+    for body in [sample("19-aborted-no-full-url.json"), unstable, not_built] {
+        let (code, answer) = env.post("/", body).await;
+        assert_eq!(code, 202, "{answer}");
+    }
+    env.drained().await;
+    let reviews = env.reviews(3).await;
+    assert_eq!(reviews.len(), 3);
+    for (review, word) in reviews.iter().zip(["ABORTED", "UNSTABLE", "NOT_BUILT"]) {
+        assert_eq!(labels(review), &Value::Null, "{review:?}");
+        let text = message(review);
+        assert!(text.contains(&format!("checkbuild {word}: ")), "{text}");
+        assert!(text.ends_with("bionicbb:retry"), "{text}");
+    }
+    assert!(message(&reviews[0]).contains(": job/bionic-presubmit/1852/"));
+    assert_eq!(env.bot_vote(4), None);
+}
+
+#[tokio::test]
+async fn clean_job_posts_out_directory_removed_without_a_vote() {
+    let env = env(4).await;
+    let _daemon = env.start(0).await;
+    let (code, _) = env
+        .post("/", sample("20-clean-finalized-success.json"))
+        .await;
+    assert_eq!(code, 202);
+    let reviews = env.reviews(1).await;
+    assert_eq!(message(&reviews[0]), "out/ directory removed");
+    assert_eq!(labels(&reviews[0]), &Value::Null);
+    assert_eq!(reviews[0].body["tag"], "autogenerated:bionicbb");
+}
+
+#[tokio::test]
+async fn ignored_and_unknown_jobs_post_nothing() {
+    let env = env(4).await;
+    let daemon = env.start(0).await;
+    let (code, body) = env
+        .post("/", sample("21-lint-finalized-failure.json"))
+        .await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("ignored")));
+    let (code, body) = env.post("/", sample("22-unknown-job.json")).await;
+    assert_eq!((code, body["status"].as_str()), (202, Some("ignored")));
+    // A real result afterwards is the only review.
+    let (code, _) = env
+        .post("/", sample("03-presubmit-completed-success.json"))
+        .await;
+    assert_eq!(code, 202);
+    env.drained().await;
+    let reviews = env.reviews(1).await;
+    assert_eq!(reviews.len(), 1);
+    assert_eq!(message(&reviews[0]), SUCCESS_1842);
+    assert!(daemon.output().contains("unknown job"));
+}
+
+#[tokio::test]
+async fn stale_patch_sets_and_closed_changes_get_no_vote() {
+    let env = env(4).await;
+    let _daemon = env.start(0).await;
+    // Built patch set 3, patch set 4 is current.
+    let (code, _) = env
+        .post("/", sample("05-presubmit-finalized-failure.json"))
+        .await;
+    assert_eq!(code, 202);
+    let reviews = env.reviews(1).await;
+    assert_eq!(reviews[0].patch_set, 3);
+    assert_eq!(labels(&reviews[0]), &Value::Null);
+    assert!(message(&reviews[0]).ends_with(
+        "This result is for patch set 3, but patch set 4 is now current, so bionicbb did not vote."
+    ));
+    assert_eq!((env.bot_vote(3), env.bot_vote(4)), (None, None));
+    // The change is abandoned before the result of patch set 4 arrives.
+    env.gerrit.set_status(env.change, Status::Abandoned);
+    let (code, _) = env
+        .post("/", sample("04-presubmit-finalized-success.json"))
+        .await;
+    assert_eq!(code, 202);
+    let reviews = env.reviews(2).await;
+    assert_eq!(labels(&reviews[1]), &Value::Null);
+    assert_eq!(
+        message(&reviews[1]),
+        format!("{SUCCESS_1842}\n\nThis change is abandoned, so bionicbb did not vote.")
+    );
+    assert_eq!(env.bot_vote(4), None);
+}
+
+#[tokio::test]
+async fn refused_requests_change_nothing() {
+    let env = env(4).await;
+    let daemon = env.start(0).await;
+    let good = sample("03-presubmit-completed-success.json");
+    let cases: Vec<(String, Vec<u8>, u16)> = vec![
+        (env.url("/"), good.clone(), 401),
+        (env.url("/?token=not-the-secret"), good.clone(), 401),
+        (
+            env.url("/drop-rejection"),
+            br#"{"change":123456,"patchset":4}"#.to_vec(),
+            401,
+        ),
+        (
+            env.url(&format!("/?token={SECRET}")),
+            sample("15-truncated.json"),
+            400,
+        ),
+        (
+            env.url(&format!("/?token={SECRET}")),
+            sample("14-missing-name.json"),
+            400,
+        ),
+        (
+            env.url(&format!("/?token={SECRET}")),
+            sample("16-path-like-change-id.json"),
+            400,
+        ),
+        (
+            env.url(&format!("/?token={SECRET}")),
+            sample("17-ref-non-numeric-patch-set.json"),
+            400,
+        ),
+        (
+            env.url(&format!("/?token={SECRET}")),
+            edited("03-presubmit-completed-success.json", |d| {
+                d["build"]["log"] = json!("x".repeat(5 << 20));
+            }),
+            413,
+        ),
+    ];
+    for (url, body, expected) in cases {
+        let shown = url.replace(SECRET, "SECRET");
+        let (code, answer) = env.post_raw(url, body).await;
+        assert_eq!(code, expected, "{shown}: {answer}");
+    }
+    // Nothing reached Gerrit, nothing is pending.
+    assert_eq!(env.pending().await, 0);
+    assert!(env.gerrit.faults().requests().is_empty());
+    assert!(env.gerrit.reviews_posted().is_empty());
+    // The listener still works, and never logged a secret.
+    let (code, _) = env.post("/", good).await;
+    assert_eq!(code, 202);
+    assert_eq!(env.reviews(1).await.len(), 1);
+    let output = daemon.output();
+    assert!(output.contains("refused a request without the shared secret"));
+    assert!(
+        !output.contains(SECRET) && !output.contains("not-the-secret"),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn gerrit_unavailable_for_a_while_still_ends_in_one_review() {
+    let env = env(4).await;
+    env.gerrit
+        .faults()
+        .fail_next(Some(Method::POST), "/review", 3, Fault::status(503, "busy"));
+    let daemon = env.start(0).await;
+    let (code, _) = env
+        .post("/", sample("03-presubmit-completed-success.json"))
+        .await;
+    assert_eq!(code, 202);
+    env.drained().await;
+    let reviews = env.reviews(1).await;
+    assert_eq!(reviews.len(), 1);
+    assert_eq!(env.bot_messages().len(), 1);
+    let posts = env
+        .gerrit
+        .faults()
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("POST ") && r.ends_with("/review"))
+        .count();
+    assert_eq!(posts, 4, "three refused, one accepted");
+    assert!(daemon.output().contains("retrying"));
+}
+
+#[tokio::test]
+async fn a_crash_while_gerrit_is_slow_still_ends_in_one_review() {
+    let env = env(4).await;
+    env.gerrit.faults().fail_next(
+        Some(Method::POST),
+        "/review",
+        1,
+        Fault::Delay(Duration::from_secs(1)),
+    );
+    let daemon = env.start(0).await;
+    let (code, _) = env
+        .post("/", sample("03-presubmit-completed-success.json"))
+        .await;
+    assert_eq!(code, 202);
+    // Kill it while the post is in flight.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !env
+        .gerrit
+        .faults()
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("POST "))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no post reached Gerrit"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    daemon.kill().await;
+    // Whether or not that post lands once its delay is over, the restarted
+    // listener ends with one review: give it the time to land.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let _daemon = env.start(0).await;
+    env.drained().await;
+    assert_eq!(env.reviews(1).await.len(), 1);
+    assert_eq!(env.bot_messages().len(), 1);
+    assert_eq!(env.bot_vote(4), Some(1));
+}
+
+#[tokio::test]
+async fn a_review_that_landed_before_a_crash_is_not_posted_again() {
+    let env = env(4).await;
+    // Every post fails, with a one-second retry delay.
+    env.gerrit.faults().fail_next(
+        Some(Method::POST),
+        "/review",
+        1000,
+        Fault::status(503, "busy"),
+    );
+    let daemon = env.start(1000).await;
+    let (code, _) = env
+        .post("/", sample("03-presubmit-completed-success.json"))
+        .await;
+    assert_eq!(code, 202);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !env
+        .gerrit
+        .faults()
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("POST "))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no post reached Gerrit"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    daemon.kill().await;
+    // As if that attempt had reached Gerrit and only the answer was lost.
+    env.gerrit.vote(env.change, 4, env.bot, "Verified", 1);
+    env.gerrit.add_message(
+        env.change,
+        4,
+        env.bot,
+        &format!("Patch Set 4: Verified+1\n\n{SUCCESS_1842}"),
+        "2025-11-25 06:33:20.000000000",
+    );
+    env.gerrit.faults().clear();
+    let daemon = env.start(0).await;
+    env.drained().await;
+    assert!(env.gerrit.reviews_posted().is_empty());
+    assert_eq!(env.bot_messages().len(), 1);
+    assert!(
+        daemon.output().contains("not posted again"),
+        "{}",
+        daemon.output()
+    );
+}
+
+#[tokio::test]
+async fn drop_rejection_needs_a_human_plus_one_on_the_current_patch_set() {
+    let env = env(3).await;
+    let daemon = env.start(0).await;
+    let (code, _) = env
+        .post("/", sample("05-presubmit-finalized-failure.json"))
+        .await;
+    assert_eq!(code, 202);
+    env.reviews(1).await;
+    assert_eq!(env.bot_vote(3), Some(-1));
+    let drop = |ps: u32| serde_json::to_vec(&json!({"changeid": KEY, "patchset": ps})).unwrap();
+
+    // No human +1 yet: nothing happens.
+    let (code, body) = env.post("/drop-rejection", drop(3)).await;
+    assert_eq!((code, &body["queued"]), (202, &json!(true)));
+    env.drained().await;
+    assert_eq!(env.bot_vote(3), Some(-1));
+    assert_eq!(env.gerrit.reviews_posted().len(), 1);
+    assert!(daemon.output().contains("no human has voted +1"));
+
+    // A patch set that is not current: nothing happens either.
+    env.gerrit.vote(env.change, 3, env.human, "Verified", 1);
+    let (code, _) = env.post("/drop-rejection", drop(2)).await;
+    assert_eq!(code, 202);
+    env.drained().await;
+    assert_eq!(env.bot_vote(3), Some(-1));
+    assert!(
+        daemon
+            .output()
+            .contains("nothing done: patch set 2 is not current")
+    );
+
+    // With the human +1 on the current patch set, the -1 goes.
+    let (code, _) = env.post("/drop-rejection", drop(3)).await;
+    assert_eq!(code, 202);
+    let reviews = env.reviews(2).await;
+    assert_eq!(reviews.len(), 2);
+    assert_eq!(labels(&reviews[1]), &json!({"Verified": 0}));
+    assert_eq!(
+        message(&reviews[1]),
+        "A reviewer voted Verified+1: bionicbb removed its Verified-1."
+    );
+    assert_eq!(reviews[1].body["tag"], "autogenerated:bionicbb");
+    assert_eq!(env.bot_vote(3), None);
+}
+
+#[tokio::test]
+async fn sigterm_exits_zero_and_a_bad_config_exits_non_zero() {
+    let env = env(1).await;
+    let daemon = env.start(0).await;
+    let (status, output) = daemon.terminate(WAIT).await;
+    assert!(status.success(), "{output}");
+    assert!(output.contains("stopped"), "{output}");
+
+    let missing = env.dir.path().join("missing.toml");
+    let daemon = Daemon::spawn(
+        "build-listener",
+        &["--config", &missing.display().to_string()],
+    );
+    let (status, output) = daemon.wait(WAIT).await;
+    assert!(!status.success());
+    assert!(output.contains("missing.toml"), "{output}");
+    assert!(binary("build-listener").exists());
+}
