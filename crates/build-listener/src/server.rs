@@ -53,11 +53,11 @@ pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
     let mut server = tokio::spawn(async move { server.await });
     // Handlers are installed before "listening on" is printed: a signal
     // sent by whoever waits for that line must not kill the process.
-    let signal = Signals::install()?;
+    let signal = runtime::shutdown_signal();
     tracing::info!("listening on {addr}");
 
     tokio::select! {
-        _ = signal.received() => {}
+        _ = signal => {}
         result = &mut server => {
             let _ = stop.send(true);
             return match result {
@@ -86,38 +86,4 @@ pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// SIGTERM and SIGINT handlers, registered at once (unlike a future that
-/// registers them when first polled).
-struct Signals {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> anyhow::Result<Signals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Signals {
-                term: signal(SignalKind::terminate()).context("SIGTERM handler")?,
-                int: signal(SignalKind::interrupt()).context("SIGINT handler")?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Signals {})
-    }
-
-    async fn received(mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.term.recv() => tracing::info!("SIGTERM received: shutting down"),
-            _ = self.int.recv() => tracing::info!("SIGINT received: shutting down"),
-        }
-        #[cfg(not(unix))]
-        runtime::shutdown_signal().await;
-    }
 }
