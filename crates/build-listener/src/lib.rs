@@ -1,1 +1,4 @@
 //! build-listener: turns Jenkins build notifications into Gerrit reviews.
+
+pub mod metrics;
+pub mod status;
