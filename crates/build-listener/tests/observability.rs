@@ -474,3 +474,196 @@ fn the_strict_parser_rejects_what_a_scraper_would() {
         assert!(result.is_err(), "accepted {bad:?}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The status page.
+
+use build_listener::status;
+
+fn config() -> bionicbb_core::config::Config {
+    let text = r#"
+[gerrit]
+url = "https://review.example.org"
+bot_email = "bot@example.org"
+
+[jenkins]
+url = "https://jenkins.example.org/ci"
+user = "bot"
+api_token = "jenkins-token"
+
+[build_listener]
+secret = "listener-secret"
+
+[jobs]
+"#;
+    bionicbb_core::config::Config::parse(text, std::path::Path::new("config.toml"))
+        .expect("test config")
+}
+
+const NOW: i64 = 1_700_000_000;
+
+fn seed(ledger: &Ledger) {
+    ledger
+        .set_status("gmail-listener", "last_poll_at", &json!(NOW - 12), NOW)
+        .unwrap();
+    ledger
+        .set_status("gmail-listener", "next_poll_due", &json!(NOW + 48), NOW)
+        .unwrap();
+    ledger
+        .set_status(
+            "gmail-listener",
+            "last_error",
+            &json!({ "at": NOW - 600, "message": "Gmail 503 <backend>" }),
+            NOW,
+        )
+        .unwrap();
+    ledger
+        .record_event(&EventRecord {
+            at: NOW - 30,
+            source: "gmail".into(),
+            summary: "newpatchset on 1234,2: Fix <script>alert(1)</script>".into(),
+            change_number: Some(1234),
+            patch_set: Some(2),
+            decisions: json!([{
+                "decision": "build",
+                "job": "bionic-presubmit",
+                "params": { "GERRIT_CHANGE": "1234", "GERRIT_PATCHSET": "2" },
+                "reason": "new patch set",
+                "queue_url": "https://jenkins.example.org/ci/queue/item/77/",
+                "bad_link": "javascript:alert(2)"
+            }]),
+        })
+        .unwrap();
+    ledger
+        .record_event(&EventRecord {
+            at: NOW - 20,
+            source: "gmail".into(),
+            summary: "comment on 99,1".into(),
+            change_number: Some(99),
+            patch_set: Some(1),
+            decisions: json!([{ "decision": "skip", "reason": "commenter not trusted" }]),
+        })
+        .unwrap();
+    let pending = ledger
+        .enqueue(
+            NewOutboxItem {
+                kind: "review".into(),
+                order_key: "1234".into(),
+                payload: json!({ "change": 1234, "patch_set": 2 }),
+            },
+            NOW - 100,
+        )
+        .unwrap();
+    ledger.mark_in_flight(pending, NOW - 90).unwrap();
+    ledger
+        .mark_retry(pending, "Gerrit 503 <busy>", NOW + 30)
+        .unwrap();
+    let failed = ledger
+        .enqueue(
+            NewOutboxItem {
+                kind: "review".into(),
+                order_key: "55".into(),
+                payload: json!({ "change": 55, "patch_set": 7 }),
+            },
+            NOW - 500,
+        )
+        .unwrap();
+    ledger
+        .mark_failed(failed, "Gerrit 409: change is abandoned", NOW - 400)
+        .unwrap();
+}
+
+#[test]
+fn status_page_shows_every_section_with_seeded_data() {
+    let (_dir, ledger) = ledger();
+    seed(&ledger);
+    let html = status::render(&ledger, &config(), NOW).unwrap();
+
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("<title>bionicbb status</title>"));
+    assert!(html.contains(r#"<meta http-equiv="refresh" content="10">"#));
+    assert!(!html.contains("<script"), "no script at all:\n{html}");
+    assert!(!html.contains("src="), "no external asset");
+    for section in [
+        "<h2>gmail-listener</h2>",
+        "<h2>build-listener</h2>",
+        "<h2>Builds triggered recently</h2>",
+        "<h2>Pending reviews (1)</h2>",
+        "<h2>Recently failed outbox items</h2>",
+        "<h2>Last 50 events</h2>",
+    ] {
+        assert!(html.contains(section), "{section} missing:\n{html}");
+    }
+    // Component status: times as UTC with relative offsets, nested values.
+    assert!(
+        html.contains("2023-11-14 22:13:08 UTC"),
+        "last poll at:\n{html}"
+    );
+    assert!(html.contains("12 s ago"));
+    assert!(html.contains("in 48 s"));
+    assert!(html.contains("600 s ago"));
+    assert!(html.contains("Gmail 503 &lt;backend&gt;"));
+    // The build decision: job, parameters, the queue link; no unsafe link.
+    assert!(html.contains("<code>bionic-presubmit</code>"));
+    assert!(html.contains("GERRIT_PATCHSET: 2"));
+    assert!(html.contains(r#"<a href="https://jenkins.example.org/ci/queue/item/77/">"#));
+    assert!(!html.contains(r#"href="javascript"#));
+    assert!(html.contains(r#"<a href="https://review.example.org/c/1234/2">1234,2</a>"#));
+    // The outbox: retry state and errors, escaped.
+    assert!(html.contains("Gerrit 503 &lt;busy&gt;"));
+    assert!(html.contains("in 30 s"), "next attempt");
+    assert!(html.contains("Gerrit 409: change is abandoned"));
+    assert!(html.contains(r#"<a href="https://review.example.org/c/55/7">55,7</a>"#));
+    // Events with decisions and skip reasons.
+    assert!(html.contains("commenter not trusted"));
+    assert!(html.contains("<b>skip</b>"));
+}
+
+#[test]
+fn status_page_escapes_network_text() {
+    let (_dir, ledger) = ledger();
+    seed(&ledger);
+    let html = status::render(&ledger, &config(), NOW).unwrap();
+    assert!(
+        html.contains("Fix &lt;script&gt;alert(1)&lt;/script&gt;"),
+        "summary escaped:\n{html}"
+    );
+    assert!(!html.contains("<script>"));
+}
+
+#[test]
+fn status_page_renders_an_empty_ledger() {
+    let (_dir, ledger) = ledger();
+    let html = status::render(&ledger, &config(), NOW).unwrap();
+    assert!(html.contains(r#"<meta http-equiv="refresh" content="10">"#));
+    assert!(html.contains("<h2>gmail-listener</h2>"));
+    assert!(html.contains("<h2>build-listener</h2>"));
+    assert!(html.contains("Nothing recorded yet."));
+    assert!(html.contains("<h2>Pending reviews (0)</h2>"));
+    assert!(html.contains("No event recorded yet."));
+    assert!(html.ends_with("</html>\n"));
+}
+
+#[test]
+fn status_json_carries_the_same_data() {
+    let (_dir, ledger) = ledger();
+    seed(&ledger);
+    let v = status::render_json(&ledger, NOW).unwrap();
+    assert_eq!(v["now"], json!(NOW));
+    assert_eq!(
+        v["components"]["gmail-listener"]["last_poll_at"],
+        json!(NOW - 12)
+    );
+    assert_eq!(v["components"]["build-listener"], json!({}));
+    assert_eq!(v["pending_count"], json!(1));
+    assert_eq!(v["pending"][0]["attempts"], json!(1));
+    assert_eq!(v["pending"][0]["last_error"], json!("Gerrit 503 <busy>"));
+    assert_eq!(v["failed"][0]["payload"]["change"], json!(55));
+    assert_eq!(v["builds"][0]["decision"]["job"], json!("bionic-presubmit"));
+    assert_eq!(v["builds"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["events"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        v["events"][0]["decisions"][0]["reason"],
+        json!("commenter not trusted")
+    );
+}
