@@ -95,10 +95,10 @@ pub fn render(ledger: &Ledger, config: &Config, now: i64) -> Result<String, Stat
     let page = Page { config, now };
     let mut out = String::with_capacity(16 * 1024);
     out.push_str(HEAD);
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<p class=meta>Generated {} · Gerrit {} · Jenkins {} · Gmail label <code>{}</code>, \
-         polled every {} s</p>\n",
+         polled every {} s</p>",
         utc(now),
         link(config.gerrit.url.as_str(), config.gerrit.url.as_str()),
         link(config.jenkins.url.as_str(), config.jenkins.url.as_str()),
@@ -202,7 +202,7 @@ impl Page<'_> {
     }
 
     fn outbox(&self, out: &mut String, data: &StatusData) {
-        let _ = write!(out, "<h2>Pending reviews ({})</h2>\n", data.pending_count);
+        let _ = writeln!(out, "<h2>Pending reviews ({})</h2>", data.pending_count);
         if let Some(age) = data.oldest_pending_age {
             let _ = writeln!(out, "<p class=meta>Oldest waiting for {age} s.</p>");
         }

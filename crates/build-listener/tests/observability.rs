@@ -271,10 +271,7 @@ fn empty_ledger_renders_declared_families_and_zero_gauges() {
         Some(0.0)
     );
     assert_eq!(e.value("bionicbb_mails_processed_total", &[]), Some(0.0));
-    assert_eq!(
-        text.contains("# TYPE bionicbb_outbox_pending gauge\n"),
-        true
-    );
+    assert!(text.contains("# TYPE bionicbb_outbox_pending gauge\n"));
 }
 
 #[test]
