@@ -12,14 +12,18 @@
 //!   outbox to Gerrit, with retries, and keeps each vote to exactly one
 //!   review across crashes.
 //! - [`server`]: start-up and graceful shutdown of the daemon.
+//! - [`metrics`] and [`status`]: the Prometheus metrics and the HTML status
+//!   page, both read from the ledger that both daemons write.
 
 pub mod app;
 pub mod auth;
 pub mod drop;
+pub mod metrics;
 pub mod outbox;
 pub mod payload;
 pub mod routes;
 pub mod server;
+pub mod status;
 
 use bionicbb_core::ledger::{Ledger, LedgerError};
 

@@ -46,6 +46,7 @@
 
 mod effects;
 mod error;
+mod histograms;
 mod mails;
 mod outbox;
 mod prune;
@@ -54,6 +55,7 @@ mod status;
 
 pub use effects::{Begin, EffectKey};
 pub use error::LedgerError;
+pub use histograms::{BUCKETS, HistogramSnapshot, metric_names};
 pub use mails::MailState;
 pub use outbox::{NewOutboxItem, OutboxItem, OutboxState};
 pub use status::EventRecord;

@@ -96,6 +96,26 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (name, labels)
     ) WITHOUT ROWID;
     "#,
+    // 2: duration histograms (see `histograms.rs`). `histogram_buckets`
+    // holds, per finite upper bound `le`, the cumulative count of
+    // observations at or below it; `histograms.count` is the `+Inf` bucket.
+    r#"
+    CREATE TABLE histograms (
+        name   TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        sum    REAL NOT NULL,
+        count  INTEGER NOT NULL,
+        PRIMARY KEY (name, labels)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE histogram_buckets (
+        name   TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        le     REAL NOT NULL,
+        count  INTEGER NOT NULL,
+        PRIMARY KEY (name, labels, le)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this program writes.
