@@ -125,7 +125,7 @@ fn current_patch_set(change: &ChangeInfo) -> u32 {
 /// second, ±1 s; among several, one whose text carries the mail's votes or
 /// commands, else the latest), else the latest message whose text carries
 /// them. The author is who Gerrit says acted (`real_author` when someone
-/// posted on another's behalf, so trust follows the account that typed it).
+/// posted on another's behalf, so trust follows the account that acted).
 pub fn match_comment(event: &GerritEvent, messages: &[ChangeMessageInfo]) -> Option<CommentFacts> {
     let on_patch_set = messages
         .iter()
@@ -145,7 +145,13 @@ pub fn match_comment(event: &GerritEvent, messages: &[ChangeMessageInfo]) -> Opt
         }
         None => on_patch_set.rev().find(|m| carries(event, &m.message)),
     }?;
-    let author = found.real_author.as_ref().or(found.author.as_ref());
+    // Gerrit may repeat the author as `real_author`; only a different
+    // account means someone posted on another's behalf.
+    let author = match (&found.author, &found.real_author) {
+        (Some(a), Some(r)) if a.account_id != r.account_id => Some(r),
+        (Some(a), _) => Some(a),
+        (None, r) => r.as_ref(),
+    };
     Some(CommentFacts {
         author_account_id: author.map(|a| a.account_id),
         author_email: author.and_then(|a| a.email.clone()),
@@ -362,6 +368,23 @@ mod tests {
         let c = match_comment(&event(Some(T)), &[other]).expect("match");
         assert_eq!(c.author_account_id, Some(7));
         assert_eq!(c.author_email.as_deref(), Some("robot@elsewhere.org"));
+        // The same account repeated as real_author (without details) changes nothing.
+        let mut same = message(
+            "b",
+            2,
+            1,
+            "sam@example.com",
+            "2019-03-14 17:02:11.000000000",
+            "Patch Set 2:\n\nbionicbb:retry",
+        );
+        same.real_author = Some(AccountInfo {
+            account_id: 1,
+            name: None,
+            email: None,
+            username: None,
+        });
+        let c = match_comment(&event(Some(T)), &[same]).expect("match");
+        assert_eq!(c.author_email.as_deref(), Some("sam@example.com"));
     }
 
     #[test]
