@@ -733,3 +733,174 @@ async fn closed_changes_build_nothing() {
     assert!(w.builds().is_empty());
     assert!(output.contains("abandoned"), "{output}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_from_an_untrusted_author_run_nothing() {
+    // (mail, patch sets, stored comment, comment date)
+    for (mail, patch_sets, text, date) in [
+        (
+            "04-comment-retry-2.x.eml",
+            2,
+            "bionicbb:retry",
+            1_456_224_069,
+        ),
+        (
+            "11-comment-clean-text-2.16.eml",
+            3,
+            "bionicbb:clean",
+            1_552_667_400,
+        ),
+        (
+            "14-comment-base64-3.x.eml",
+            4,
+            "bionicbb:arm",
+            1_678_960_800,
+        ),
+    ] {
+        let w = World::new().await;
+        let n = w.sample_change(patch_sets);
+        w.gerrit.add_message(
+            n,
+            patch_sets,
+            w.stranger,
+            &format!("Patch Set {patch_sets}:\n\n{text}"),
+            &gerrit_date(date),
+        );
+        let id = w.deliver(&fixture(mail));
+        let (status, output) = w.once().await;
+        assert_ok(status, &output);
+        assert_eq!(w.jenkins.triggers(), 0, "{mail}: {output}");
+        assert!(output.contains("stranger@evil.org"), "{mail}: {output}");
+        assert!(w.gerrit.reviews_posted().is_empty());
+        assert_eq!(w.gmail.in_trash(), vec![id]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_retry_builds_again_but_a_copy_of_the_same_mail_does_not() {
+    let w = World::new().await;
+    let n = w.sample_change(2);
+    w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    w.gerrit.add_message(
+        n,
+        2,
+        w.sam,
+        "Patch Set 2:\n\nbionicbb:retry",
+        &gerrit_date(1_456_224_069),
+    );
+    let retry = fixture("04-comment-retry-2.x.eml");
+    w.deliver(&retry);
+    w.deliver(&retry);
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(
+        w.jenkins.triggers(),
+        2,
+        "the upload and one retry: {output}"
+    );
+    // Another retry comment later: a new mail, a new build.
+    w.gerrit.add_message(
+        n,
+        2,
+        w.sam,
+        "Patch Set 2:\n\nbionicbb:retry",
+        &gerrit_date(1_456_230_000),
+    );
+    w.deliver(&edited(
+        "04-comment-retry-2.x.eml",
+        &[("1456224069331-0c4d8e22@", "1456230000000-0c4d8e99@")],
+    ));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(w.jenkins.triggers(), 3, "{output}");
+    assert_eq!(w.gmail.in_trash().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_with_an_unknown_outcome_is_sent_again_next_poll() {
+    let w = World::new().await;
+    w.sample_change(2);
+    let id = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    // The trigger hangs until the client gives up (5 s): its outcome is unknown.
+    w.jenkins.faults().fail_next(
+        Some(Method::POST),
+        "buildWithParameters",
+        1,
+        Fault::Delay(Duration::from_secs(6)),
+    );
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "{output}");
+    assert_eq!(w.labelled(), vec![id.clone()]);
+    assert!(
+        w.builds().is_empty(),
+        "the fake drops a request its client gave up on"
+    );
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(output.contains("unknown outcome"), "{output}");
+    // Triggered again, once.
+    assert_eq!(w.builds().len(), 1, "{output}");
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gmail_listing_failure_fails_the_poll_and_the_next_one_recovers() {
+    let w = World::new().await;
+    w.sample_change(2);
+    let id = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    w.gmail.faults().fail_next(
+        Some(Method::GET),
+        "/messages",
+        4,
+        Fault::status(500, "backend error"),
+    );
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("cannot list the Gmail label"), "{output}");
+    assert!(w.builds().is_empty());
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(w.builds().len(), 1);
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_label_is_a_clear_startup_error() {
+    let w = World::new().await;
+    let config = std::fs::read_to_string(&w.config)
+        .unwrap()
+        .replace("label = \"gerrit\"", "label = \"gerrit-missing\"");
+    std::fs::write(&w.config, config).unwrap();
+    let (status, output) = w.once().await;
+    assert!(!status.success());
+    assert!(output.contains("gerrit-missing"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_counters_are_recorded_in_the_ledger() {
+    let w = World::new().await;
+    w.sample_change(2);
+    w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    w.deliver(&fixture("27-not-gerrit.eml"));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    let ledger =
+        bionicbb_core::ledger::Ledger::open(&w._dir.path().join("state/bionicbb.sqlite3")).unwrap();
+    let status = ledger.status("gmail-listener").unwrap();
+    assert_eq!(status["last_poll"]["ok"], true);
+    assert_eq!(status["last_poll"]["mails"], 2);
+    let counters = ledger.counters().unwrap();
+    let get = |name: &str| {
+        counters
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, labels, v)| (labels.clone(), *v))
+    };
+    assert_eq!(get("mails_processed").map(|c| c.1), Some(1));
+    assert_eq!(get("mails_quarantined").map(|c| c.1), Some(1));
+    assert_eq!(
+        get("builds_triggered"),
+        Some(("job=\"bionic-presubmit\"".to_string(), 1))
+    );
+    assert_eq!(ledger.recent_events(10).unwrap().len(), 1);
+}
