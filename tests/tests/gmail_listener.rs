@@ -32,6 +32,7 @@ struct World {
     gmail: GmailFake,
     drops: DropRequests,
     config: PathBuf,
+    bot: u64,
     sam: u64,
     stranger: u64,
     dana: u64,
@@ -74,7 +75,7 @@ impl World {
         let gerrit = GerritFake::start().await;
         let jenkins = JenkinsFake::start().await;
         let gmail = GmailFake::start().await;
-        gerrit.add_account("Bionic Buildbot", BOT_EMAIL, BOT_USER, BOT_HTTP_PASSWORD);
+        let bot = gerrit.add_account("Bionic Buildbot", BOT_EMAIL, BOT_USER, BOT_HTTP_PASSWORD);
         let dana = gerrit.add_account("Dana Dev", "dana@example.com", "dana", "pw-dana");
         let sam = gerrit.add_account("Sam Reviewer", "sam@example.com", "sam", "pw-sam");
         let stranger = gerrit.add_account("Mallory", "stranger@evil.org", "mallory", "pw-m");
@@ -120,6 +121,7 @@ impl World {
             gmail,
             drops,
             config,
+            bot,
             sam,
             stranger,
             dana,
@@ -903,4 +905,46 @@ async fn status_and_counters_are_recorded_in_the_ledger() {
         Some(("job=\"bionic-presubmit\"".to_string(), 1))
     );
     assert_eq!(ledger.recent_events(10).unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_in_doubt_is_looked_for_before_posting_again() {
+    let w = World::new().await;
+    let n = w.sample_change(2);
+    w.gerrit.add_message(
+        n,
+        2,
+        w.sam,
+        "Patch Set 2:\n\nbionicbb:frobnicate",
+        &gerrit_date(1_456_224_069),
+    );
+    let id = w.deliver(&edited(
+        "04-comment-retry-2.x.eml",
+        &[("bionicbb:retry", "bionicbb:frobnicate")],
+    ));
+    // The post hangs until the client gives up: its outcome is unknown.
+    w.gerrit.faults().fail_next(
+        Some(Method::POST),
+        "/review",
+        1,
+        Fault::Delay(Duration::from_secs(6)),
+    );
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "{output}");
+    assert_eq!(w.labelled(), vec![id.clone()]);
+    // As if it had landed after all: the bot's reply is on the patch set.
+    let known = bionicbb_core::command::known_names(&Default::default());
+    let text = bionicbb_core::messages::unknown_command("frobnicate", &known);
+    w.gerrit.add_message(
+        n,
+        2,
+        w.bot,
+        &format!("Patch Set 2:\n\n{text}"),
+        &gerrit_date(1_456_224_100),
+    );
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(output.contains("was posted before"), "{output}");
+    assert!(w.gerrit.reviews_posted().is_empty(), "not posted again");
+    assert_eq!(w.gmail.in_trash(), vec![id]);
 }
