@@ -1,3 +1,7 @@
 //! gmail-listener: polls the Gmail label Gerrit mails land in and acts on each mail.
 
+pub mod cli;
+pub mod effects;
+pub mod facts;
 pub mod gmail;
+pub mod poll;

@@ -1,0 +1,950 @@
+//! The real `gmail-listener` binary against the fake Gerrit, Jenkins and
+//! Gmail, with a small stand-in for build-listener's `/drop-rejection`.
+//! Needs the binary built (`cargo build -p gmail-listener`, or
+//! `cargo test --workspace`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, Method, StatusCode};
+use bionicbb_tests::fakes::gerrit::{GerritFake, Status, format_timestamp};
+use bionicbb_tests::fakes::gmail::GmailFake;
+use bionicbb_tests::fakes::jenkins::JenkinsFake;
+use bionicbb_tests::fault::Fault;
+use bionicbb_tests::harness::{
+    BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, GMAIL_TOKEN, JENKINS_TOKEN, JENKINS_USER, Setup,
+};
+use serde_json::Value;
+
+const KEY: &str = "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b";
+const SECRET: &str = "listener-shared-secret";
+const RUN: Duration = Duration::from_secs(40);
+
+/// One `/drop-rejection` request the stub received: (authorized, body).
+type DropRequests = Arc<Mutex<Vec<(bool, Value)>>>;
+
+struct World {
+    gerrit: GerritFake,
+    jenkins: JenkinsFake,
+    gmail: GmailFake,
+    drops: DropRequests,
+    config: PathBuf,
+    bot: u64,
+    sam: u64,
+    stranger: u64,
+    dana: u64,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts `/drop-rejection` on a free port: it records each request and
+/// answers 202 with the right Bearer secret, 401 otherwise.
+async fn drop_rejection_stub() -> (u16, DropRequests) {
+    let seen: DropRequests = Arc::default();
+    let log = seen.clone();
+    let app = axum::Router::new().route(
+        "/drop-rejection",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let log = log.clone();
+            async move {
+                let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
+                    == Some(&format!("Bearer {SECRET}"));
+                let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
+                log.lock().unwrap().push((authorized, body));
+                if authorized {
+                    StatusCode::ACCEPTED
+                } else {
+                    StatusCode::UNAUTHORIZED
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (port, seen)
+}
+
+impl World {
+    async fn new() -> World {
+        bionicbb_core::tls::install_crypto_provider();
+        let gerrit = GerritFake::start().await;
+        let jenkins = JenkinsFake::start().await;
+        let gmail = GmailFake::start().await;
+        let bot = gerrit.add_account("Bionic Buildbot", BOT_EMAIL, BOT_USER, BOT_HTTP_PASSWORD);
+        let dana = gerrit.add_account("Dana Dev", "dana@example.com", "dana", "pw-dana");
+        let sam = gerrit.add_account("Sam Reviewer", "sam@example.com", "sam", "pw-sam");
+        let stranger = gerrit.add_account("Mallory", "stranger@evil.org", "mallory", "pw-m");
+        jenkins.add_user(JENKINS_USER, JENKINS_TOKEN);
+        jenkins.add_job(
+            "bionic-presubmit",
+            &[
+                ("REF", ""),
+                ("CHANGE_ID", ""),
+                ("PROJECT", ""),
+                ("CHANGE_NUMBER", ""),
+                ("PATCHSET", ""),
+                ("LUNCH_TARGET", "aosp_arm64-eng"),
+            ],
+        );
+        jenkins.add_job(
+            "clean-bionic-presubmit",
+            &[
+                ("REF", ""),
+                ("CHANGE_ID", ""),
+                ("PROJECT", ""),
+                ("CHANGE_NUMBER", ""),
+                ("PATCHSET", ""),
+            ],
+        );
+        gmail.require_token(Some(GMAIL_TOKEN));
+        gmail.add_label("gerrit");
+        let (port, drops) = drop_rejection_stub().await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = Setup {
+            dir: dir.path().to_path_buf(),
+            gerrit_url: gerrit.url().to_string(),
+            jenkins_url: jenkins.url(),
+            gmail_url: gmail.base_url(),
+            listener_port: port,
+            secret: SECRET.to_string(),
+            extra: String::new(),
+        }
+        .write_config();
+        World {
+            gerrit,
+            jenkins,
+            gmail,
+            drops,
+            config,
+            bot,
+            sam,
+            stranger,
+            dana,
+            _dir: dir,
+        }
+    }
+
+    /// The sample change with `patch_sets` patch sets by `committer`.
+    fn change(&self, patch_sets: u32, committer: &str, files: &[&str]) -> u64 {
+        let n = self.gerrit.create_change(
+            "platform/bionic",
+            "master",
+            KEY,
+            self.dana,
+            "Fix strtod rounding for denormals",
+        );
+        for _ in 0..patch_sets {
+            self.gerrit.add_patch_set(n, committer, files);
+        }
+        n
+    }
+
+    fn sample_change(&self, patch_sets: u32) -> u64 {
+        self.change(patch_sets, "dana@example.com", &["libc/bionic/strtod.cpp"])
+    }
+
+    fn deliver(&self, raw: &[u8]) -> String {
+        self.gmail.deliver(raw, &["gerrit"])
+    }
+
+    fn config_arg(&self) -> String {
+        self.config.display().to_string()
+    }
+
+    async fn run(&self, extra: &[&str]) -> (ExitStatus, String) {
+        let config = self.config_arg();
+        let mut args = vec!["--config", config.as_str()];
+        args.extend_from_slice(extra);
+        Daemon::spawn("gmail-listener", &args).wait(RUN).await
+    }
+
+    async fn once(&self) -> (ExitStatus, String) {
+        self.run(&["--once"]).await
+    }
+
+    /// Every build queued or started, with its parameters.
+    fn builds(&self) -> Vec<(String, BTreeMap<String, String>)> {
+        let mut all: Vec<_> = self
+            .jenkins
+            .queue()
+            .into_iter()
+            .map(|q| (q.job, q.params))
+            .collect();
+        all.extend(self.jenkins.builds().into_iter().map(|b| (b.job, b.params)));
+        all
+    }
+
+    /// Mails still waiting in the label (Gmail keeps labels on trashed mail,
+    /// but listings leave the trash out).
+    fn labelled(&self) -> Vec<String> {
+        let trash = self.gmail.in_trash();
+        self.gmail
+            .messages_with_label("gerrit")
+            .into_iter()
+            .filter(|id| !trash.contains(id))
+            .collect()
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/data/emails/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A fixture with text replaced (the fixtures edited for this case).
+fn edited(name: &str, replacements: &[(&str, &str)]) -> Vec<u8> {
+    let mut text = String::from_utf8(fixture(name)).expect("UTF-8 fixture");
+    for (from, to) in replacements {
+        assert!(text.contains(from), "{name} has no {from:?}");
+        text = text.replace(from, to);
+    }
+    text.into_bytes()
+}
+
+fn gerrit_date(secs: i64) -> String {
+    format_timestamp(secs, 0)
+}
+
+fn assert_ok(status: ExitStatus, output: &str) {
+    assert!(status.success(), "exit {status:?}; output:\n{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_patch_set_builds_once_with_the_original_parameters_and_is_trashed() {
+    let w = World::new().await;
+    let n = w.sample_change(2);
+    assert_eq!(n, 123456);
+    let id = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    let builds = w.builds();
+    assert_eq!(builds.len(), 1, "{builds:?}\n{output}");
+    let (job, params) = &builds[0];
+    assert_eq!(job, "bionic-presubmit");
+    assert_eq!(params["REF"], "refs/changes/56/123456/2");
+    assert_eq!(params["CHANGE_ID"], KEY);
+    assert_eq!(params["PROJECT"], "bionic");
+    assert_eq!(params["CHANGE_NUMBER"], "123456");
+    assert_eq!(params["PATCHSET"], "2");
+    assert_eq!(
+        params["LUNCH_TARGET"], "aosp_arm64-eng",
+        "the job's default"
+    );
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+    assert!(w.labelled().is_empty());
+    assert!(output.contains("poll finished"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_mail_for_a_superseded_patch_set_builds_nothing() {
+    let w = World::new().await;
+    w.sample_change(3);
+    let id = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(w.builds().is_empty(), "{output}");
+    assert!(output.contains("superseded"), "{output}");
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_mails_for_the_same_event_build_once() {
+    let w = World::new().await;
+    w.sample_change(2);
+    let raw = fixture("02-newpatchset-2.x.eml");
+    let first = w.deliver(&raw);
+    let second = w.deliver(&edited(
+        "02-newpatchset-2.x.eml",
+        &[("1456218842117-5a1b2c3d@", "1456218842999-ffffffff@")],
+    ));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(w.jenkins.triggers(), 1, "{output}");
+    let mut trashed = w.gmail.in_trash();
+    trashed.sort();
+    let mut both = vec![first, second];
+    both.sort();
+    assert_eq!(trashed, both);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_from_a_trusted_reviewer_builds_and_from_a_stranger_does_not() {
+    let w = World::new().await;
+    let n = w.sample_change(2);
+    w.gerrit.add_message(
+        n,
+        2,
+        w.stranger,
+        "Patch Set 2:\n\nbionicbb:retry",
+        &gerrit_date(1_456_224_000),
+    );
+    w.deliver(&fixture("04-comment-retry-2.x.eml"));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(w.builds().is_empty(), "{output}");
+    assert!(output.contains("not a trusted commenter"), "{output}");
+
+    // The same command, now typed by a trusted reviewer: it builds.
+    w.gerrit.add_message(
+        n,
+        2,
+        w.sam,
+        "Patch Set 2:\n\nbionicbb:retry",
+        &gerrit_date(1_456_224_069),
+    );
+    w.deliver(&edited(
+        "04-comment-retry-2.x.eml",
+        &[("1456224069331-0c4d8e22@", "1456224069999-0c4d8e23@")],
+    ));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    let builds = w.builds();
+    assert_eq!(builds.len(), 1, "{builds:?}\n{output}");
+    assert_eq!(builds[0].1["PATCHSET"], "2");
+    assert!(!builds[0].1.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_from_a_trusted_reviewer_triggers_the_clean_job() {
+    let w = World::new().await;
+    let n = w.sample_change(3);
+    // 11: X-Gerrit-Comment-Date Fri, 15 Mar 2019 16:30:00 +0000.
+    w.gerrit.add_message(
+        n,
+        3,
+        w.sam,
+        "Patch Set 3:\n\nbionicbb:clean",
+        &gerrit_date(1_552_667_400),
+    );
+    w.deliver(&fixture("11-comment-clean-text-2.16.eml"));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    let builds = w.builds();
+    assert_eq!(builds.len(), 1, "{builds:?}\n{output}");
+    assert_eq!(builds[0].0, "clean-bionic-presubmit");
+    assert_eq!(builds[0].1["REF"], "refs/changes/56/123456/3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_command_builds_with_its_lunch_target_base64_mail() {
+    let w = World::new().await;
+    let n = w.sample_change(4);
+    w.gerrit.add_message(
+        n,
+        4,
+        w.sam,
+        "Patch Set 4:\n\nbionicbb:arm",
+        &gerrit_date(1_678_960_800),
+    );
+    w.deliver(&fixture("14-comment-base64-3.x.eml"));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    let builds = w.builds();
+    assert_eq!(builds.len(), 1, "{builds:?}\n{output}");
+    assert_eq!(builds[0].0, "bionic-presubmit");
+    assert_eq!(builds[0].1["LUNCH_TARGET"], "aosp_arm-eng");
+    assert_eq!(builds[0].1["PATCHSET"], "4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_command_gets_exactly_one_reply() {
+    let w = World::new().await;
+    let n = w.sample_change(2);
+    w.gerrit.add_message(
+        n,
+        2,
+        w.sam,
+        "Patch Set 2:\n\nbionicbb:frobnicate",
+        &gerrit_date(1_456_224_069),
+    );
+    let mail = edited(
+        "04-comment-retry-2.x.eml",
+        &[("bionicbb:retry", "bionicbb:frobnicate")],
+    );
+    w.deliver(&mail);
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    // The same notification again (a second copy of the mail): still one reply.
+    w.deliver(&mail);
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    let replies = w.gerrit.reviews_posted();
+    assert_eq!(replies.len(), 1, "{replies:?}\n{output}");
+    let body = &replies[0].body;
+    assert_eq!(replies[0].patch_set, 2);
+    assert!(
+        body["message"].as_str().unwrap().contains("frobnicate"),
+        "{body}"
+    );
+    assert_eq!(body["tag"], "autogenerated:bionicbb");
+    assert!(
+        body.get("labels").is_none(),
+        "a reply carries no vote: {body}"
+    );
+    assert!(w.builds().is_empty());
+    assert_eq!(w.gmail.in_trash().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_plus_one_asks_build_listener_to_drop_the_rejection() {
+    let w = World::new().await;
+    let n = w.sample_change(3);
+    // 09: multipart/alternative, quoted-printable, comment date 2019-03-14 17:02:11 UTC.
+    w.gerrit.add_message(
+        n,
+        3,
+        w.sam,
+        "Patch Set 3: Verified+1",
+        &gerrit_date(1_552_582_931),
+    );
+    let id = w.deliver(&fixture("09-comment-verified-multipart-2.16.eml"));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    let drops = w.drops.lock().unwrap().clone();
+    assert_eq!(drops.len(), 1, "{drops:?}\n{output}");
+    assert!(drops[0].0, "sent with the Bearer secret");
+    assert_eq!(
+        drops[0].1,
+        serde_json::json!({"changeid": "platform/bionic~123456", "patchset": 3})
+    );
+    assert!(w.builds().is_empty());
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quoted_printable_and_flowed_mails_parse_and_act() {
+    let w = World::new().await;
+    let n = w.sample_change(5);
+    // 16: format=flowed, patch set 5, `bionicbb:x86_64 ...`, no comment date.
+    w.gerrit.add_message(
+        n,
+        5,
+        w.sam,
+        "Patch Set 5: Code-Review+1\n\nbionicbb:x86_64 because the denormal path only regressed",
+        &gerrit_date(1_476_911_823),
+    );
+    w.deliver(&fixture("16-comment-googlesource-flowed.eml"));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    let builds = w.builds();
+    assert_eq!(builds.len(), 1, "{builds:?}\n{output}");
+    assert_eq!(builds[0].1["LUNCH_TARGET"], "aosp_x86_64-eng");
+    assert_eq!(builds[0].1["PATCHSET"], "5");
+
+    // 10: quoted-printable 3.x patch-set-level comment on patch set 4 with
+    // Verified+1 and retry: both the drop request and the build, but patch
+    // set 4 is superseded now, so only the drop request.
+    w.gerrit.add_message(
+        n,
+        4,
+        w.sam,
+        "Patch Set 4: Code-Review+1 Verified+1\n\n(1 comment)\n\nbionicbb:retry",
+        &gerrit_date(1_678_813_331),
+    );
+    w.deliver(&fixture("10-comment-patchset-level-3.x-qp.eml"));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(w.builds().len(), 1, "{output}");
+    assert!(output.contains("superseded"), "{output}");
+    let drops = w.drops.lock().unwrap().clone();
+    assert_eq!(drops.len(), 1, "{drops:?}");
+    assert_eq!(drops[0].1["patchset"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_skip_policy_applies() {
+    for (committer, file, why) in [
+        (
+            "dana@evil.org",
+            "libc/bionic/strtod.cpp",
+            "not in a trusted domain",
+        ),
+        ("dana@example.com", "libc/CleanSpec.mk", "CleanSpec.mk"),
+        (
+            "dana@example.com",
+            "tools/bionicbb/gmail_listener.py",
+            "tools/bionicbb",
+        ),
+    ] {
+        let w = World::new().await;
+        w.change(2, committer, &[file]);
+        let id = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+        let (status, output) = w.once().await;
+        assert_ok(status, &output);
+        assert!(w.builds().is_empty(), "{why}: {output}");
+        assert!(output.contains(why), "{why}: {output}");
+        assert_eq!(w.gmail.in_trash(), vec![id]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_mail_does_nothing() {
+    let w = World::new().await;
+    // Gerrit has a change, but not the one the footers name.
+    w.gerrit.create_change(
+        "platform/bionic",
+        "master",
+        "I0000000000000000000000000000000000000001",
+        w.dana,
+        "x",
+    );
+    let id = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    let forged_comment = w.deliver(&fixture("09-comment-verified-multipart-2.16.eml"));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(w.builds().is_empty(), "{output}");
+    assert!(w.gerrit.reviews_posted().is_empty());
+    assert!(w.drops.lock().unwrap().is_empty());
+    assert!(output.contains("forged"), "{output}");
+    let mut trashed = w.gmail.in_trash();
+    trashed.sort();
+    let mut both = vec![id, forged_comment];
+    both.sort();
+    assert_eq!(trashed, both);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_keeps_the_label_filter_and_handles_every_mail() {
+    let w = World::new().await;
+    let keys: Vec<String> = (1..=5)
+        .map(|i| format!("I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c{i:02}"))
+        .collect();
+    for key in &keys {
+        let n = w
+            .gerrit
+            .create_change("platform/bionic", "master", key, w.dana, "s");
+        w.gerrit.add_patch_set(n, "dana@example.com", &["libc/a.c"]);
+        w.gerrit.add_patch_set(n, "dana@example.com", &["libc/a.c"]);
+        w.deliver(&edited("02-newpatchset-2.x.eml", &[(KEY, key)]));
+    }
+    // Mail outside the label must not be listed.
+    w.gmail
+        .deliver(&fixture("02-newpatchset-2.x.eml"), &["INBOX"]);
+    w.gmail.set_page_size_cap(2);
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    let builds = w.builds();
+    assert_eq!(builds.len(), 5, "{builds:?}\n{output}");
+    let mut built: Vec<String> = builds.iter().map(|b| b.1["CHANGE_ID"].clone()).collect();
+    built.sort();
+    assert_eq!(built, keys);
+    assert_eq!(w.gmail.in_trash().len(), 5);
+    let pages = w
+        .gmail
+        .faults()
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/messages?") || r.ends_with("/messages"))
+        .collect::<Vec<_>>();
+    assert!(pages.len() >= 3, "{pages:?}");
+    assert!(pages.iter().all(|p| p.contains("labelIds=")), "{pages:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jenkins_outage_leaves_the_mail_for_the_next_poll() {
+    let w = World::new().await;
+    w.sample_change(2);
+    let id = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    w.jenkins.faults().fail_next(
+        Some(Method::POST),
+        "buildWithParameters",
+        1,
+        Fault::status(503, "Service Unavailable"),
+    );
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "a passing fault fails --once:\n{output}");
+    assert!(w.builds().is_empty());
+    assert_eq!(w.labelled(), vec![id.clone()]);
+    assert!(w.gmail.in_trash().is_empty());
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(w.builds().len(), 1, "{output}");
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_trigger_and_trash_builds_once() {
+    let w = World::new().await;
+    w.sample_change(2);
+    let id = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    w.gmail.faults().fail_next(
+        Some(Method::POST),
+        "/trash",
+        10,
+        Fault::Delay(Duration::from_secs(60)),
+    );
+    let config = w.config_arg();
+    let daemon = Daemon::spawn("gmail-listener", &["--config", &config, "--once"]);
+    let deadline = tokio::time::Instant::now() + RUN;
+    while w.builds().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the trash request reach the (hanging) fake, then crash.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    daemon.kill().await;
+    assert_eq!(w.labelled(), vec![id.clone()]);
+    w.gmail.faults().clear();
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(w.jenkins.triggers(), 1, "{output}");
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_changes_nothing_anywhere() {
+    let w = World::new().await;
+    let n = w.sample_change(3);
+    w.gerrit.add_message(
+        n,
+        3,
+        w.sam,
+        "Patch Set 3: Verified+1",
+        &gerrit_date(1_552_582_931),
+    );
+    let a = w.deliver(&edited(
+        "02-newpatchset-2.x.eml",
+        &[("Gerrit-PatchSet: 2", "Gerrit-PatchSet: 3")],
+    ));
+    let b = w.deliver(&fixture("09-comment-verified-multipart-2.16.eml"));
+    let c = w.deliver(&fixture("27-not-gerrit.eml"));
+    let (status, output) = w.run(&["--once", "--dry-run"]).await;
+    assert_ok(status, &output);
+    assert!(output.contains("decided"), "{output}");
+    assert_eq!(w.jenkins.triggers(), 0, "{output}");
+    assert!(w.gerrit.reviews_posted().is_empty());
+    assert!(w.drops.lock().unwrap().is_empty());
+    assert!(w.gmail.in_trash().is_empty());
+    let mut labelled = w.labelled();
+    labelled.sort();
+    let mut all = vec![a, b, c];
+    all.sort();
+    assert_eq!(labelled, all);
+    assert!(w.gmail.messages_with_label("gerrit-unparsed").is_empty());
+    assert!(
+        w.gmail
+            .faults()
+            .requests()
+            .iter()
+            .all(|r| r.starts_with("GET")),
+        "only reads: {:?}",
+        w.gmail.faults().requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unparseable_mail_is_quarantined_not_trashed() {
+    let w = World::new().await;
+    let bad = w.deliver(&fixture("25-truncated-mid-text-3.x.eml"));
+    let foreign = w.deliver(&fixture("27-not-gerrit.eml"));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    let mut quarantined = w.gmail.messages_with_label("gerrit-unparsed");
+    quarantined.sort();
+    let mut both = vec![bad, foreign];
+    both.sort();
+    assert_eq!(quarantined, both, "{output}");
+    assert!(w.labelled().is_empty());
+    assert!(w.gmail.in_trash().is_empty());
+    // The next poll has nothing left to do.
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(w.gmail.messages_with_label("gerrit-unparsed").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parse_prints_json_for_every_fixture() {
+    let dir = format!("{}/data/emails", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".eml"))
+        .collect();
+    files.sort();
+    let good: Vec<&str> = files
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !f.contains("25-") && !f.contains("27-") && !f.contains("28-"))
+        .collect();
+    let mut args = vec!["parse"];
+    args.extend(good.iter().copied());
+    let (status, output) = Daemon::spawn("gmail-listener", &args).wait(RUN).await;
+    assert_ok(status, &output);
+    let lines: Vec<Value> = output
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), good.len(), "{output}");
+    for (line, file) in lines.iter().zip(&good) {
+        assert_eq!(line["file"], *file);
+        assert!(line.get("error").is_none(), "{line}");
+        assert_eq!(line["project"], "platform/bionic");
+    }
+    let retry = lines
+        .iter()
+        .find(|l| l["file"].as_str().unwrap().contains("04-"))
+        .unwrap();
+    assert_eq!(retry["commands"][0]["name"], "retry");
+
+    let not_gerrit = format!("{dir}/27-not-gerrit.eml");
+    let (status, output) = Daemon::spawn("gmail-listener", &["parse", &not_gerrit])
+        .wait(RUN)
+        .await;
+    assert!(!status.success(), "{output}");
+    let line: Value = serde_json::from_str(output.trim()).unwrap();
+    assert!(
+        line["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a Gerrit notification")
+    );
+    assert_eq!(line["file"], not_gerrit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_the_poll_loop_exits_zero() {
+    let w = World::new().await;
+    w.sample_change(2);
+    w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    let config = w.config_arg();
+    let daemon = Daemon::spawn("gmail-listener", &["--config", &config]);
+    daemon.wait_for_output("poll finished", RUN).await;
+    assert_eq!(w.builds().len(), 1);
+    let (status, output) = daemon.terminate(Duration::from_secs(15)).await;
+    assert_ok(status, &output);
+    assert!(output.contains("SIGTERM"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_changes_build_nothing() {
+    let w = World::new().await;
+    let n = w.sample_change(2);
+    w.gerrit.set_status(n, Status::Abandoned);
+    w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(w.builds().is_empty());
+    assert!(output.contains("abandoned"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_from_an_untrusted_author_run_nothing() {
+    // (mail, patch sets, stored comment, comment date)
+    for (mail, patch_sets, text, date) in [
+        (
+            "04-comment-retry-2.x.eml",
+            2,
+            "bionicbb:retry",
+            1_456_224_069,
+        ),
+        (
+            "11-comment-clean-text-2.16.eml",
+            3,
+            "bionicbb:clean",
+            1_552_667_400,
+        ),
+        (
+            "14-comment-base64-3.x.eml",
+            4,
+            "bionicbb:arm",
+            1_678_960_800,
+        ),
+    ] {
+        let w = World::new().await;
+        let n = w.sample_change(patch_sets);
+        w.gerrit.add_message(
+            n,
+            patch_sets,
+            w.stranger,
+            &format!("Patch Set {patch_sets}:\n\n{text}"),
+            &gerrit_date(date),
+        );
+        let id = w.deliver(&fixture(mail));
+        let (status, output) = w.once().await;
+        assert_ok(status, &output);
+        assert_eq!(w.jenkins.triggers(), 0, "{mail}: {output}");
+        assert!(output.contains("stranger@evil.org"), "{mail}: {output}");
+        assert!(w.gerrit.reviews_posted().is_empty());
+        assert_eq!(w.gmail.in_trash(), vec![id]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_retry_builds_again_but_a_copy_of_the_same_mail_does_not() {
+    let w = World::new().await;
+    let n = w.sample_change(2);
+    w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    w.gerrit.add_message(
+        n,
+        2,
+        w.sam,
+        "Patch Set 2:\n\nbionicbb:retry",
+        &gerrit_date(1_456_224_069),
+    );
+    let retry = fixture("04-comment-retry-2.x.eml");
+    w.deliver(&retry);
+    w.deliver(&retry);
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(
+        w.jenkins.triggers(),
+        2,
+        "the upload and one retry: {output}"
+    );
+    // Another retry comment later: a new mail, a new build.
+    w.gerrit.add_message(
+        n,
+        2,
+        w.sam,
+        "Patch Set 2:\n\nbionicbb:retry",
+        &gerrit_date(1_456_230_000),
+    );
+    w.deliver(&edited(
+        "04-comment-retry-2.x.eml",
+        &[("1456224069331-0c4d8e22@", "1456230000000-0c4d8e99@")],
+    ));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(w.jenkins.triggers(), 3, "{output}");
+    assert_eq!(w.gmail.in_trash().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_with_an_unknown_outcome_is_sent_again_next_poll() {
+    let w = World::new().await;
+    w.sample_change(2);
+    let id = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    // The trigger hangs until the client gives up (5 s): its outcome is unknown.
+    w.jenkins.faults().fail_next(
+        Some(Method::POST),
+        "buildWithParameters",
+        1,
+        Fault::Delay(Duration::from_secs(6)),
+    );
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "{output}");
+    assert_eq!(w.labelled(), vec![id.clone()]);
+    assert!(
+        w.builds().is_empty(),
+        "the fake drops a request its client gave up on"
+    );
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(output.contains("unknown outcome"), "{output}");
+    // Triggered again, once.
+    assert_eq!(w.builds().len(), 1, "{output}");
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gmail_listing_failure_fails_the_poll_and_the_next_one_recovers() {
+    let w = World::new().await;
+    w.sample_change(2);
+    let id = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    w.gmail.faults().fail_next(
+        Some(Method::GET),
+        "/messages",
+        4,
+        Fault::status(500, "backend error"),
+    );
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("cannot list the Gmail label"), "{output}");
+    assert!(w.builds().is_empty());
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(w.builds().len(), 1);
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_label_is_a_clear_startup_error() {
+    let w = World::new().await;
+    let config = std::fs::read_to_string(&w.config)
+        .unwrap()
+        .replace("label = \"gerrit\"", "label = \"gerrit-missing\"");
+    std::fs::write(&w.config, config).unwrap();
+    let (status, output) = w.once().await;
+    assert!(!status.success());
+    assert!(output.contains("gerrit-missing"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_counters_are_recorded_in_the_ledger() {
+    let w = World::new().await;
+    w.sample_change(2);
+    w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    w.deliver(&fixture("27-not-gerrit.eml"));
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    let ledger =
+        bionicbb_core::ledger::Ledger::open(&w._dir.path().join("state/bionicbb.sqlite3")).unwrap();
+    let status = ledger.status("gmail-listener").unwrap();
+    assert_eq!(status["last_poll"]["ok"], true);
+    assert_eq!(status["last_poll"]["mails"], 2);
+    let counters = ledger.counters().unwrap();
+    let get = |name: &str| {
+        counters
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, labels, v)| (labels.clone(), *v))
+    };
+    assert_eq!(get("mails_processed").map(|c| c.1), Some(1));
+    assert_eq!(get("mails_quarantined").map(|c| c.1), Some(1));
+    assert_eq!(
+        get("builds_triggered"),
+        Some(("job=\"bionic-presubmit\"".to_string(), 1))
+    );
+    assert_eq!(ledger.recent_events(10).unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_in_doubt_is_looked_for_before_posting_again() {
+    let w = World::new().await;
+    let n = w.sample_change(2);
+    w.gerrit.add_message(
+        n,
+        2,
+        w.sam,
+        "Patch Set 2:\n\nbionicbb:frobnicate",
+        &gerrit_date(1_456_224_069),
+    );
+    let id = w.deliver(&edited(
+        "04-comment-retry-2.x.eml",
+        &[("bionicbb:retry", "bionicbb:frobnicate")],
+    ));
+    // The post hangs until the client gives up: its outcome is unknown.
+    w.gerrit.faults().fail_next(
+        Some(Method::POST),
+        "/review",
+        1,
+        Fault::Delay(Duration::from_secs(6)),
+    );
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "{output}");
+    assert_eq!(w.labelled(), vec![id.clone()]);
+    // As if it had landed after all: the bot's reply is on the patch set.
+    let known = bionicbb_core::command::known_names(&Default::default());
+    let text = bionicbb_core::messages::unknown_command("frobnicate", &known);
+    w.gerrit.add_message(
+        n,
+        2,
+        w.bot,
+        &format!("Patch Set 2:\n\n{text}"),
+        &gerrit_date(1_456_224_100),
+    );
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(output.contains("was posted before"), "{output}");
+    assert!(w.gerrit.reviews_posted().is_empty(), "not posted again");
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+}
