@@ -109,8 +109,12 @@ async fn run(exit_at_end: bool) -> Result<(), String> {
     sandbox.summary();
     if !exit_at_end {
         say(&format!(
-            "Everything keeps running: build-listener at http://127.0.0.1:{port}/healthz. Ctrl-C to stop."
+            "Everything keeps running. Status page: http://127.0.0.1:{port}/status"
         ));
+        detail(&format!(
+            "metrics: http://127.0.0.1:{port}/metrics   health: http://127.0.0.1:{port}/healthz"
+        ));
+        detail("Ctrl-C stops the daemons and the fakes.");
         bionicbb_core::runtime::shutdown_signal().await;
     }
     say("Stopping the daemons");
@@ -325,11 +329,8 @@ impl Sandbox {
                 Some(_) => "Dana",
                 None => "Gerrit",
             };
-            let first = m.message.lines().next().unwrap_or_default().to_string();
-            detail(&format!(
-                "[{}] {who}: {first}",
-                m.date.get(..19).unwrap_or(&m.date)
-            ));
+            let date = m.date.get(..19).unwrap_or(&m.date);
+            detail(&format!("[{date}] {who}: {}", one_line(&m.message)));
         }
         for ps in 1..=2 {
             let votes: BTreeMap<_, _> = self.gerrit.votes(self.number, ps);
@@ -344,10 +345,16 @@ impl Sandbox {
                 b.params.get("PATCHSET").map(String::as_str).unwrap_or("?")
             ));
         }
+        let trashed = self.gmail.in_trash();
+        let waiting = self
+            .gmail
+            .messages_with_label("gerrit")
+            .into_iter()
+            .filter(|id| !trashed.contains(id))
+            .count();
         detail(&format!(
-            "Gmail: {} mails handled and trashed, {} waiting",
-            self.gmail.in_trash().len(),
-            self.gmail.messages_with_label("gerrit").len()
+            "Gmail: {} mails handled and trashed, {waiting} waiting",
+            trashed.len()
         ));
     }
 }
@@ -417,6 +424,20 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
+}
+
+/// A change message on one line: its non-empty lines joined, cut to 110 characters.
+fn one_line(message: &str) -> String {
+    let joined = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ");
+    match joined.char_indices().nth(110) {
+        Some((cut, _)) => format!("{}...", &joined[..cut]),
+        None => joined,
+    }
 }
 
 fn unix_now() -> i64 {
