@@ -52,27 +52,22 @@ pub fn patch_set_uploaded(
     } else {
         "newpatchset"
     };
-    let body = if patch_set == 1 {
-        format!(
-            "{} has uploaded this change for review. ( {}?usp=email )\n\n\nChange subject: {}\n{}\n\n{}\n\nChange-Id: {}\n---\nM libc/bionic/strtod.cpp\n1 file changed, 3 insertions(+), 1 deletion(-)\n",
-            uploader.name,
-            change.url(),
-            change.subject,
-            ".".repeat(70),
-            change.subject,
-            change.change_key
-        )
+    let intro = if patch_set == 1 {
+        format!("{} has uploaded this change for review.", uploader.name)
     } else {
         format!(
-            "{} has uploaded a new patch set (#{patch_set}). ( {}?usp=email )\n\n\nChange subject: {}\n{}\n\n{}\n\nChange-Id: {}\n---\nM libc/bionic/strtod.cpp\n1 file changed, 3 insertions(+), 1 deletion(-)\n",
-            uploader.name,
-            change.url(),
-            change.subject,
-            ".".repeat(70),
-            change.subject,
-            change.change_key
+            "{} has uploaded a new patch set (#{patch_set}).",
+            uploader.name
         )
     };
+    let body = format!(
+        "{intro} ( {}?usp=email )\n\n\nChange subject: {}\n{}\n\n{}\n\nChange-Id: {}\n---\nM libc/bionic/strtod.cpp\n1 file changed, 3 insertions(+), 1 deletion(-)\n",
+        change.url(),
+        change.subject,
+        ".".repeat(70),
+        change.subject,
+        change.change_key
+    );
     render(change, patch_set, kind, uploader, date, &body, &[])
 }
 
