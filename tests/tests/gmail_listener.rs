@@ -10,12 +10,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, Method, StatusCode};
+use bionicbb_core::config::Config;
+use bionicbb_core::ledger::{Ledger, metric_names as names};
 use bionicbb_tests::fakes::gerrit::{GerritFake, Status, format_timestamp};
 use bionicbb_tests::fakes::gmail::GmailFake;
 use bionicbb_tests::fakes::jenkins::JenkinsFake;
 use bionicbb_tests::fault::Fault;
 use bionicbb_tests::harness::{
-    BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, GMAIL_TOKEN, JENKINS_TOKEN, JENKINS_USER, Setup,
+    BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, GMAIL_TOKEN, JENKINS_TOKEN, JENKINS_USER,
+    Setup, free_port,
 };
 use serde_json::Value;
 
@@ -71,6 +74,11 @@ async fn drop_rejection_stub() -> (u16, DropRequests) {
 
 impl World {
     async fn new() -> World {
+        World::with_extra("").await
+    }
+
+    /// A world whose configuration ends with `extra` (more TOML tables).
+    async fn with_extra(extra: &str) -> World {
         bionicbb_core::tls::install_crypto_provider();
         let gerrit = GerritFake::start().await;
         let jenkins = JenkinsFake::start().await;
@@ -112,7 +120,7 @@ impl World {
             gmail_url: gmail.base_url(),
             listener_port: port,
             secret: SECRET.to_string(),
-            extra: String::new(),
+            extra: extra.to_string(),
         }
         .write_config();
         World {
@@ -878,6 +886,25 @@ async fn a_missing_label_is_a_clear_startup_error() {
     assert!(output.contains("gerrit-missing"), "{output}");
 }
 
+impl World {
+    /// The ledger the daemon wrote, opened where the configuration puts it.
+    fn ledger(&self) -> Ledger {
+        let config = Config::load(&self.config).expect("the test configuration loads");
+        Ledger::open(&config.ledger_path()).expect("the ledger opens")
+    }
+
+    /// The value of counter `name` with exactly `labels`, if it was bumped.
+    fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
+        let labels = names::labels(labels);
+        self.ledger()
+            .counters()
+            .unwrap()
+            .into_iter()
+            .find(|(n, l, _)| n == name && *l == labels)
+            .map(|(_, _, v)| v)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_counters_are_recorded_in_the_ledger() {
     let w = World::new().await;
@@ -886,25 +913,137 @@ async fn status_and_counters_are_recorded_in_the_ledger() {
     w.deliver(&fixture("27-not-gerrit.eml"));
     let (status, output) = w.once().await;
     assert_ok(status, &output);
-    let ledger =
-        bionicbb_core::ledger::Ledger::open(&w._dir.path().join("state/bionicbb.sqlite3")).unwrap();
+    let ledger = w.ledger();
     let status = ledger.status("gmail-listener").unwrap();
     assert_eq!(status["last_poll"]["ok"], true);
     assert_eq!(status["last_poll"]["mails"], 2);
-    let counters = ledger.counters().unwrap();
-    let get = |name: &str| {
-        counters
-            .iter()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, labels, v)| (labels.clone(), *v))
-    };
-    assert_eq!(get("mails_processed").map(|c| c.1), Some(1));
-    assert_eq!(get("mails_quarantined").map(|c| c.1), Some(1));
+    assert_eq!(w.counter(names::MAILS_PROCESSED, &[]), Some(1));
+    assert_eq!(w.counter(names::MAILS_QUARANTINED, &[]), Some(1));
     assert_eq!(
-        get("builds_triggered"),
-        Some(("job=\"bionic-presubmit\"".to_string(), 1))
+        w.counter(names::BUILDS_TRIGGERED, &[("job", "bionic-presubmit")]),
+        Some(1)
     );
-    assert_eq!(ledger.recent_events(10).unwrap().len(), 1);
+    assert_eq!(
+        w.counter(
+            names::EVENTS_RECEIVED,
+            &[("source", "gmail"), ("type", "newpatchset")]
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        w.counter(names::FAILURES, &[("component", "gmail-listener")]),
+        None
+    );
+    // The fixture is dated 2016: one observation, in the +Inf bucket only.
+    let histograms = ledger.histograms().unwrap();
+    let latency: Vec<_> = histograms
+        .iter()
+        .filter(|h| h.name == names::MAIL_TO_TRIGGER_SECONDS)
+        .collect();
+    assert_eq!(latency.len(), 1, "{histograms:?}");
+    assert_eq!(latency[0].labels, "job=\"bionic-presubmit\"");
+    assert_eq!(latency[0].count, 1);
+    assert!(latency[0].sum > 3600.0 * 24.0 * 365.0, "{:?}", latency[0]);
+    assert_eq!(latency[0].buckets.last().map(|b| b.1), Some(1));
+    assert_eq!(latency[0].buckets.first().map(|b| b.1), Some(0));
+    // The event shows the queue item the build went to.
+    let events = ledger.recent_events(10).unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let queue_id = w
+        .jenkins
+        .queue()
+        .first()
+        .map(|q| q.id)
+        .or_else(|| w.jenkins.builds().first().map(|b| b.queue_id))
+        .expect("a queued or started build");
+    let jenkins = w.jenkins.url();
+    let jenkins = jenkins.trim_end_matches('/');
+    let build = &events[0].decisions[0];
+    assert_eq!(build["decision"], "build", "{build}");
+    assert_eq!(
+        build["queue_url"],
+        format!("{jenkins}/queue/item/{queue_id}/"),
+        "{build}"
+    );
+}
+
+/// A configuration tail turning the health endpoint on; its port.
+fn health_config() -> (u16, String) {
+    let port = free_port();
+    (
+        port,
+        format!("\n[gmail_listener]\nhealth_listen = \"127.0.0.1:{port}\"\n"),
+    )
+}
+
+async fn healthz(port: u16) -> reqwest::Result<(u16, Value)> {
+    let response = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await?;
+    let code = response.status().as_u16();
+    let body = response.text().await?;
+    let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    Ok((code, body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_reports_the_last_poll_and_stops_with_the_daemon() {
+    let (port, extra) = health_config();
+    let w = World::with_extra(&extra).await;
+    w.sample_change(2);
+    w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    let config = w.config_arg();
+    let daemon = Daemon::spawn("gmail-listener", &["--config", &config]);
+    daemon.wait_for_output("poll finished", RUN).await;
+    let (code, body) = healthz(port).await.expect("the health endpoint answers");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["status"], "ok", "{body}");
+    assert_eq!(body["last_poll"]["ok"], true, "{body}");
+    assert!(body["last_poll"]["error"].is_null(), "{body}");
+    assert!(body["last_poll"]["at"].as_i64().is_some(), "{body}");
+    assert!(body["last_poll"]["mails"].as_u64().is_some(), "{body}");
+    let at = body["last_poll"]["at"].as_i64().unwrap();
+    assert!(
+        body["next_poll"].as_i64().is_some_and(|n| n >= at),
+        "{body}"
+    );
+    assert_eq!(w.builds().len(), 1);
+    let (status, output) = daemon.terminate(Duration::from_secs(15)).await;
+    assert_ok(status, &output);
+    assert!(healthz(port).await.is_err(), "still answering after exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_503_while_gmail_cannot_be_listed() {
+    let (port, extra) = health_config();
+    let w = World::with_extra(&extra).await;
+    w.gmail.faults().fail_next(
+        Some(Method::GET),
+        "/messages",
+        100,
+        Fault::status(500, "backend error"),
+    );
+    let config = w.config_arg();
+    let daemon = Daemon::spawn("gmail-listener", &["--config", &config]);
+    daemon
+        .wait_for_output("cannot list the Gmail label", RUN)
+        .await;
+    daemon.wait_for_output("poll finished", RUN).await;
+    let (code, body) = healthz(port).await.expect("the health endpoint answers");
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["status"], "failing", "{body}");
+    assert_eq!(body["last_poll"]["ok"], false, "{body}");
+    assert!(
+        body["last_poll"]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+    let (status, output) = daemon.terminate(Duration::from_secs(15)).await;
+    assert_ok(status, &output);
+    assert!(
+        w.counter(names::FAILURES, &[("component", "gmail-listener")])
+            .is_some_and(|n| n >= 1),
+        "{output}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

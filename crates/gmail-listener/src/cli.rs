@@ -5,11 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bionicbb_core::config::{CommandsConfig, Config, config_path};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
+use crate::health::Health;
 use crate::poll::Listener;
 
 /// Polls the Gmail label Gerrit notifications land in, triggers Jenkins
@@ -80,11 +82,57 @@ pub fn main() -> ExitCode {
 }
 
 async fn daemon(config: Arc<Config>, once: bool, dry_run: bool) -> ExitCode {
+    // Installed before anything slow, so an early SIGTERM stops the daemon
+    // cleanly instead of killing it.
+    let signal = bionicbb_core::runtime::shutdown_signal();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        bionicbb_core::runtime::shutdown_signal().await;
+        signal.await;
+        bionicbb_core::runtime::notify_stopping();
         let _ = stop_tx.send(true);
     });
+    let health = Health::default();
+    // The health endpoint stops with the daemon: on the signal, or when the
+    // poll loop returns by itself (`--once`).
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = match config.gmail_listener.health_listen {
+        Some(addr) => {
+            let mut signalled = stop_rx.clone();
+            let shutdown = async move {
+                tokio::select! {
+                    _ = signalled.wait_for(|s| *s) => {}
+                    _ = done_rx => {}
+                }
+            };
+            match crate::health::serve(addr, health.clone(), shutdown).await {
+                Ok(task) => Some(task),
+                Err(e) => {
+                    tracing::error!("cannot listen on {addr} for the health endpoint: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => None,
+    };
+    let code = run_listener(config, once, dry_run, stop_rx, &health).await;
+    let _ = done_tx.send(());
+    if let Some(task) = server
+        && tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the health endpoint did not stop within 5 seconds");
+    }
+    code
+}
+
+async fn run_listener(
+    config: Arc<Config>,
+    once: bool,
+    dry_run: bool,
+    stop: tokio::sync::watch::Receiver<bool>,
+    health: &Health,
+) -> ExitCode {
     let listener = match Listener::start(config, dry_run).await {
         Ok(l) => l,
         Err(e) => {
@@ -93,8 +141,8 @@ async fn daemon(config: Arc<Config>, once: bool, dry_run: bool) -> ExitCode {
         }
     };
     tracing::info!(once, dry_run, "gmail-listener started");
-    let ok = listener.run(once, stop_rx.clone()).await;
-    if *stop_rx.borrow() {
+    let ok = listener.run(once, stop.clone(), health).await;
+    if *stop.borrow() {
         tracing::info!("stopped");
         return ExitCode::SUCCESS;
     }

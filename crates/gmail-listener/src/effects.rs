@@ -10,7 +10,7 @@ use bionicbb_core::error::{ApiError, ErrorKind};
 use bionicbb_core::event::Decision;
 use bionicbb_core::gerrit::{ChangeRef, GerritClient, Notify, QueryOption, ReviewInput, Revision};
 use bionicbb_core::jenkins::{JenkinsClient, JobPath};
-use bionicbb_core::ledger::{self, Begin, EffectKey, Ledger};
+use bionicbb_core::ledger::{self, Begin, EffectKey, Ledger, metric_names as names};
 use serde_json::{Value, json};
 
 /// What became of one decision.
@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 pub enum Outcome {
     /// Done now or before (or nothing to do): what happened, for the log.
     Done(String),
+    /// A build queued on Jenkins (now or before): what happened, and the
+    /// queue item's URL for the status page.
+    Triggered { what: String, queue_url: String },
     /// Refused for good (an unknown job, a rejected request): it can never
     /// be done, so the mail does not wait for it.
     Failed(String),
@@ -34,6 +37,9 @@ pub struct Origin {
     pub gmail_id: String,
     pub project: String,
     pub comment_identity: Option<String>,
+    /// The notification's `Date:` (unix seconds), for the mail-to-trigger
+    /// latency; `None` when the mail had none.
+    pub mail_date: Option<i64>,
 }
 
 /// The clients and the ledger effects are done with.
@@ -80,7 +86,7 @@ impl Effects {
                 if let Some(identity) = &origin.comment_identity {
                     key = key.with(identity);
                 }
-                self.build(&key, job, params).await
+                self.build(&key, job, params, origin.mail_date).await
             }
             Decision::Reply {
                 change_number,
@@ -118,6 +124,7 @@ impl Effects {
         key: &EffectKey,
         job: &str,
         params: &BTreeMap<String, String>,
+        mail_date: Option<i64>,
     ) -> Outcome {
         let payload = json!({ "job": job, "params": params });
         match self
@@ -126,7 +133,8 @@ impl Effects {
         {
             Err(e) => return passing_ledger(e),
             Ok(Begin::AlreadyDone { result }) => {
-                return Outcome::Done(format!("{job}: already triggered ({result})"));
+                let what = format!("{job}: already triggered ({result})");
+                return self.triggered(what, &result);
             }
             Ok(Begin::InDoubt {
                 result_so_far: Some(progress),
@@ -134,7 +142,9 @@ impl Effects {
             }) if progress.get("queue_id").is_some() => {
                 // The trigger answered before the crash: the build is queued.
                 return match self.ledger.finish_effect(key, &progress, ledger::now()) {
-                    Ok(()) => Outcome::Done(format!("{job}: was triggered ({progress})")),
+                    Ok(()) => {
+                        self.triggered(format!("{job}: was triggered ({progress})"), &progress)
+                    }
                     Err(e) => passing_ledger(e),
                 };
             }
@@ -161,12 +171,9 @@ impl Effects {
                 if let Err(e) = self.ledger.finish_effect(key, &result, ledger::now()) {
                     return passing_ledger(e);
                 }
-                let labels = format!("job={}", Value::from(job));
-                if let Err(e) = self.ledger.bump_counter("builds_triggered", &labels, 1) {
-                    tracing::warn!(error = %e, "cannot count the build");
-                }
+                self.count_trigger(job, mail_date);
                 tracing::info!(%job, queue_item = id.0, "build triggered");
-                Outcome::Done(format!("{job}: queued as item {id}"))
+                self.triggered(format!("{job}: queued as item {id}"), &result)
             }
             Err(e) if jenkins_permanent(&e) => {
                 tracing::error!(%job, error = %e, "Jenkins refused the build for good");
@@ -327,6 +334,45 @@ impl Effects {
             return self.fail(key, format!("drop-rejection: HTTP {status}"));
         }
         self.fail_passing(key, format!("drop-rejection: HTTP {status}"))
+    }
+
+    /// Counts a trigger and observes how long after the notification's date
+    /// it happened (nothing to observe when the mail had no `Date:`).
+    fn count_trigger(&self, job: &str, mail_date: Option<i64>) {
+        let labels = names::labels(&[("job", job)]);
+        if let Err(e) = self
+            .ledger
+            .bump_counter(names::BUILDS_TRIGGERED, &labels, 1)
+        {
+            tracing::warn!(error = %e, "cannot count the build");
+        }
+        let Some(date) = mail_date else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        // A mail dated in the future (a skewed clock) counts as 0 seconds.
+        let seconds = now - date as f64;
+        if let Err(e) = self
+            .ledger
+            .observe(names::MAIL_TO_TRIGGER_SECONDS, &labels, seconds)
+        {
+            tracing::warn!(error = %e, "cannot record the mail-to-trigger latency");
+        }
+    }
+
+    /// [`Outcome::Triggered`] when `result` names the queue item, else a
+    /// plain [`Outcome::Done`].
+    fn triggered(&self, what: String, result: &Value) -> Outcome {
+        match result.get("queue_id").and_then(Value::as_u64) {
+            Some(id) => Outcome::Triggered {
+                what,
+                queue_url: format!("{}queue/item/{id}/", self.config.jenkins.url),
+            },
+            None => Outcome::Done(what),
+        }
     }
 
     /// Records a permanent refusal: the effect did not happen and never will.

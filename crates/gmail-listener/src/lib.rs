@@ -4,4 +4,5 @@ pub mod cli;
 pub mod effects;
 pub mod facts;
 pub mod gmail;
+pub mod health;
 pub mod poll;

@@ -10,14 +10,15 @@ use bionicbb_core::decide::decide;
 use bionicbb_core::error::ErrorKind;
 use bionicbb_core::event::{Decision, MessageType};
 use bionicbb_core::gerrit::GerritClient;
-use bionicbb_core::ledger::{self, EventRecord, Ledger, MailState};
+use bionicbb_core::ledger::{self, EventRecord, Ledger, MailState, metric_names as names};
 use bionicbb_core::mail;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::effects::{Effects, Origin, Outcome};
 use crate::facts;
 use crate::gmail::Mailbox;
+use crate::health::{Health, PollStatus};
 
 /// After this many failed tries a mail is quarantined with its last error.
 pub const MAX_ATTEMPTS: u32 = 20;
@@ -38,6 +39,20 @@ pub struct PollReport {
 impl PollReport {
     pub fn ok(&self) -> bool {
         self.list_error.is_none() && self.pending == 0
+    }
+
+    /// The poll as the health endpoint and the status page show it.
+    pub fn status(&self, at: i64) -> PollStatus {
+        let error = self.list_error.clone().or_else(|| {
+            (self.pending > 0).then(|| format!("{} mails left for the next poll", self.pending))
+        });
+        PollStatus {
+            at,
+            ok: self.ok(),
+            mails: self.mails,
+            error,
+            listed: self.list_error.is_none(),
+        }
     }
 }
 
@@ -128,14 +143,25 @@ impl Listener {
         })
     }
 
-    /// Polls until `stop` turns true (or once). Returns true when the last
-    /// poll went well.
-    pub async fn run(&self, once: bool, mut stop: watch::Receiver<bool>) -> bool {
+    /// Polls until `stop` turns true (or once), recording each poll in
+    /// `health`. Tells systemd the daemon is ready once the first poll has
+    /// finished, whatever its outcome: the label was resolved at start, so
+    /// the mailbox works, and a later outage shows on the health endpoint.
+    /// Returns true when the last poll went well.
+    pub async fn run(&self, once: bool, mut stop: watch::Receiver<bool>, health: &Health) -> bool {
+        let mut first = true;
         loop {
             let report = self.poll(&stop).await;
             let ok = report.ok();
-            let next = ledger::now() + self.config.gmail.poll_interval.as_secs() as i64;
-            self.record_status(&report, (!once).then_some(next));
+            let now = ledger::now();
+            let next = (!once).then(|| now + self.config.gmail.poll_interval.as_secs() as i64);
+            let status = report.status(now);
+            health.record(status.clone(), next);
+            self.record_status(&status, next);
+            if first {
+                first = false;
+                bionicbb_core::runtime::notify_ready();
+            }
             tracing::info!(
                 mails = report.mails,
                 done = report.done,
@@ -164,6 +190,7 @@ impl Listener {
             Err(e) => {
                 tracing::error!(error = %e, "cannot list the Gmail label; trying again next poll");
                 report.list_error = Some(e.to_string());
+                self.count(names::FAILURES, &[("component", "gmail-listener")]);
                 return report;
             }
         };
@@ -204,7 +231,6 @@ impl Listener {
             }
             _ => {}
         }
-        let first_try = state.is_none();
         let raw = match self.mailbox.get_raw(id).await {
             Ok(raw) => raw,
             Err(e) if e.kind == ErrorKind::NotFound => {
@@ -228,36 +254,20 @@ impl Listener {
             .map(|f| f.number)
             .or(event.change_number)
             .unwrap_or(0);
-        let shown = serde_json::to_value(&decisions).unwrap_or_default();
+        let decided = serde_json::to_value(&decisions).unwrap_or_default();
         tracing::info!(
             gmail_id = %id,
             change,
             patch_set = event.patch_set,
             message_type = %event.message_type,
             message_id = parsed.message_id.as_deref().unwrap_or(""),
-            decisions = %shown,
+            decisions = %decided,
             dry_run = self.dry_run,
             "decided"
         );
         let Some(effects) = &self.effects else {
             return Handled::Done;
         };
-        if first_try {
-            let record = EventRecord {
-                at: ledger::now(),
-                source: "gmail".to_string(),
-                summary: format!(
-                    "{} on {} patch set {}",
-                    event.message_type, change, event.patch_set
-                ),
-                change_number: Some(change).filter(|c| *c != 0),
-                patch_set: Some(event.patch_set),
-                decisions: shown,
-            };
-            if let Err(e) = effects.ledger.record_event(&record) {
-                tracing::warn!(error = %e, "cannot record the event for the status page");
-            }
-        }
         let origin = Origin {
             gmail_id: id.to_string(),
             project: event.project.clone(),
@@ -273,21 +283,41 @@ impl Listener {
                     })
                     .unwrap_or_else(|| format!("gmail:{id}"))
             }),
+            mail_date: event.date,
         };
         let mut passing = Vec::new();
         let mut summary = Vec::new();
+        // The decisions as the status page shows them, with what became of each.
+        let mut shown = Vec::with_capacity(decisions.len());
         for decision in &decisions {
+            let mut entry = serde_json::to_value(decision).unwrap_or_default();
             if matches!(decision, Decision::Skip { .. }) {
+                shown.push(entry);
                 continue;
             }
-            match effects
+            let (result, queue_url) = match effects
                 .run(decision, &origin, change, event.patch_set)
                 .await
             {
-                Outcome::Done(what) => summary.push(what),
-                Outcome::Failed(why) => summary.push(format!("failed for good: {why}")),
-                Outcome::Passing(why) => passing.push(why),
+                Outcome::Done(what) => (what, None),
+                Outcome::Triggered { what, queue_url } => (what, Some(queue_url)),
+                Outcome::Failed(why) => {
+                    self.count(names::FAILURES, &[("component", "gmail-listener")]);
+                    (format!("failed for good: {why}"), None)
+                }
+                Outcome::Passing(why) => {
+                    passing.push(why);
+                    continue;
+                }
+            };
+            if let Value::Object(map) = &mut entry {
+                map.insert("result".into(), json!(result));
+                if let Some(url) = queue_url {
+                    map.insert("queue_url".into(), json!(url));
+                }
             }
+            summary.push(result);
+            shown.push(entry);
         }
         if !passing.is_empty() {
             return self.failed_try(id, passing.join("; ")).await;
@@ -300,7 +330,30 @@ impl Listener {
         if let Err(e) = effects.ledger.mark_mail_done(id, &summary, ledger::now()) {
             return Handled::Pending(format!("ledger: {e}"));
         }
-        self.count("mails_processed");
+        // Counted once the mail is handled, so a mail tried over several
+        // polls counts once.
+        self.count(names::MAILS_PROCESSED, &[]);
+        let kind = event.message_type.to_string();
+        self.count(
+            names::EVENTS_RECEIVED,
+            &[("source", "gmail"), ("type", kind.as_str())],
+        );
+        // One event per handled mail, recorded once its effects are done so
+        // the status page shows their outcome (the queue item of a build).
+        let record = EventRecord {
+            at: ledger::now(),
+            source: "gmail".to_string(),
+            summary: format!(
+                "{} on {} patch set {}",
+                event.message_type, change, event.patch_set
+            ),
+            change_number: Some(change).filter(|c| *c != 0),
+            patch_set: Some(event.patch_set),
+            decisions: Value::Array(shown),
+        };
+        if let Err(e) = effects.ledger.record_event(&record) {
+            tracing::warn!(error = %e, "cannot record the event for the status page");
+        }
         tracing::info!(gmail_id = %id, %summary, "mail handled");
         self.trash(id).await
     }
@@ -332,7 +385,7 @@ impl Listener {
         {
             return Handled::Pending(format!("ledger: {e}"));
         }
-        self.count("mails_quarantined");
+        self.count(names::MAILS_QUARANTINED, &[]);
         match self.move_to_quarantine(id).await {
             Ok(()) => Handled::Quarantined,
             Err(e) => Handled::Pending(e),
@@ -369,23 +422,21 @@ impl Listener {
         }
     }
 
-    fn count(&self, name: &str) {
+    /// Bumps a counter (nothing in a dry run).
+    fn count(&self, name: &str, labels: &[(&str, &str)]) {
         if let Some(ledger) = self.effects.as_ref().map(|e| &e.ledger)
-            && let Err(e) = ledger.bump_counter(name, "", 1)
+            && let Err(e) = ledger.bump_counter(name, &names::labels(labels), 1)
         {
             tracing::warn!(error = %e, counter = name, "cannot bump the counter");
         }
     }
 
-    fn record_status(&self, report: &PollReport, next: Option<i64>) {
+    fn record_status(&self, status: &PollStatus, next: Option<i64>) {
         let Some(ledger) = self.effects.as_ref().map(|e| &e.ledger) else {
             return;
         };
-        let now = ledger::now();
-        let error = report.list_error.clone().or_else(|| {
-            (report.pending > 0).then(|| format!("{} mails left for the next poll", report.pending))
-        });
-        let last = json!({ "at": now, "ok": report.ok(), "mails": report.mails, "error": error });
+        let now = status.at;
+        let last = serde_json::to_value(status).unwrap_or_default();
         let mut results = vec![ledger.set_status("gmail-listener", "last_poll", &last, now)];
         if let Some(next) = next {
             results.push(ledger.set_status(
