@@ -21,7 +21,10 @@ use crate::gmail::Mailbox;
 use crate::health::{Health, PollStatus};
 
 /// After this many failed tries a mail is quarantined with its last error.
-pub const MAX_ATTEMPTS: u32 = 20;
+/// Only passing faults (a Gerrit, Jenkins or build-listener outage) leave a
+/// mail pending, so the limit is generous: a week of polls at the default
+/// five-minute interval. An outage of hours must not cost a build.
+pub const MAX_ATTEMPTS: u32 = 7 * 24 * 12;
 
 /// What one poll did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
