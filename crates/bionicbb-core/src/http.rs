@@ -51,7 +51,8 @@ pub fn transport_error(service: Service, what: &str, err: reqwest::Error) -> Api
     ApiError::new(service, kind, format!("{what}: {}", error_chain(&err)))
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error and its sources on one line, `outer: cause: root cause`.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -63,7 +63,10 @@ pub fn classify(what: &str, err: google_gmail1::Error, retry_after: Option<Durat
                 retry_after.or(header_wait),
             )
         }
-        E::HttpError(e) => api(ErrorKind::Transient, format!("{what}: {}", chain(&e))),
+        E::HttpError(e) => api(
+            ErrorKind::Transient,
+            format!("{what}: {}", bionicbb_core::http::error_chain(&e)),
+        ),
         E::Io(e) => api(ErrorKind::Transient, format!("{what}: {e}")),
         // The body may be a whole mail: report only where decoding failed.
         E::JsonDecodeError(_, e) => api(
@@ -177,17 +180,6 @@ fn from_status(
 /// `Retry-After` in seconds (the HTTP-date form is not used by Google APIs).
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 /// A hub delegate that records the `Retry-After` of a failed answer and
