@@ -513,7 +513,11 @@ secret = "s"
         assert_eq!(
             counters,
             vec![
-                (names::FAILURES.into(), "component=\"build-listener\"".into(), 1),
+                (
+                    names::FAILURES.into(),
+                    "component=\"build-listener\"".into(),
+                    1
+                ),
                 (names::OUTBOX_RETRIES.into(), String::new(), 1),
                 (names::REVIEWS_POSTED.into(), "outcome=\"failed\"".into(), 1),
             ]

@@ -88,9 +88,5 @@ pub async fn index(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
     if accepts(&headers, "text/html") {
         return status_page(&state).await;
     }
-    (
-        [(CONTENT_TYPE, "text/plain; charset=utf-8")],
-        INDEX_TEXT,
-    )
-        .into_response()
+    ([(CONTENT_TYPE, "text/plain; charset=utf-8")], INDEX_TEXT).into_response()
 }

@@ -34,7 +34,11 @@ pub fn is_secret_key(key: &str) -> bool {
 
 /// Where a parameter's value ends.
 fn ends_value(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '&' | '#' | '"' | '\'' | '<' | '>' | ',' | ';' | ')' | ']')
+    c.is_whitespace()
+        || matches!(
+            c,
+            '&' | '#' | '"' | '\'' | '<' | '>' | ',' | ';' | ')' | ']'
+        )
 }
 
 /// Where a URL's authority ends.
@@ -147,10 +151,16 @@ mod tests {
             "POST https://j.example.org/job/x/buildWithParameters?token=***&REF=r failed"
         );
         assert_eq!(scrub("http://l/?Token=a%2Bb"), "http://l/?Token=***");
-        assert_eq!(scrub("secret=xyz and api_token=q"), "secret=*** and api_token=***");
+        assert_eq!(
+            scrub("secret=xyz and api_token=q"),
+            "secret=*** and api_token=***"
+        );
         // Other names, and names that merely end with a secret key, stay.
         assert_eq!(scrub("a?notoken=1&x=2"), "a?notoken=1&x=2");
-        assert_eq!(scrub("REF=refs/changes/56/123456/4"), "REF=refs/changes/56/123456/4");
+        assert_eq!(
+            scrub("REF=refs/changes/56/123456/4"),
+            "REF=refs/changes/56/123456/4"
+        );
         assert_eq!(scrub("token="), "token=");
     }
 
