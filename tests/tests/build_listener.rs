@@ -619,3 +619,263 @@ async fn sigterm_exits_zero_and_a_bad_config_exits_non_zero() {
     assert!(output.contains("missing.toml"), "{output}");
     assert!(binary("build-listener").exists());
 }
+
+/// One sample of a Prometheus text exposition.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+fn is_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Parses a Prometheus text exposition (format 0.0.4) strictly, panicking
+/// at the first line a scraper would refuse: every non-comment line is
+/// `name{label="value",...} value`, every sample belongs to a family
+/// declared by `# TYPE` before it (a histogram's `_bucket`, `_sum` and
+/// `_count` to the histogram), and the samples of a family are together.
+fn parse_exposition(text: &str) -> Vec<Sample> {
+    assert!(text.ends_with('\n'), "the exposition ends with a newline");
+    let mut types: std::collections::BTreeMap<String, String> = Default::default();
+    let mut current: Option<String> = None;
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap_or_default();
+            assert!(is_metric_name(name), "HELP of {name:?}");
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            assert!(is_metric_name(name), "TYPE of {name:?}");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            assert!(
+                types.insert(name.into(), kind.into()).is_none(),
+                "{line}: twice"
+            );
+            current = Some(name.to_string());
+            continue;
+        }
+        assert!(
+            !line.starts_with('#') && !line.is_empty(),
+            "stray line {line:?}"
+        );
+        let name_end = line.find(['{', ' ']).expect("a sample has a value");
+        let name = &line[..name_end];
+        assert!(is_metric_name(name), "sample name in {line:?}");
+        let rest = &line[name_end..];
+        let (labels, rest) = match rest.strip_prefix('{') {
+            Some(inner) => parse_labels(inner, line),
+            None => (Vec::new(), rest),
+        };
+        let value = rest.strip_prefix(' ').expect("one space before the value");
+        assert!(!value.contains(' '), "no timestamp expected: {line:?}");
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("value of {line:?}")),
+        };
+        let family = if types.contains_key(name) {
+            name
+        } else {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|stem| types.get(*stem).is_some_and(|t| t == "histogram"))
+                .unwrap_or_else(|| panic!("{line:?} belongs to no declared family"))
+        };
+        assert_eq!(
+            current.as_deref(),
+            Some(family),
+            "{line:?} outside its family"
+        );
+        samples.push(Sample {
+            name: name.to_string(),
+            labels,
+            value,
+        });
+    }
+    samples
+}
+
+/// The labels after a sample's `{`, and the text after the closing `}`.
+fn parse_labels<'a>(mut s: &'a str, line: &str) -> (Vec<(String, String)>, &'a str) {
+    let mut labels = Vec::new();
+    loop {
+        if let Some(after) = s.strip_prefix('}') {
+            return (labels, after);
+        }
+        let eq = s
+            .find("=\"")
+            .unwrap_or_else(|| panic!("label=\"value\" in {line:?}"));
+        let key = &s[..eq];
+        assert!(
+            is_metric_name(key) && !key.contains(':'),
+            "label {key:?} in {line:?}"
+        );
+        let mut value = String::new();
+        let mut chars = s[eq + 2..].char_indices();
+        let end = loop {
+            match chars.next() {
+                Some((i, '"')) => break eq + 2 + i + 1,
+                Some((_, '\\')) => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, c @ ('\\' | '"'))) => value.push(c),
+                    other => panic!("bad escape {other:?} in {line:?}"),
+                },
+                Some((_, c)) => value.push(c),
+                None => panic!("unterminated label value in {line:?}"),
+            }
+        };
+        labels.push((key.to_string(), value));
+        s = &s[end..];
+        if let Some(after) = s.strip_prefix(',') {
+            s = after;
+            assert!(!s.starts_with('}'), "trailing comma in {line:?}");
+        } else {
+            assert!(s.starts_with('}'), "labels separated by commas in {line:?}");
+        }
+    }
+}
+
+/// The value of the sample `name` with exactly `labels`.
+fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name
+                && s.labels.len() == labels.len()
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
+        })
+        .map(|s| s.value)
+}
+
+#[test]
+fn the_exposition_parser_refuses_malformed_text() {
+    let good = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1\",y=\"q\\\"\"} 2\n\
+                # TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 0.5\nh_count 1\n";
+    let samples = parse_exposition(good);
+    assert_eq!(
+        value_of(&samples, "a_total", &[("x", "1"), ("y", "q\"")]),
+        Some(2.0)
+    );
+    assert_eq!(value_of(&samples, "h_count", &[]), Some(1.0));
+    let bad = [
+        "a_total 1\n",                                      // no TYPE
+        "# TYPE a_total counter\na_total{x=1} 1\n",         // unquoted
+        "# TYPE a_total counter\na_total{x=\"1\"}1\n",      // no space
+        "# TYPE a_total counter\na_total{x=\"1\" 1\n",      // unclosed
+        "# TYPE a_total counter\na_total one\n",            // value
+        "# TYPE a_total counter\na_total 1",                // no newline
+        "# TYPE a counter\n# TYPE b counter\na 1\n",        // out of family
+        "# TYPE a_total counter\na_total{x=\"1\",} 1\n",    // trailing comma
+        "# TYPE a_total counter\n# TYPE a_total counter\n", // declared twice
+    ];
+    for text in bad {
+        let result = std::panic::catch_unwind(|| parse_exposition(text));
+        assert!(result.is_err(), "accepted {text:?}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_and_status_over_http_follow_a_build_and_its_review() {
+    let env = env(4).await;
+    let _daemon = env.start(0).await;
+    let metrics = || async {
+        let response = env.http.get(env.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            content_type.starts_with("text/plain; version=0.0.4"),
+            "{content_type}"
+        );
+        parse_exposition(&response.text().await.unwrap())
+    };
+    let events = |samples: &[Sample], phase: &str| {
+        value_of(
+            samples,
+            "bionicbb_events_received_total",
+            &[("source", "jenkins"), ("type", phase)],
+        )
+    };
+    let before = metrics().await;
+    assert_eq!(events(&before, "COMPLETED"), None);
+
+    for name in [
+        "01-presubmit-queued.json",
+        "02-presubmit-started.json",
+        "03-presubmit-completed-success.json",
+        "04-presubmit-finalized-success.json",
+    ] {
+        let (code, _) = env.post("/", sample(name)).await;
+        assert!(code == 200 || code == 202, "{name}: {code}");
+    }
+    env.reviews(1).await;
+    // The counters are written right after the item is marked done: wait
+    // for them rather than for the outbox.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let samples = loop {
+        let samples = metrics().await;
+        let posted = value_of(
+            &samples,
+            "bionicbb_reviews_posted_total",
+            &[("outcome", "posted")],
+        );
+        if posted.is_some() {
+            break samples;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no review counted");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(
+        value_of(
+            &samples,
+            "bionicbb_reviews_posted_total",
+            &[("outcome", "posted")]
+        ),
+        Some(1.0)
+    );
+    for phase in ["QUEUED", "STARTED", "COMPLETED", "FINALIZED"] {
+        assert_eq!(events(&samples, phase), Some(1.0), "{phase}");
+    }
+    assert_eq!(
+        value_of(&samples, "bionicbb_build_to_review_seconds_count", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value_of(&samples, "bionicbb_outbox_retries_total", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        value_of(&samples, "bionicbb_outbox_pending", &[]),
+        Some(0.0)
+    );
+
+    let page = env
+        .http
+        .get(env.url("/status"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("123456"), "{page}");
+    assert!(page.contains("bionic-presubmit"), "{page}");
+    assert!(!page.contains(SECRET), "{page}");
+}

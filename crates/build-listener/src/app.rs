@@ -11,7 +11,7 @@ use bionicbb_core::ledger::Ledger;
 use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::{auth, routes};
+use crate::{auth, pages, routes};
 
 /// What every handler shares.
 pub struct AppState {
@@ -36,7 +36,10 @@ impl AppState {
 ///
 /// - `POST /` and `POST /jenkins`: a Notification-plugin document;
 /// - `POST /drop-rejection`: `{"changeid": ..., "patchset": ...}`;
-/// - `GET /healthz`: 200 when the ledger answers, 503 otherwise.
+/// - `GET /healthz`: 200 when the ledger answers, 503 otherwise;
+/// - `GET /metrics`, `GET /status` and `GET /`: the read-only pages (see
+///   [`pages`]), served without the secret: they change nothing and show
+///   no secret.
 ///
 /// Every POST is authenticated before its body is read (the secret check is
 /// a route layer around the handlers, and the body is only read by the
@@ -54,6 +57,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         ));
     Router::new()
         .route("/healthz", get(routes::healthz))
+        .route("/metrics", get(pages::metrics))
+        .route("/status", get(pages::status))
+        .route("/", get(pages::index))
         .merge(posts)
         .layer(CatchPanicLayer::new())
         .with_state(state)

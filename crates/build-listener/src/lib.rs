@@ -13,14 +13,17 @@
 //!   review across crashes.
 //! - [`server`]: start-up and graceful shutdown of the daemon.
 //! - [`metrics`] and [`status`]: the Prometheus metrics and the HTML status
-//!   page, both read from the ledger that both daemons write.
+//!   page, both read from the ledger that both daemons write; [`pages`]
+//!   serves them (`GET /metrics`, `GET /status`, `GET /`) without a secret.
 
 pub mod app;
 pub mod auth;
 pub mod drop;
 pub mod metrics;
 pub mod outbox;
+pub mod pages;
 pub mod payload;
+pub mod redact;
 pub mod routes;
 pub mod server;
 pub mod status;

@@ -16,7 +16,13 @@
 //! Passing faults (5xx, timeouts, 429) are retried with a capped exponential
 //! backoff for at least [`Settings::give_up_after`]; anything else (404,
 //! 409, 401/403, a label Gerrit did not apply) fails the item for good.
-//! Every outcome is written to the ledger (event, counter, status).
+//! Every outcome is written to the ledger (event, counter, status): each
+//! item ends as one `reviews_posted_total{outcome=...}` (`posted`,
+//! `already_posted`, `failed`; for drop-rejections `dropped`,
+//! `nothing_done`, `drop_failed`), each retry bumps
+//! `outbox_retries_total`, each permanent failure
+//! `failures_total{component="build-listener"}`, and each review posted
+//! observes `build_to_review_seconds` from the build's completion.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,12 +32,13 @@ use bionicbb_core::error::ApiError;
 use bionicbb_core::event::ChangeStatus;
 use bionicbb_core::gerrit::types::{ChangeInfo, ChangeStatus as GerritStatus, Notify, ReviewInput};
 use bionicbb_core::gerrit::{GerritClient, QueryOption, Revision};
+use bionicbb_core::ledger::metric_names::{self as names, labels};
 use bionicbb_core::ledger::{self, EventRecord, Ledger, OutboxItem};
 use bionicbb_core::review::{self, FinalReview};
 use serde_json::{Value, json};
 use tokio::sync::{OnceCell, watch};
 
-use crate::payload::{KIND_DROP, KIND_REVIEW, ReviewPayload};
+use crate::payload::{KIND_DROP, KIND_REVIEW, ReviewPayload, now_ms};
 use crate::with_ledger;
 
 /// Retry timing.
@@ -181,10 +188,17 @@ impl Worker {
         let id = item.id;
         let now = ledger::now();
         let what = describe(item);
-        let (counter_name, source) = match item.kind.as_str() {
-            KIND_DROP => ("drop_rejections", "drop-rejection"),
-            _ => ("reviews_posted", "jenkins"),
+        let (source, failed_outcome) = match item.kind.as_str() {
+            KIND_DROP => ("drop-rejection", "drop_failed"),
+            _ => ("jenkins", "failed"),
         };
+        // Seconds from the build's completion to now, for a review posted.
+        let build_to_review = item
+            .payload
+            .get("completed_at_ms")
+            .and_then(Value::as_i64)
+            .filter(|_| item.kind == KIND_REVIEW)
+            .map(|at| now_ms().saturating_sub(at) as f64 / 1000.0);
         let change_number = item
             .order_key
             .rsplit('~')
@@ -217,10 +231,14 @@ impl Worker {
             Outcome::Done { summary, counter } => {
                 tracing::info!("{what}: {summary}");
                 let record = event(format!("{what}: {summary}"), json!({ "outcome": counter }));
+                let observed = build_to_review.filter(|_| counter == "posted");
                 with_ledger(&self.ledger, move |l| {
                     l.mark_done(id, now)?;
                     l.record_event(&record)?;
-                    l.bump_counter(counter_name, &format!("outcome=\"{counter}\""), 1)?;
+                    l.bump_counter(names::REVIEWS_POSTED, &labels(&[("outcome", counter)]), 1)?;
+                    if let Some(seconds) = observed {
+                        l.observe(names::BUILD_TO_REVIEW_SECONDS, "", seconds)?;
+                    }
                     l.set_status("build-listener", "last_success_at", &json!(now), now)
                 })
                 .await
@@ -238,7 +256,7 @@ impl Worker {
                 );
                 with_ledger(&self.ledger, move |l| {
                     l.mark_retry(id, &error, next)?;
-                    l.bump_counter(counter_name, "outcome=\"retry\"", 1)?;
+                    l.bump_counter(names::OUTBOX_RETRIES, "", 1)?;
                     l.set_status(
                         "build-listener",
                         "last_error",
@@ -257,7 +275,10 @@ impl Worker {
                 with_ledger(&self.ledger, move |l| {
                     l.mark_failed(id, &error, now)?;
                     l.record_event(&record)?;
-                    l.bump_counter(counter_name, "outcome=\"failed\"", 1)?;
+                    let outcome = labels(&[("outcome", failed_outcome)]);
+                    l.bump_counter(names::REVIEWS_POSTED, &outcome, 1)?;
+                    let component = labels(&[("component", "build-listener")]);
+                    l.bump_counter(names::FAILURES, &component, 1)?;
                     l.set_status(
                         "build-listener",
                         "last_error",
@@ -489,7 +510,18 @@ secret = "s"
                 .starts_with("gave up after 1 attempts over 1day")
         );
         let counters = w.ledger.counters().unwrap();
-        assert!(counters.contains(&("reviews_posted".into(), "outcome=\"failed\"".into(), 1)));
+        assert_eq!(
+            counters,
+            vec![
+                (
+                    names::FAILURES.into(),
+                    "component=\"build-listener\"".into(),
+                    1
+                ),
+                (names::OUTBOX_RETRIES.into(), String::new(), 1),
+                (names::REVIEWS_POSTED.into(), "outcome=\"failed\"".into(), 1),
+            ]
+        );
         assert!(
             w.ledger
                 .status("build-listener")

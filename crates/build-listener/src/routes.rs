@@ -25,12 +25,15 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bionicbb_core::jenkins::notification::{self, BuildEvent, Phase};
+use bionicbb_core::ledger::metric_names::{self as names, labels};
 use bionicbb_core::ledger::{self, EventRecord, NewOutboxItem};
 use bionicbb_core::review::{self, ReviewPlan};
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::payload::{DropPayload, KIND_DROP, KIND_REVIEW, ReviewPayload, order_key};
+use crate::payload::{
+    DropPayload, KIND_DROP, KIND_REVIEW, ReviewPayload, completed_at_ms, now_ms, order_key,
+};
 use crate::with_ledger;
 
 fn answer(status: StatusCode, body: Value) -> Response {
@@ -74,11 +77,29 @@ fn event_summary(event: &BuildEvent) -> Value {
     })
 }
 
+/// The `events_received_total` labels of a Jenkins document.
+fn jenkins_event_labels(event: &BuildEvent) -> String {
+    labels(&[("source", "jenkins"), ("type", event.phase.as_str())])
+}
+
+/// Counts an accepted document that writes nothing else to the ledger. A
+/// ledger failure here is logged only: the document needs no action.
+async fn count_event(state: &AppState, labels: String) {
+    let counted = with_ledger(&state.ledger, move |l| {
+        l.bump_counter(names::EVENTS_RECEIVED, &labels, 1)
+    })
+    .await;
+    if let Err(e) = counted {
+        tracing::error!("cannot count an event in the ledger: {e}");
+    }
+}
+
 /// `POST /` and `POST /jenkins`.
 pub async fn notification(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let received_ms = now_ms();
     let body = match body {
         Ok(body) => body,
         Err(rejection) => return refused_body(rejection),
@@ -95,6 +116,7 @@ pub async fn notification(
     let wants_started = event.phase == Phase::Started && config.build_listener.post_started;
     if !event.is_completion() && !wants_started {
         tracing::info!("{build}: {} acknowledged", event.phase);
+        count_event(&state, jenkins_event_labels(&event)).await;
         return answer(
             StatusCode::OK,
             json!({ "status": "acknowledged", "phase": event.phase.as_str() }),
@@ -111,6 +133,7 @@ pub async fn notification(
                 tracing::info!("{reason}; nothing posted");
                 StatusCode::OK
             };
+            count_event(&state, jenkins_event_labels(&event)).await;
             return answer(status, json!({ "status": "ignored", "reason": reason }));
         }
         ReviewPlan::Invalid { reason } => {
@@ -120,7 +143,8 @@ pub async fn notification(
     };
     let change = planned.change.to_string();
     let patch_set = planned.patch_set;
-    let payload = ReviewPayload::from_plan(&planned, build.clone());
+    let completed = completed_at_ms(event.timestamp_ms, received_ms);
+    let payload = ReviewPayload::from_plan(&planned, build.clone(), Some(completed));
     let item = NewOutboxItem {
         kind: KIND_REVIEW.to_string(),
         order_key: order_key(&planned.change),
@@ -128,6 +152,7 @@ pub async fn notification(
     };
     let summary = event_summary(&event);
     let key = planned.key.clone();
+    let event_labels = jenkins_event_labels(&event);
     let record = EventRecord {
         at: ledger::now(),
         source: "jenkins".to_string(),
@@ -144,6 +169,10 @@ pub async fn notification(
         let first = l.record_completion(&key, &summary, item, now)?;
         if first {
             l.record_event(&record)?;
+        }
+        // The document is recorded: a failure to count it is only logged.
+        if let Err(e) = l.bump_counter(names::EVENTS_RECEIVED, &event_labels, 1) {
+            tracing::error!("cannot count an event in the ledger: {e}");
         }
         Ok(first)
     })
@@ -203,7 +232,16 @@ pub async fn drop_rejection(
         order_key: order_key(&request.change),
         payload: DropPayload::from_request(&request).to_value(),
     };
-    match with_ledger(&state.ledger, move |l| l.enqueue(item, ledger::now())).await {
+    let enqueued = with_ledger(&state.ledger, move |l| {
+        let id = l.enqueue(item, ledger::now())?;
+        let labels = labels(&[("source", "drop-rejection"), ("type", "request")]);
+        if let Err(e) = l.bump_counter(names::EVENTS_RECEIVED, &labels, 1) {
+            tracing::error!("cannot count an event in the ledger: {e}");
+        }
+        Ok(id)
+    })
+    .await;
+    match enqueued {
         Ok(id) => {
             state.wake.notify_one();
             tracing::info!(

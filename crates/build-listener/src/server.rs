@@ -1,5 +1,7 @@
 //! The daemon: opens the ledger, starts the outbox worker and the HTTP
-//! server, and stops both on SIGTERM/SIGINT.
+//! server, and stops both on SIGTERM/SIGINT. Under systemd (`Type=notify`)
+//! it reports readiness once it serves, and "stopping" when it begins to
+//! shut down.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,10 +57,14 @@ pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
     // sent by whoever waits for that line must not kill the process.
     let signal = runtime::shutdown_signal();
     tracing::info!("listening on {addr}");
+    // Bound and serving, the worker running: systemd (`Type=notify`) may
+    // consider the unit started; this also starts the watchdog pings.
+    runtime::notify_ready();
 
     tokio::select! {
-        _ = signal => {}
+        _ = signal => runtime::notify_stopping(),
         result = &mut server => {
+            runtime::notify_stopping();
             let _ = stop.send(true);
             return match result {
                 Ok(Ok(())) => Err(anyhow::anyhow!("the HTTP server stopped unexpectedly")),

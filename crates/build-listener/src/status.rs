@@ -13,6 +13,8 @@ use bionicbb_core::config::Config;
 use bionicbb_core::ledger::{EventRecord, Ledger, LedgerError, OutboxItem};
 use serde_json::{Value, json};
 
+use crate::redact;
+
 /// How many recent events the page lists.
 pub const EVENT_LIMIT: usize = 50;
 /// How many recently failed outbox items it lists.
@@ -86,7 +88,10 @@ impl StatusData {
 pub fn render_json(ledger: &Ledger, now: i64) -> Result<Value, StatusError> {
     let data = StatusData::read(ledger, now)?;
     // Serialising plain data into a Value cannot fail (string keys only).
-    Ok(serde_json::to_value(&data).unwrap_or_else(|e| json!({ "error": e.to_string() })))
+    let mut value =
+        serde_json::to_value(&data).unwrap_or_else(|e| json!({ "error": e.to_string() }));
+    redact::scrub_json(&mut value);
+    Ok(value)
 }
 
 /// The status page as HTML.
@@ -110,7 +115,29 @@ pub fn render(ledger: &Ledger, config: &Config, now: i64) -> Result<String, Stat
     page.outbox(&mut out, &data);
     page.events(&mut out, &data.events);
     out.push_str("</body>\n</html>\n");
-    Ok(out)
+    Ok(mask_config_secrets(out, config))
+}
+
+/// The page with any literal occurrence of the configuration's secrets
+/// (the listener's shared secret, the Jenkins API token) masked: a last
+/// guard for a secret quoted in a recorded text under no recognisable
+/// name. Secrets shorter than 4 characters are left alone (masking them
+/// would mangle the page; such a secret is no protection anyway).
+fn mask_config_secrets(mut page: String, config: &Config) -> String {
+    let secrets = [
+        config.build_listener.secret().expose(),
+        config.jenkins.api_token().expose(),
+    ];
+    for secret in secrets {
+        if secret.chars().count() >= 4 {
+            for form in [secret.to_owned(), esc(secret)] {
+                if page.contains(&form) {
+                    page = page.replace(&form, redact::MASK);
+                }
+            }
+        }
+    }
+    page
 }
 
 const HEAD: &str = r#"<!DOCTYPE html>
@@ -163,7 +190,11 @@ impl Page<'_> {
                     out,
                     "<tr><th>{}</th><td{class}>{}</td></tr>",
                     esc(key),
-                    self.value(key, value)
+                    if redact::is_secret_key(key) {
+                        redact::MASK.to_owned()
+                    } else {
+                        self.value(key, value)
+                    }
                 );
             }
             out.push_str("</table>\n");
@@ -317,7 +348,14 @@ impl Page<'_> {
             Value::Object(map) => {
                 let items: Vec<String> = map
                     .iter()
-                    .map(|(k, v)| format!("<li>{}: {}</li>", esc(k), self.value(k, v)))
+                    .map(|(k, v)| {
+                        let shown = if redact::is_secret_key(k) && !v.is_null() {
+                            redact::MASK.to_owned()
+                        } else {
+                            self.value(k, v)
+                        };
+                        format!("<li>{}: {}</li>", esc(k), shown)
+                    })
                     .collect();
                 format!("<ul class=kv>{}</ul>", items.concat())
             }
@@ -399,8 +437,11 @@ fn link(href: &str, text: &str) -> String {
     format!("<a href=\"{}\">{}</a>", esc(href), esc(text))
 }
 
-/// Escapes text for HTML content and attribute values.
+/// Escapes text for HTML content and attribute values, after masking
+/// what looks secret in it (see [`crate::redact`]): every text the page
+/// shows goes through here.
 pub fn esc(s: &str) -> String {
+    let s = redact::scrub(s);
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -358,3 +358,174 @@ async fn healthz_reads_the_ledger() {
     assert_eq!(answer["status"], "ok");
     assert_eq!(answer["pending"], 0);
 }
+
+/// A GET without any secret, with an optional `Accept`; the status, the
+/// `Content-Type` and the body as text.
+async fn get(f: &Fixture, path: &str, accept: Option<&str>) -> (StatusCode, String, String) {
+    let mut request = Request::get(path);
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    let response = router(f.state.clone())
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    (
+        status,
+        content_type,
+        String::from_utf8(bytes.to_vec()).unwrap(),
+    )
+}
+
+/// The value of one sample line `name{labels} value`, if present.
+fn sample_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_need_no_secret_and_count_received_documents() {
+    let f = fixture();
+    let (status, content_type, text) = get(&f, "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, build_listener::metrics::CONTENT_TYPE);
+    assert!(
+        text.contains("# TYPE bionicbb_events_received_total counter"),
+        "{text}"
+    );
+    assert!(!text.contains("bionicbb_events_received_total{"), "{text}");
+
+    let (status, _) = f.post("/", sample("01-presubmit-queued.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = f
+        .post("/", sample("03-presubmit-completed-success.json"))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = f
+        .post("/", sample("04-presubmit-finalized-success.json"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Refused documents are not counted.
+    let (status, _) = f.post("/", sample("15-truncated.json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = f
+        .post(
+            "/drop-rejection",
+            r#"{"changeid": "123456", "patchset": 4}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let (status, _, text) = get(&f, "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let events = |kind: &str, source: &str| {
+        sample_value(
+            &text,
+            &format!("bionicbb_events_received_total{{source=\"{source}\",type=\"{kind}\"}}"),
+        )
+    };
+    assert_eq!(events("QUEUED", "jenkins"), Some(1.0), "{text}");
+    assert_eq!(events("COMPLETED", "jenkins"), Some(1.0), "{text}");
+    assert_eq!(events("FINALIZED", "jenkins"), Some(1.0), "{text}");
+    assert_eq!(events("request", "drop-rejection"), Some(1.0), "{text}");
+    assert_eq!(
+        sample_value(&text, "bionicbb_outbox_pending"),
+        Some(2.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn status_is_html_or_json_without_a_secret() {
+    let f = fixture();
+    let (status, _) = f
+        .post("/", sample("03-presubmit-completed-success.json"))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let (status, content_type, page) = get(&f, "/status", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.contains("Pending reviews (1)"), "{page}");
+    assert!(page.contains("bionic-presubmit"), "{page}");
+    // Neither the listener's secret nor the Jenkins token is ever shown.
+    assert!(!page.contains("s3cret"), "{page}");
+
+    let (status, content_type, json) = get(&f, "/status", Some("application/json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "application/json");
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["pending_count"], 1);
+    assert_eq!(json["events"][0]["source"], "jenkins");
+}
+
+#[tokio::test]
+async fn the_root_is_the_page_for_a_browser_and_a_line_otherwise() {
+    let f = fixture();
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let (status, content_type, page) = get(&f, "/", Some(browser)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/html"));
+    assert!(page.contains("<title>bionicbb status</title>"));
+
+    for accept in [None, Some("*/*"), Some("text/plain")] {
+        let (status, content_type, text) = get(&f, "/", accept).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        assert_eq!(text, build_listener::pages::INDEX_TEXT);
+        assert!(text.contains("/metrics") && text.contains("/status"));
+    }
+
+    // The Jenkins endpoint on the same path still wants the secret.
+    let request = Request::post("/")
+        .header("content-type", "application/json")
+        .body(Body::from(sample("03-presubmit-completed-success.json")))
+        .unwrap();
+    let (status, _) = f.send(request).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(f.pending().is_empty());
+    // Other methods on the read-only paths are not allowed.
+    let request = Request::post("/metrics").body(Body::empty()).unwrap();
+    let (status, _) = f.send(request).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn the_status_page_masks_secrets_recorded_in_events() {
+    let f = fixture();
+    let record = bionicbb_core::ledger::EventRecord {
+        at: 1_700_000_000,
+        source: "gmail".into(),
+        summary: format!(
+            "triggered https://jenkins.example.org/job/x/buildWithParameters?token=buildtok&REF=r \
+             via https://bot:gerritpw@review.example.org/ with {SECRET}"
+        ),
+        change_number: Some(123456),
+        patch_set: Some(4),
+        decisions: serde_json::json!([{ "decision": "build", "job": "x", "token": "jobtok" }]),
+    };
+    f.state.ledger.record_event(&record).unwrap();
+    let (_, _, page) = get(&f, "/status", None).await;
+    for secret in ["buildtok", "gerritpw", "s3cret", "jobtok"] {
+        assert!(!page.contains(secret), "{secret} shown:\n{page}");
+    }
+    assert!(page.contains("token=***&amp;REF=r"), "{page}");
+    assert!(
+        page.contains("https://bot:***@review.example.org/"),
+        "{page}"
+    );
+    let (_, _, json) = get(&f, "/status", Some("application/json")).await;
+    for secret in ["buildtok", "gerritpw", "jobtok"] {
+        assert!(!json.contains(secret), "{secret} shown:\n{json}");
+    }
+}
