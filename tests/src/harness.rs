@@ -13,20 +13,67 @@ use tokio::process::{Child, Command};
 
 /// The path of a workspace binary, next to the running executable (tests run
 /// from `target/<profile>/deps/`, the sandbox from `target/<profile>/`).
-/// `cargo test --workspace` builds every binary before any test runs.
+/// The first call makes sure the daemons are built and fresh (see
+/// [`ensure_built`]).
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current executable");
-    let mut dir = exe.parent().expect("executable directory").to_path_buf();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    ensure_built();
+    let path = target_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
         "{} is missing: build the workspace first (cargo build --workspace)",
         path.display()
     );
     path
+}
+
+/// `target/<profile>/` of the running executable.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current executable");
+    let mut dir = exe.parent().expect("executable directory").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// Builds the daemons once per process when running under cargo, so that a
+/// test never runs a stale or missing binary (`cargo test -p bionicbb-tests`
+/// alone does not build other packages' binaries). It asks for the same
+/// build as `cargo test --workspace`, so under that command it finds
+/// everything fresh and does nothing. Only test executables (in `deps/`)
+/// do this; the sandbox builds the daemons itself. `BIONICBB_NO_BUILD` turns
+/// it off.
+pub fn ensure_built() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let Some(cargo) = std::env::var_os("CARGO") else {
+            return;
+        };
+        let in_test = std::env::current_exe()
+            .is_ok_and(|exe| exe.parent().is_some_and(|d| d.ends_with("deps")));
+        if !in_test || std::env::var_os("BIONICBB_NO_BUILD").is_some() {
+            return;
+        }
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args([
+            "test",
+            "--workspace",
+            "--no-run",
+            "--quiet",
+            "--manifest-path",
+            manifest,
+        ]);
+        if target_dir().ends_with("release") {
+            cmd.arg("--release");
+        }
+        let out = cmd.output().expect("cannot run cargo to build the daemons");
+        assert!(
+            out.status.success(),
+            "building the daemons failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
 }
 
 /// A free TCP port on the loopback interface.

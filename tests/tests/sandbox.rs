@@ -11,7 +11,7 @@ use tokio::process::Command;
 fn sandbox() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bionicbb-sandbox"));
     // `cargo test --workspace` has built the daemons already.
-    cmd.env("BIONICBB_SANDBOX_NO_BUILD", "1")
+    cmd.env("BIONICBB_NO_BUILD", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -12,7 +12,9 @@ use bionicbb_core::config::Config;
 use bionicbb_core::event::{ChangeFacts, ChangeStatus, CommentFacts};
 
 fn data_dir(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data").join(kind)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(kind)
 }
 
 fn files(kind: &str, ext: &str) -> Vec<(String, Vec<u8>)> {
@@ -56,7 +58,11 @@ fn report(name: &str, per_item: Duration, bytes: Option<usize>) {
     let mb = bytes
         .map(|b| format!("  {:>8.1} MB/s", b as f64 * per_sec / 1e6))
         .unwrap_or_default();
-    println!("{name:<48} {:>10.2} µs/item {:>12.0} items/s{mb}", per_item.as_secs_f64() * 1e6, per_sec);
+    println!(
+        "{name:<48} {:>10.2} µs/item {:>12.0} items/s{mb}",
+        per_item.as_secs_f64() * 1e6,
+        per_sec
+    );
 }
 
 fn main() {
@@ -75,7 +81,11 @@ fn main() {
             let _ = black_box(bionicbb_core::mail::parse(black_box(raw)));
         }
     });
-    report(&format!("mail::parse all {} fixtures", mails.len()), all / mails.len() as u32, Some(total / mails.len()));
+    report(
+        &format!("mail::parse all {} fixtures", mails.len()),
+        all / mails.len() as u32,
+        Some(total / mails.len()),
+    );
 
     let docs = files("jenkins", "json");
     let all = measure(|| {
@@ -83,7 +93,11 @@ fn main() {
             let _ = black_box(bionicbb_core::jenkins::notification::parse(black_box(raw)));
         }
     });
-    report(&format!("notification::parse all {} documents", docs.len()), all / docs.len() as u32, None);
+    report(
+        &format!("notification::parse all {} documents", docs.len()),
+        all / docs.len() as u32,
+        None,
+    );
 
     let config = Config::parse(
         include_str!("../../../tests/data/bench-config.toml"),
@@ -94,7 +108,9 @@ fn main() {
         .iter()
         .find(|(n, _)| n.starts_with("23-"))
         .expect("the two-commands fixture");
-    let event = bionicbb_core::mail::parse(raw).expect("fixture parses").event;
+    let event = bionicbb_core::mail::parse(raw)
+        .expect("fixture parses")
+        .event;
     let facts = ChangeFacts {
         number: 123456,
         project: event.project.clone(),
@@ -103,7 +119,9 @@ fn main() {
         current_patch_set: event.patch_set,
         patch_set_ref: Some(format!("refs/changes/56/123456/{}", event.patch_set)),
         committer_email: Some("dana@example.com".into()),
-        files: (0..200).map(|i| format!("libc/bionic/file{i}.cpp")).collect(),
+        files: (0..200)
+            .map(|i| format!("libc/bionic/file{i}.cpp"))
+            .collect(),
         comment: Some(CommentFacts {
             author_account_id: Some(1000097),
             author_email: Some("sam@example.com".into()),
@@ -111,7 +129,11 @@ fn main() {
         }),
     };
     let t = measure(|| {
-        black_box(bionicbb_core::decide::decide(black_box(&event), Some(&facts), &config));
+        black_box(bionicbb_core::decide::decide(
+            black_box(&event),
+            Some(&facts),
+            &config,
+        ));
     });
     report("decide (comment, 2 commands + unknown, 200 files)", t, None);
 }

@@ -378,13 +378,13 @@ fn scripted_outcomes() -> bionicbb_tests::fakes::jenkins::Outcome {
 }
 
 /// Builds the two daemons when run through `cargo run`, so the sandbox never
-/// runs stale binaries. Tests that run the sandbox set
-/// `BIONICBB_SANDBOX_NO_BUILD` (they have built everything already).
+/// runs stale binaries. Tests that run the sandbox set `BIONICBB_NO_BUILD`
+/// (they have built everything already).
 fn build_daemons() -> Result<(), String> {
     let Some(cargo) = std::env::var_os("CARGO") else {
         return Ok(());
     };
-    if std::env::var_os("BIONICBB_SANDBOX_NO_BUILD").is_some() {
+    if std::env::var_os("BIONICBB_NO_BUILD").is_some() {
         return Ok(());
     }
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
