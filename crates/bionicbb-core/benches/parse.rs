@@ -59,7 +59,7 @@ fn report(name: &str, per_item: Duration, bytes: Option<usize>) {
         .map(|b| format!("  {:>8.1} MB/s", b as f64 * per_sec / 1e6))
         .unwrap_or_default();
     println!(
-        "{name:<48} {:>10.2} µs/item {:>12.0} items/s{mb}",
+        "{name:<58} {:>10.2} µs/item {:>12.0} items/s{mb}",
         per_item.as_secs_f64() * 1e6,
         per_sec
     );
