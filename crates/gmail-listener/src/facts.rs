@@ -1,14 +1,21 @@
 //! What Gerrit confirms about the event a mail reports: the change, the
 //! event's patch set (its ref, committer and files) and, for comment mails,
 //! the change message the mail is about, with its author as Gerrit knows
-//! them. Nothing in a mail is trusted; the policy decides on these facts.
+//! them, once Gerrit shows the mail's votes and commands (in that message
+//! or in comments published with it). Nothing in a mail is trusted; the
+//! policy decides on these facts.
+
+use std::collections::BTreeMap;
 
 use bionicbb_core::error::{ApiError, ErrorKind};
-use bionicbb_core::event::{ChangeFacts, ChangeStatus, CommentFacts, GerritEvent, MessageType};
+use bionicbb_core::event::{
+    ChangeFacts, ChangeStatus, Command, CommentFacts, GerritEvent, MessageType,
+};
 use bionicbb_core::gerrit::types::parse_timestamp;
 use bionicbb_core::gerrit::{
-    ChangeInfo, ChangeMessageInfo, ChangeRef, GerritClient, QueryOption, Revision,
+    ChangeInfo, ChangeMessageInfo, ChangeRef, CommentInfo, GerritClient, QueryOption, Revision,
 };
+use bionicbb_core::mail::votes;
 
 /// How far a change message's date may be from the mail's comment date.
 /// Gerrit writes the footer to the second and stores nanoseconds; a
@@ -85,7 +92,18 @@ pub async fn gather(
         files = listed.into_keys().filter(|f| !f.starts_with('/')).collect();
     }
     let comment = if event.message_type == MessageType::Comment {
-        match_comment(event, &change.messages)
+        // Comments are fetched only when the change messages alone do not
+        // show the mail's commands.
+        let comments = if needs_comments(event, &change.messages) {
+            match gerrit.comments(&change_ref).await {
+                Ok(c) => c,
+                Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        } else {
+            Comments::new()
+        };
+        match_comment(event, &change.messages, &comments)
     } else {
         None
     };
@@ -120,31 +138,56 @@ fn current_patch_set(change: &ChangeInfo) -> u32 {
         .unwrap_or(0)
 }
 
-/// Finds the change message a comment mail is about, among the messages on
-/// the mail's patch set: by the mail's comment date when it has one (to the
-/// second, ±1 s; among several, one whose text carries the mail's votes or
-/// commands, else the latest), else the latest message whose text carries
-/// them. The author is who Gerrit says acted (`real_author` when someone
-/// posted on another's behalf, so trust follows the account that acted).
-pub fn match_comment(event: &GerritEvent, messages: &[ChangeMessageInfo]) -> Option<CommentFacts> {
+/// Published comments as `GET /changes/{id}/comments` returns them:
+/// path → comments (`/PATCHSET_LEVEL` for patchset-level ones).
+pub type Comments = BTreeMap<String, Vec<CommentInfo>>;
+
+/// True when confirming the mail may need the change's published comments:
+/// a comment mail with commands and a comment date, whose change messages
+/// at that date do not show the commands themselves (Gerrit 3.3+ puts text
+/// typed in the reply box in a patchset-level comment, leaving only
+/// `(1 comment)` in the change message).
+pub fn needs_comments(event: &GerritEvent, messages: &[ChangeMessageInfo]) -> bool {
+    event.message_type == MessageType::Comment
+        && !event.commands.is_empty()
+        && event.comment_date.is_some()
+        && match_comment(event, messages, &Comments::new()).is_none()
+}
+
+/// Finds the change message a comment mail is about and checks that Gerrit
+/// shows everything the mail claims, since nothing in a mail is trusted:
+///
+/// - candidates are the messages on the mail's patch set at the mail's
+///   comment date (to the second, ±1 s), or every message on it when the
+///   mail has no date (then the mail must claim a vote or a command);
+/// - every vote of the mail must be on the message's `Patch Set N:` line;
+/// - every command must be in the message text, or in a published comment
+///   (patchset-level or inline) on that patch set by the message's author,
+///   published within ±1 s of the comment date.
+///
+/// The latest candidate that confirms the mail wins; `None` when none does,
+/// so that a forged mail copying the date of a real comment and adding a
+/// command confirms nothing. The author is who Gerrit says acted
+/// (`real_author` when someone posted on another's behalf, so trust
+/// follows the account that acted).
+pub fn match_comment(
+    event: &GerritEvent,
+    messages: &[ChangeMessageInfo],
+    comments: &Comments,
+) -> Option<CommentFacts> {
     let on_patch_set = messages
         .iter()
         .filter(|m| m.revision_number == Some(event.patch_set));
-    let found = match event.comment_date {
-        Some(date) => {
-            let near: Vec<&ChangeMessageInfo> = on_patch_set
-                .filter(|m| {
-                    parse_timestamp(&m.date).is_some_and(|t| (t - date).abs() <= DATE_SLACK_SECS)
-                })
-                .collect();
-            near.iter()
-                .rev()
-                .find(|m| carries(event, &m.message))
-                .or(near.last())
-                .copied()
-        }
-        None => on_patch_set.rev().find(|m| carries(event, &m.message)),
-    }?;
+    let (found, extra) = match event.comment_date {
+        Some(date) => on_patch_set
+            .filter(|m| parse_timestamp(&m.date).is_some_and(|t| near(t, date)))
+            .rev()
+            .find_map(|m| confirm(event, m, comments, Some(date)).map(|extra| (m, extra)))?,
+        None if event.votes.is_empty() && event.commands.is_empty() => return None,
+        None => on_patch_set
+            .rev()
+            .find_map(|m| confirm(event, m, comments, None).map(|extra| (m, extra)))?,
+    };
     // Gerrit may repeat the author as `real_author`; only a different
     // account means someone posted on another's behalf.
     let author = match (&found.author, &found.real_author) {
@@ -152,33 +195,84 @@ pub fn match_comment(event: &GerritEvent, messages: &[ChangeMessageInfo]) -> Opt
         (Some(a), _) => Some(a),
         (None, r) => r.as_ref(),
     };
+    let mut message = found.message.clone();
+    for text in extra {
+        message.push_str("\n\n");
+        message.push_str(text);
+    }
     Some(CommentFacts {
         author_account_id: author.map(|a| a.account_id),
         author_email: author.and_then(|a| a.email.clone()),
-        message: found.message.clone(),
+        message,
     })
 }
 
-/// True when `text` shows one of the event's votes (`Verified+1`) or
-/// commands (a line `bionicbb:<name>`, spaces allowed after the colon).
-/// An event with neither matches nothing.
-fn carries(event: &GerritEvent, text: &str) -> bool {
-    let vote = event
-        .votes
-        .iter()
-        .any(|v| text.contains(&format!("{}{:+}", v.label, v.value)));
-    let command = event.commands.iter().any(|c| {
-        text.lines().any(|line| {
-            line.trim()
-                .strip_prefix("bionicbb:")
-                .map(str::trim_start)
-                .is_some_and(|rest| {
-                    rest.strip_prefix(c.name.as_str())
-                        .is_some_and(|after| after.is_empty() || after.starts_with(' '))
-                })
-        })
+fn near(t: i64, date: i64) -> bool {
+    (t - date).abs() <= DATE_SLACK_SECS
+}
+
+/// Checks `message` against the mail. `Some` with the texts of the
+/// comments that were needed to show its commands (empty when the message
+/// shows them, or the mail has none); `None` when Gerrit does not confirm
+/// the mail through this message.
+fn confirm<'c>(
+    event: &GerritEvent,
+    message: &ChangeMessageInfo,
+    comments: &'c Comments,
+    date: Option<i64>,
+) -> Option<Vec<&'c str>> {
+    let line = message.message.lines().next().and_then(votes::parse_line);
+    let votes_shown = event.votes.iter().all(|v| {
+        line.as_ref()
+            .is_some_and(|l| l.patch_set == event.patch_set && l.added.contains(v))
     });
-    vote || command
+    if !votes_shown {
+        return None;
+    }
+    let missing: Vec<&Command> = event
+        .commands
+        .iter()
+        .filter(|c| !carries_command(c, &message.message))
+        .collect();
+    if missing.is_empty() {
+        return Some(Vec::new());
+    }
+    // Only a comment published with this review, by the same account.
+    let date = date?;
+    let author = message.author.as_ref()?.account_id;
+    let companions: Vec<&str> = comments
+        .values()
+        .flatten()
+        .filter(|c| c.patch_set == Some(event.patch_set))
+        .filter(|c| c.author.as_ref().is_some_and(|a| a.account_id == author))
+        .filter(|c| parse_timestamp(&c.updated).is_some_and(|t| near(t, date)))
+        .map(|c| c.message.as_str())
+        .collect();
+    let mut used: Vec<&str> = Vec::new();
+    for command in missing {
+        let text = companions
+            .iter()
+            .find(|text| carries_command(command, text))?;
+        if !used.contains(text) {
+            used.push(text);
+        }
+    }
+    Some(used)
+}
+
+/// True when `text` has a line `bionicbb:<name>` (spaces allowed after the
+/// colon, arguments after a space) for `command`. A quoted line (`> ...`)
+/// does not count.
+fn carries_command(command: &Command, text: &str) -> bool {
+    text.lines().any(|line| {
+        line.trim()
+            .strip_prefix("bionicbb:")
+            .map(str::trim_start)
+            .is_some_and(|rest| {
+                rest.strip_prefix(command.name.as_str())
+                    .is_some_and(|after| after.is_empty() || after.starts_with(' '))
+            })
+    })
 }
 
 #[cfg(test)]
@@ -266,13 +360,13 @@ mod tests {
                 "Patch Set 3:\n\nbionicbb:retry",
             ),
         ];
-        let c = match_comment(&event(Some(T)), &msgs).expect("match");
+        let c = match_comment(&event(Some(T)), &msgs, &none()).expect("match");
         assert_eq!(c.author_account_id, Some(2));
         assert_eq!(c.author_email.as_deref(), Some("sam@example.com"));
-        let c = match_comment(&event(Some(T + 1)), &msgs).expect("one second later");
+        let c = match_comment(&event(Some(T + 1)), &msgs, &none()).expect("one second later");
         assert_eq!(c.author_account_id, Some(2));
-        assert!(match_comment(&event(Some(T + 2)), &msgs).is_none());
-        assert!(match_comment(&event(Some(T - 200)), &msgs).is_none());
+        assert!(match_comment(&event(Some(T + 2)), &msgs, &none()).is_none());
+        assert!(match_comment(&event(Some(T - 200)), &msgs, &none()).is_none());
     }
 
     #[test]
@@ -295,7 +389,7 @@ mod tests {
                 "Patch Set 2:\n\nbuild queued",
             ),
         ];
-        let c = match_comment(&event(Some(T)), &msgs).expect("match");
+        let c = match_comment(&event(Some(T)), &msgs, &none()).expect("match");
         assert_eq!(c.author_account_id, Some(1));
     }
 
@@ -335,7 +429,7 @@ mod tests {
                 "Patch Set 2:\n\nbionicbb:retryall",
             ),
         ];
-        let c = match_comment(&event(None), &msgs).expect("match");
+        let c = match_comment(&event(None), &msgs, &none()).expect("match");
         assert_eq!(c.author_email.as_deref(), Some("second@example.com"));
         let mut e = event(None);
         e.commands.clear();
@@ -343,11 +437,11 @@ mod tests {
             label: "Code-Review".into(),
             value: 1,
         }];
-        let c = match_comment(&e, &msgs).expect("vote match");
+        let c = match_comment(&e, &msgs, &none()).expect("vote match");
         assert_eq!(c.author_email.as_deref(), Some("third@example.com"));
         e.votes.clear();
         assert!(
-            match_comment(&e, &msgs).is_none(),
+            match_comment(&e, &msgs, &none()).is_none(),
             "nothing to recognise it by"
         );
     }
@@ -362,10 +456,10 @@ mod tests {
             "2019-03-14 17:02:11.000000000",
             "Patch Set 1:\n\nbionicbb:retry",
         );
-        assert!(match_comment(&event(Some(T)), std::slice::from_ref(&other)).is_none());
+        assert!(match_comment(&event(Some(T)), std::slice::from_ref(&other), &none()).is_none());
         other.revision_number = Some(2);
         other.real_author = Some(account(7, "robot@elsewhere.org"));
-        let c = match_comment(&event(Some(T)), &[other]).expect("match");
+        let c = match_comment(&event(Some(T)), &[other], &none()).expect("match");
         assert_eq!(c.author_account_id, Some(7));
         assert_eq!(c.author_email.as_deref(), Some("robot@elsewhere.org"));
         // The same account repeated as real_author (without details) changes nothing.
@@ -383,8 +477,221 @@ mod tests {
             email: None,
             username: None,
         });
-        let c = match_comment(&event(Some(T)), &[same]).expect("match");
+        let c = match_comment(&event(Some(T)), &[same], &none()).expect("match");
         assert_eq!(c.author_email.as_deref(), Some("sam@example.com"));
+    }
+
+    fn none() -> Comments {
+        Comments::new()
+    }
+
+    fn comment(id: &str, ps: u32, author: u64, updated: &str, text: &str) -> CommentInfo {
+        CommentInfo {
+            id: id.into(),
+            path: None,
+            patch_set: Some(ps),
+            line: None,
+            message: text.into(),
+            updated: updated.into(),
+            author: Some(account(author, "ignored@example.com")),
+            in_reply_to: None,
+        }
+    }
+
+    fn comments(path: &str, list: Vec<CommentInfo>) -> Comments {
+        Comments::from([(path.to_string(), list)])
+    }
+
+    /// The mail of a 3.x review: `Verified+1` and `bionicbb:retry` typed
+    /// in the reply box, on patch set 2 at `T`.
+    fn review_event() -> GerritEvent {
+        let mut e = event(Some(T));
+        e.votes = vec![Vote {
+            label: "Verified".into(),
+            value: 1,
+        }];
+        e
+    }
+
+    /// What Gerrit 3.3+ stores for that review: the votes and `(1 comment)`.
+    fn one_comment_message(author: u64, email: &str) -> Vec<ChangeMessageInfo> {
+        vec![message(
+            "m",
+            2,
+            author,
+            email,
+            "2019-03-14 17:02:11.000000000",
+            "Patch Set 2: Verified+1\n\n(1 comment)",
+        )]
+    }
+
+    #[test]
+    fn commands_carried_in_the_message_need_no_comments() {
+        let msgs = vec![message(
+            "m",
+            2,
+            2,
+            "sam@example.com",
+            "2019-03-14 17:02:11.000000000",
+            "Patch Set 2: Verified+1\n\nbionicbb:retry please",
+        )];
+        let e = review_event();
+        assert!(!needs_comments(&e, &msgs));
+        let c = match_comment(&e, &msgs, &none()).expect("confirmed by the message");
+        assert_eq!(c.author_email.as_deref(), Some("sam@example.com"));
+        assert_eq!(c.message, msgs[0].message);
+    }
+
+    #[test]
+    fn commands_carried_in_a_patchset_level_comment_by_the_same_author() {
+        let msgs = one_comment_message(2, "sam@example.com");
+        let e = review_event();
+        assert!(needs_comments(&e, &msgs));
+        let level = comments(
+            "/PATCHSET_LEVEL",
+            vec![comment(
+                "c1",
+                2,
+                2,
+                "2019-03-14 17:02:11.000000000",
+                "bionicbb:retry\nThe first run hit the pthread flake.",
+            )],
+        );
+        let c = match_comment(&e, &msgs, &level).expect("confirmed by the comment");
+        assert_eq!(c.author_account_id, Some(2));
+        assert_eq!(c.author_email.as_deref(), Some("sam@example.com"));
+        assert!(c.message.starts_with("Patch Set 2: Verified+1"), "{c:?}");
+        assert!(c.message.contains("bionicbb:retry\nThe first run"), "{c:?}");
+        // An inline comment published with the review counts too.
+        let mut inline = comment(
+            "c2",
+            2,
+            2,
+            "2019-03-14 17:02:12.000000000",
+            "bionicbb:retry",
+        );
+        inline.line = Some(42);
+        let files = comments("libc/bionic/strtod.cpp", vec![inline]);
+        assert!(match_comment(&e, &msgs, &files).is_some());
+    }
+
+    #[test]
+    fn forged_text_with_a_real_date_confirms_nothing() {
+        let msgs = one_comment_message(2, "sam@example.com");
+        let e = review_event();
+        assert!(match_comment(&e, &msgs, &none()).is_none());
+        // The real comment says something else, or quotes the command.
+        for text in [
+            "LGTM, flake",
+            "> bionicbb:retry\nno, not yet",
+            "bionicbb:retryall",
+        ] {
+            let level = comments(
+                "/PATCHSET_LEVEL",
+                vec![comment("c1", 2, 2, "2019-03-14 17:02:11.000000000", text)],
+            );
+            assert!(match_comment(&e, &msgs, &level).is_none(), "{text:?}");
+        }
+        // A second command the mail adds is not confirmed by the first.
+        let level = comments(
+            "/PATCHSET_LEVEL",
+            vec![comment(
+                "c1",
+                2,
+                2,
+                "2019-03-14 17:02:11.000000000",
+                "bionicbb:retry",
+            )],
+        );
+        let mut more = review_event();
+        more.commands.push(Command {
+            name: "clean".into(),
+            args: vec![],
+        });
+        assert!(match_comment(&more, &msgs, &level).is_none());
+        // A vote the message line does not show is not confirmed either.
+        let mut vote = review_event();
+        vote.votes.push(Vote {
+            label: "Code-Review".into(),
+            value: 2,
+        });
+        assert!(match_comment(&vote, &msgs, &level).is_none());
+    }
+
+    #[test]
+    fn a_carrier_by_another_author_or_patch_set_confirms_nothing() {
+        let msgs = one_comment_message(2, "sam@example.com");
+        let e = review_event();
+        let by_other = comments(
+            "/PATCHSET_LEVEL",
+            vec![comment(
+                "c1",
+                2,
+                3,
+                "2019-03-14 17:02:11.000000000",
+                "bionicbb:retry",
+            )],
+        );
+        assert!(match_comment(&e, &msgs, &by_other).is_none());
+        let mut anonymous = comment(
+            "c1",
+            2,
+            2,
+            "2019-03-14 17:02:11.000000000",
+            "bionicbb:retry",
+        );
+        anonymous.author = None;
+        let anonymous = comments("/PATCHSET_LEVEL", vec![anonymous]);
+        assert!(match_comment(&e, &msgs, &anonymous).is_none());
+        let other_ps = comments(
+            "/PATCHSET_LEVEL",
+            vec![comment(
+                "c1",
+                1,
+                2,
+                "2019-03-14 17:02:11.000000000",
+                "bionicbb:retry",
+            )],
+        );
+        assert!(match_comment(&e, &msgs, &other_ps).is_none());
+    }
+
+    #[test]
+    fn a_carrier_outside_the_date_slack_confirms_nothing() {
+        let msgs = one_comment_message(2, "sam@example.com");
+        let e = review_event();
+        for (updated, confirmed) in [
+            ("2019-03-14 17:02:10.000000000", true),
+            ("2019-03-14 17:02:12.999000000", true),
+            ("2019-03-14 17:02:13.000000000", false),
+            ("2019-03-14 17:00:00.000000000", false),
+            ("not a date", false),
+        ] {
+            let level = comments(
+                "/PATCHSET_LEVEL",
+                vec![comment("c1", 2, 2, updated, "bionicbb:retry")],
+            );
+            assert_eq!(
+                match_comment(&e, &msgs, &level).is_some(),
+                confirmed,
+                "{updated}"
+            );
+        }
+        // Without a comment date, only the message itself can confirm.
+        let mut undated = review_event();
+        undated.comment_date = None;
+        assert!(!needs_comments(&undated, &msgs));
+        let level = comments(
+            "/PATCHSET_LEVEL",
+            vec![comment(
+                "c1",
+                2,
+                2,
+                "2019-03-14 17:02:11.000000000",
+                "bionicbb:retry",
+            )],
+        );
+        assert!(match_comment(&undated, &msgs, &level).is_none());
     }
 
     #[test]

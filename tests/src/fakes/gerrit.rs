@@ -51,6 +51,19 @@ pub struct FakeMessage {
     pub patch_set: u32,
 }
 
+/// A published comment as stored by the fake: inline (`line`), file-level
+/// or patchset-level (path `/PATCHSET_LEVEL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeComment {
+    pub id: String,
+    pub patch_set: u32,
+    pub author: u64,
+    pub path: String,
+    pub line: Option<u32>,
+    pub message: String,
+    pub date: String,
+}
+
 /// One successful `POST .../review`, as the fake received it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PostedReview {
@@ -109,6 +122,7 @@ struct Change {
     created: String,
     patch_sets: Vec<PatchSet>,
     messages: Vec<FakeMessage>,
+    comments: Vec<FakeComment>,
 }
 
 impl Change {
@@ -337,6 +351,7 @@ impl GerritFake {
                 created: now(),
                 patch_sets: Vec::new(),
                 messages: Vec::new(),
+                comments: Vec::new(),
             },
         );
         number
@@ -415,6 +430,42 @@ impl GerritFake {
             date.to_string(),
             None,
         );
+    }
+
+    /// Publishes a comment on patch set `ps` by `author` on `path`
+    /// (`/PATCHSET_LEVEL` for what Gerrit 3.3+ posts from the reply box),
+    /// dated `date` (Gerrit format, UTC). Like Gerrit, this adds no change
+    /// message: add the `(1 comment)` message with [`Self::add_message`].
+    // One argument per field of the comment keeps call sites readable.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_comment(
+        &self,
+        number: u64,
+        ps: u32,
+        author: u64,
+        path: &str,
+        line: Option<u32>,
+        message: &str,
+        date: &str,
+    ) {
+        let mut m = lock(&self.model);
+        assert!(
+            m.account(author).is_some(),
+            "fake Gerrit: no account {author}"
+        );
+        // Panics for an unknown change or patch set, like the other seeders.
+        m.patch_set_mut(number, ps);
+        let id = format!("{:08x}_{:08x}", m.next_message, number);
+        m.next_message += 1;
+        m.change_mut(number).comments.push(FakeComment {
+            id,
+            patch_set: ps,
+            author,
+            path: path.to_string(),
+            line,
+            message: message.to_string(),
+            date: date.to_string(),
+        });
     }
 
     /// Votes on a patch set: label → account → value (no zero entries).

@@ -17,7 +17,9 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::id::{ChangeRef, encode_segment};
-use super::types::{AccountInfo, ChangeInfo, CommitInfo, FileInfo, ReviewInput, ReviewResult};
+use super::types::{
+    AccountInfo, ChangeInfo, CommentInfo, CommitInfo, FileInfo, ReviewInput, ReviewResult,
+};
 use crate::error::{ApiError, ErrorKind, Service};
 use crate::http::{excerpt, status_error, transport_error};
 use crate::netrc::Credentials;
@@ -202,6 +204,18 @@ impl GerritClient {
     ) -> Result<CommitInfo, ApiError> {
         let path = revision_path(change, revision, "commit");
         self.get(&format!("get commit of {change}/{revision}"), &path, &[])
+            .await
+    }
+
+    /// `GET /changes/{id}/comments`: the published comments of every patch
+    /// set, path → comments (the path is the key, not repeated in each
+    /// entry; `/PATCHSET_LEVEL` holds patchset-level comments).
+    pub async fn comments(
+        &self,
+        change: &ChangeRef,
+    ) -> Result<BTreeMap<String, Vec<CommentInfo>>, ApiError> {
+        let path = format!("changes/{}/comments", change.url_segment());
+        self.get(&format!("get comments of {change}"), &path, &[])
             .await
     }
 

@@ -11,7 +11,7 @@ pub mod types;
 pub use client::{GerritClient, QueryOption, Revision};
 pub use id::{ChangeKey, ChangeRef, InvalidId};
 pub use types::{
-    AccountInfo, ApprovalInfo, ChangeInfo, ChangeMessageInfo, ChangeStatus, CommitInfo, FileInfo,
-    GitPerson, LabelInfo, Notify, ReviewInput, ReviewResult, RevisionInfo, current_patch_set,
-    parse_timestamp, patch_set_ref,
+    AccountInfo, ApprovalInfo, ChangeInfo, ChangeMessageInfo, ChangeStatus, CommentInfo,
+    CommitInfo, FileInfo, GitPerson, LabelInfo, Notify, ReviewInput, ReviewResult, RevisionInfo,
+    current_patch_set, parse_timestamp, patch_set_ref,
 };

@@ -238,6 +238,33 @@ pub struct ChangeMessageInfo {
     pub revision_number: Option<u32>,
 }
 
+/// A published comment (`GET /changes/{id}/comments`), inline or
+/// patchset-level (path `/PATCHSET_LEVEL`, Gerrit 3.3+: where the text typed
+/// in the reply box goes, so the change message only says `(1 comment)`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CommentInfo {
+    pub id: String,
+    /// Absent inside the path → comments map (the key is the path).
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub patch_set: Option<u32>,
+    /// Absent for file-level and patchset-level comments.
+    #[serde(default)]
+    pub line: Option<u32>,
+    #[serde(default)]
+    pub message: String,
+    /// Gerrit timestamp (UTC) of publication; see [`parse_timestamp`].
+    #[serde(default)]
+    pub updated: String,
+    /// With details only when the caller may see them.
+    #[serde(default)]
+    pub author: Option<AccountInfo>,
+    /// The id of the comment this one replies to.
+    #[serde(default)]
+    pub in_reply_to: Option<String>,
+}
+
 /// One file of a patch set (`.../files`). `status` is absent for a
 /// modified file, else `A`, `D`, `R`, `C` or `W`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -549,5 +576,62 @@ mod tests {
         ] {
             assert_eq!(parse_timestamp(bad), None, "{bad:?}");
         }
+    }
+
+    /// `GET /changes/{id}/comments` as a 3.x server answers it: path →
+    /// comments, no `path` inside the entries, fields this client ignores.
+    const COMMENTS: &str = r#"{
+      "/PATCHSET_LEVEL": [
+        {"author": {"_account_id": 1000300, "name": "Sam Reviewer",
+                    "email": "sam@example.com", "username": "sam"},
+         "change_message_id": "af7e6f1e0c4c0b5e2b2a1b7e3d9c8f6a5e4d3c2b",
+         "unresolved": false, "patch_set": 4, "id": "9f3a2b1c_4d5e6f70",
+         "updated": "2023-03-14 17:02:11.000000000",
+         "message": "bionicbb:retry\nThe first run hit the known pthread flake.",
+         "commit_id": "8e1d2c3b4a5f60718293a4b5c6d7e8f901234567"}
+      ],
+      "libc/bionic/strtod.cpp": [
+        {"author": {"_account_id": 1000100, "name": "Dana Dev",
+                    "email": "dana@example.com"},
+         "unresolved": true, "patch_set": 3, "id": "1a2b3c4d_5e6f7a8b",
+         "line": 42, "range": {"start_line": 42, "start_character": 0,
+                                "end_line": 42, "end_character": 9},
+         "updated": "2023-03-13 09:15:00.123000000",
+         "message": "Why not strtold here?"},
+        {"author": {"_account_id": 1000300},
+         "patch_set": 3, "id": "2b3c4d5e_6f7a8b9c", "in_reply_to": "1a2b3c4d_5e6f7a8b",
+         "updated": "2023-03-13 10:00:00.000000000", "message": "Done",
+         "side": "REVISION", "some_future_field": {"x": 1}}
+      ]
+    }"#;
+
+    #[test]
+    fn comments_map_deserializes() {
+        let map: BTreeMap<String, Vec<CommentInfo>> =
+            serde_json::from_str(COMMENTS).expect("comments");
+        assert_eq!(map.len(), 2);
+        let level = &map["/PATCHSET_LEVEL"][0];
+        assert_eq!(level.id, "9f3a2b1c_4d5e6f70");
+        assert_eq!(level.path, None);
+        assert_eq!(level.patch_set, Some(4));
+        assert_eq!(level.line, None);
+        assert!(level.message.starts_with("bionicbb:retry\n"));
+        assert_eq!(parse_timestamp(&level.updated), Some(1_678_813_331));
+        let author = level.author.as_ref().expect("author");
+        assert_eq!(author.account_id, 1_000_300);
+        assert_eq!(author.email.as_deref(), Some("sam@example.com"));
+        let inline = &map["libc/bionic/strtod.cpp"];
+        assert_eq!(inline[0].line, Some(42));
+        assert_eq!(inline[0].in_reply_to, None);
+        assert_eq!(inline[1].in_reply_to.as_deref(), Some("1a2b3c4d_5e6f7a8b"));
+        assert_eq!(
+            inline[1].author.as_ref().map(|a| a.email.clone()),
+            Some(None)
+        );
+        // The path repeated inside an entry (other endpoints) is read too.
+        let one: CommentInfo =
+            serde_json::from_str(r#"{"id": "x", "path": "a.c", "message": "m"}"#).expect("one");
+        assert_eq!(one.path.as_deref(), Some("a.c"));
+        assert_eq!(one.updated, "");
     }
 }

@@ -1,11 +1,11 @@
 //! JSON views of the fake's model, shaped by the query options the way
 //! Gerrit's `ChangeJson` shapes them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use super::{Account, Change, FakeMessage, Model, PatchSet};
+use super::{Account, Change, FakeComment, FakeMessage, Model, PatchSet};
 
 /// The `o=` options the fake understands (unknown ones are a 400).
 #[derive(Debug, Clone, Copy, Default)]
@@ -310,5 +310,43 @@ fn message(model: &Model, m: &FakeMessage, detailed: bool) -> Value {
     out.insert("date".into(), json!(m.date));
     out.insert("message".into(), json!(m.message));
     out.insert("_revision_number".into(), json!(m.patch_set));
+    Value::Object(out)
+}
+
+/// `GET /changes/{id}/comments`: path → CommentInfo list, sorted by path
+/// and then by patch set, line and date as Gerrit sorts them; the path is
+/// the key and not repeated in the entries; authors with details.
+pub fn comments(model: &Model, c: &Change) -> Value {
+    let mut by_path: BTreeMap<&str, Vec<&FakeComment>> = BTreeMap::new();
+    for comment in &c.comments {
+        by_path
+            .entry(comment.path.as_str())
+            .or_default()
+            .push(comment);
+    }
+    let mut out = Map::new();
+    for (path, mut list) in by_path {
+        list.sort_by(|a, b| (a.patch_set, a.line, &a.date).cmp(&(b.patch_set, b.line, &b.date)));
+        let entries: Vec<Value> = list
+            .into_iter()
+            .map(|comment| {
+                let mut entry = Map::new();
+                entry.insert("author".into(), account(model, comment.author, true));
+                entry.insert("unresolved".into(), json!(false));
+                entry.insert("patch_set".into(), json!(comment.patch_set));
+                entry.insert("id".into(), json!(comment.id));
+                if let Some(line) = comment.line {
+                    entry.insert("line".into(), json!(line));
+                }
+                entry.insert("updated".into(), json!(comment.date));
+                entry.insert("message".into(), json!(comment.message));
+                if let Some(p) = c.patch_sets.iter().find(|p| p.number == comment.patch_set) {
+                    entry.insert("commit_id".into(), json!(p.sha));
+                }
+                Value::Object(entry)
+            })
+            .collect();
+        out.insert(path.to_string(), Value::Array(entries));
+    }
     Value::Object(out)
 }

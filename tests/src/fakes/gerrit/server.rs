@@ -124,6 +124,10 @@ fn route(
             let c = resolve_change(&model, id)?;
             Ok(render::change(&model, c, opts.detail(), None))
         }
+        ["changes", id, "comments"] if get => {
+            let c = resolve_change(&model, id)?;
+            Ok(render::comments(&model, c))
+        }
         ["changes", id, "revisions", rev, "review"] if get => {
             let c = resolve_change(&model, id)?;
             let ps = resolve_revision(c, rev)?;
