@@ -173,7 +173,8 @@ impl Effects {
             }
             tracing::info!(
                 %job, started_at,
-                "an earlier trigger of this build never reached Jenkins; triggering it again"
+                "an earlier trigger of this build had an unknown outcome, and Jenkins has no such \
+                 item or build: triggering it again"
             );
         }
         match self.jenkins.trigger(&path, params).await {
