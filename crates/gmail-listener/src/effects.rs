@@ -11,6 +11,8 @@ use bionicbb_core::event::Decision;
 use bionicbb_core::gerrit::{ChangeRef, GerritClient, Notify, QueryOption, ReviewInput, Revision};
 use bionicbb_core::jenkins::{JenkinsClient, JobPath};
 use bionicbb_core::ledger::{self, Begin, EffectKey, Ledger, metric_names as names};
+
+use crate::lost_trigger::{self, Found, TriggerFailure};
 use serde_json::{Value, json};
 
 /// What became of one decision.
@@ -54,14 +56,6 @@ pub struct Effects {
 
 fn passing_ledger(e: ledger::LedgerError) -> Outcome {
     Outcome::Passing(format!("ledger: {e}"))
-}
-
-/// Jenkins errors after which triggering again cannot help.
-fn jenkins_permanent(e: &ApiError) -> bool {
-    matches!(
-        e.kind,
-        ErrorKind::NotFound | ErrorKind::Rejected | ErrorKind::InvalidInput | ErrorKind::Conflict
-    )
 }
 
 /// Gerrit errors after which posting again cannot help.
@@ -127,7 +121,7 @@ impl Effects {
         mail_date: Option<i64>,
     ) -> Outcome {
         let payload = json!({ "job": job, "params": params });
-        match self
+        let in_doubt_since = match self
             .ledger
             .begin_effect(key, "build", &payload, ledger::now())
         {
@@ -148,20 +142,41 @@ impl Effects {
                     Err(e) => passing_ledger(e),
                 };
             }
-            Ok(Begin::InDoubt { started_at, .. }) => {
-                tracing::warn!(
-                    %job, started_at,
-                    "an earlier trigger of this build has an unknown outcome; triggering again \
-                     (Jenkins merges it into an identical item still in the queue, but a build \
-                     that already left the queue may run twice)"
-                );
-            }
-            Ok(Begin::New) => {}
-        }
+            Ok(Begin::InDoubt { started_at, .. }) => Some(started_at),
+            Ok(Begin::New) => None,
+        };
         let path = match JobPath::parse(job) {
             Ok(p) => p,
             Err(e) => return self.fail(key, format!("{job}: invalid job name: {e}")),
         };
+        if let Some(started_at) = in_doubt_since {
+            // An earlier trigger's answer was lost: ask Jenkins before
+            // triggering again (see `lost_trigger`).
+            let found = match self.look_for_lost_trigger(&path, params, started_at).await {
+                Ok(found) => found,
+                Err(e) => {
+                    return Outcome::Passing(format!(
+                        "{job}: looking for the build an earlier trigger may have started: {e}"
+                    ));
+                }
+            };
+            if let Some(result) = found.result() {
+                tracing::info!(%job, ?found, "found the build the lost answer had started");
+                if let Err(e) = self.ledger.record_effect_progress(key, &result) {
+                    return passing_ledger(e);
+                }
+                if let Err(e) = self.ledger.finish_effect(key, &result, ledger::now()) {
+                    return passing_ledger(e);
+                }
+                self.count_trigger(job, mail_date);
+                return self.triggered(format!("{job}: was triggered ({result})"), &result);
+            }
+            tracing::info!(
+                %job, started_at,
+                "an earlier trigger of this build had an unknown outcome, and Jenkins has no such \
+                 item or build: triggering it again"
+            );
+        }
         match self.jenkins.trigger(&path, params).await {
             Ok(id) => {
                 let result = json!({ "queue_id": id.0 });
@@ -175,22 +190,49 @@ impl Effects {
                 tracing::info!(%job, queue_item = id.0, "build triggered");
                 self.triggered(format!("{job}: queued as item {id}"), &result)
             }
-            Err(e) if jenkins_permanent(&e) => {
-                tracing::error!(%job, error = %e, "Jenkins refused the build for good");
-                self.fail(key, format!("{job}: {e}"))
-            }
-            Err(e) => {
-                // An answer with an error status means nothing was queued:
-                // free the key. Without an answer (a timeout) the outcome is
-                // unknown: leave it started, it comes back in doubt.
-                if e.status.is_some()
-                    && let Err(le) = self.ledger.fail_effect(key, &e.to_string())
-                {
-                    return passing_ledger(le);
+            Err(e) => match lost_trigger::classify(&e) {
+                TriggerFailure::Permanent => {
+                    tracing::error!(%job, error = %e, "Jenkins refused the build for good");
+                    self.fail(key, format!("{job}: {e}"))
                 }
-                Outcome::Passing(format!("{job}: {e}"))
-            }
+                TriggerFailure::NotQueued => {
+                    // Jenkins answered with an error: nothing was queued,
+                    // free the key for the next poll.
+                    if let Err(le) = self.ledger.fail_effect(key, &e.to_string()) {
+                        return passing_ledger(le);
+                    }
+                    Outcome::Passing(format!("{job}: {e}"))
+                }
+                TriggerFailure::Unknown => {
+                    // Maybe queued: leave the effect started. It comes back
+                    // in doubt, and the next poll asks Jenkins first.
+                    tracing::warn!(
+                        %job, error = %e,
+                        "the trigger's answer was lost; the next poll looks for the build \
+                         before triggering again"
+                    );
+                    Outcome::Passing(format!("{job}: {e}"))
+                }
+            },
         }
+    }
+
+    /// Asks Jenkins for what an earlier trigger, begun at `started_at`
+    /// (unix seconds), left: an item still waiting with our parameters, else
+    /// a build with them that started since.
+    async fn look_for_lost_trigger(
+        &self,
+        path: &JobPath,
+        params: &BTreeMap<String, String>,
+        started_at: i64,
+    ) -> Result<Found, ApiError> {
+        let queued = self.jenkins.find_queued(path, params).await?;
+        if queued.is_some() {
+            return Ok(Found::from_lookups(queued, None));
+        }
+        let since_ms = started_at.saturating_mul(1000);
+        let built = self.jenkins.find_build(path, params, since_ms).await?;
+        Ok(Found::from_lookups(None, built))
     }
 
     async fn reply(&self, key: &EffectKey, change: &ChangeRef, ps: u32, message: &str) -> Outcome {

@@ -5,4 +5,5 @@ pub mod effects;
 pub mod facts;
 pub mod gmail;
 pub mod health;
+pub mod lost_trigger;
 pub mod poll;

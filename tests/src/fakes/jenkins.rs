@@ -10,8 +10,11 @@
 //! - `GET queue/item/{id}/api/json` (`Queue$WaitingItem` / `Queue$LeftItem`,
 //!   forgotten 5 minutes after leaving), `POST queue/cancelItem?id=` (204,
 //!   404 `Provided id (N) not found`, 422 once started).
-//! - `GET job/.../api/json`, `GET job/.../{n}/api/json` (both honour the top
-//!   level of `tree=`), `POST job/.../{n}/stop` (302 to the build).
+//! - `GET queue/api/json` (the waiting items), `GET job/.../api/json` (with
+//!   `builds`, newest first, each with its `ParametersAction` and
+//!   `timestamp`), `GET job/.../{n}/api/json`; all honour `tree=` with
+//!   nested selections and `{M,N}` ranges. `POST job/.../{n}/stop` (302 to
+//!   the build).
 //! - `GET crumbIssuer/api/json`: a crumb bound to a new `JSESSIONID.*` cookie.
 //!
 //! Authentication: Basic with a user's API token needs no crumb; Basic with a
@@ -26,6 +29,7 @@
 mod model;
 mod notify;
 mod routes;
+mod tree;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -341,6 +345,13 @@ impl JenkinsFake {
     /// from now on.
     pub fn set_auto_run(&self, auto: Option<AutoRun>) {
         self.shared.lock().auto = auto;
+    }
+
+    /// The next trigger queues its build as usual, but its answer is lost:
+    /// the caller gets a 502 Bad Gateway, as from a reverse proxy that gave
+    /// up waiting for Jenkins. Calls add up.
+    pub fn lose_next_trigger_answer(&self) {
+        self.shared.lock().lose_answers += 1;
     }
 
     /// How long items that left the queue stay visible (5 minutes by default).

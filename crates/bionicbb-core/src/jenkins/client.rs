@@ -295,7 +295,7 @@ impl JenkinsClient {
         })
     }
 
-    fn url(&self, relative: &str) -> Result<Url, ApiError> {
+    pub(super) fn url(&self, relative: &str) -> Result<Url, ApiError> {
         self.base.join(relative).map_err(|e| {
             ApiError::new(
                 SERVICE,
@@ -310,7 +310,7 @@ impl JenkinsClient {
     }
 
     /// A GET with retries on passing faults, decoding a JSON answer.
-    async fn get_json<T: serde::de::DeserializeOwned>(
+    pub(super) async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         what: &str,
         url: &Url,

@@ -1,6 +1,7 @@
 //! Jenkins remote-API client and Notification-plugin payloads.
 pub mod client;
 pub mod job;
+pub mod lookup;
 pub mod notification;
 
 pub use client::{BuildInfo, JenkinsClient, QueueState};

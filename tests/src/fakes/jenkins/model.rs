@@ -110,6 +110,8 @@ pub(super) struct Model {
     pub auto: Option<AutoRun>,
     pub deliveries: Vec<Delivery>,
     pub left_ttl: Duration,
+    /// Triggers still to be answered with a 502 after queuing the build.
+    pub lose_answers: usize,
 }
 
 impl Model {
@@ -127,6 +129,7 @@ impl Model {
             auto: None,
             deliveries: Vec::new(),
             left_ttl: LEFT_ITEM_TTL,
+            lose_answers: 0,
         }
     }
 
@@ -280,7 +283,21 @@ impl Model {
         Some(v)
     }
 
-    /// `job/.../api/json` for a job.
+    /// `queue/api/json`: every item still waiting, oldest first.
+    pub fn queue_json(&self, root: &str) -> Value {
+        let items: Vec<Value> = self
+            .queue
+            .iter()
+            .map(|w| {
+                let mut v = item_json(w, root, "hudson.model.Queue$WaitingItem");
+                v["why"] = json!("In the quiet period. Expires in 4.9 sec");
+                v
+            })
+            .collect();
+        json!({"_class": "hudson.model.Queue", "discoverableItems": [], "items": items})
+    }
+
+    /// `job/.../api/json` for a job, with its builds newest first.
     pub fn job_json(&self, job: &str, root: &str) -> Option<Value> {
         let def = self.jobs.get(job)?;
         let mut v = json!({
@@ -294,6 +311,13 @@ impl Model {
             "inQueue": self.queue.iter().any(|w| w.job == job),
             "nextBuildNumber": def.next_build,
             "property": [],
+            "builds": self
+                .builds
+                .iter()
+                .rev()
+                .filter(|b| b.job == job)
+                .filter_map(|b| self.build_json(job, b.number, root))
+                .collect::<Vec<Value>>(),
         });
         if let Some(params) = &def.params {
             let defs: Vec<Value> = params
@@ -397,31 +421,4 @@ fn document(build: &BuildRec, root: &str, phase: &'static str, timestamp: u64) -
             artifacts: Artifacts,
         },
     }
-}
-
-/// Applies a `tree=a,b[c]` filter to the top level of an answer: only the
-/// named fields (and `_class`) are kept. Nested selections are not applied.
-pub(super) fn apply_tree(value: Value, tree: Option<&str>) -> Value {
-    let (Some(tree), Value::Object(map)) = (tree, &value) else {
-        return value;
-    };
-    let mut names = Vec::new();
-    let mut depth = 0usize;
-    let mut current = String::new();
-    for c in tree.chars() {
-        match c {
-            '[' | '{' => depth += 1,
-            ']' | '}' => depth = depth.saturating_sub(1),
-            ',' if depth == 0 => names.push(std::mem::take(&mut current)),
-            _ if depth == 0 => current.push(c),
-            _ => {}
-        }
-    }
-    names.push(current);
-    let kept = map
-        .iter()
-        .filter(|(k, _)| *k == "_class" || names.iter().any(|n| n.trim() == k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Value::Object(kept)
 }

@@ -11,7 +11,8 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use super::Shared;
-use super::model::{CancelOutcome, ScheduleError, Session, apply_tree, job_url};
+use super::model::{CancelOutcome, ScheduleError, Session, job_url};
+use super::tree::apply_tree;
 
 /// The name of the session cookie (Jenkins appends an instance hash).
 const SESSION_COOKIE: &str = "JSESSIONID.5e1c2d3f";
@@ -62,6 +63,18 @@ fn json_response(value: Value) -> Response {
 
 fn redirect(status: StatusCode, location: &str) -> Response {
     (status, [(header::LOCATION, location.to_string())]).into_response()
+}
+
+/// nginx's answer when the upstream did not answer in time.
+fn bad_gateway() -> Response {
+    (
+        StatusCode::BAD_GATEWAY,
+        [(header::CONTENT_TYPE, "text/html")],
+        "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+         <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n\
+         </body>\r\n</html>\r\n",
+    )
+        .into_response()
 }
 
 fn not_found() -> Response {
@@ -130,6 +143,10 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
             };
             let item = shared.lock().queue_item_json(id, &shared.root);
             item.map_or_else(not_found, |v| json_response(apply_tree(v, tree)))
+        }
+        ["queue", "api", "json"] if get => {
+            let queue = shared.lock().queue_json(&shared.root);
+            json_response(apply_tree(queue, tree))
         }
         ["queue", "cancelItem"] => {
             if method != Method::POST {
@@ -222,11 +239,24 @@ fn trigger(
     supplied: &[(String, String)],
     with_params: bool,
 ) -> Response {
-    let scheduled = {
+    let (scheduled, lose_answer) = {
         let mut model = shared.lock();
         model.triggers += 1;
-        model.schedule(job, supplied, with_params)
+        let scheduled = model.schedule(job, supplied, with_params);
+        let lose_answer = model.lose_answers > 0;
+        if lose_answer {
+            model.lose_answers -= 1;
+        }
+        (scheduled, lose_answer)
     };
+    if lose_answer {
+        // What a reverse proxy answers when Jenkins took too long: the
+        // build is queued (or refused) all the same, the caller cannot know.
+        if let Ok((id, true)) = scheduled {
+            shared.auto_run(id);
+        }
+        return bad_gateway();
+    }
     match scheduled {
         Ok((id, created)) => {
             if created {

@@ -1,0 +1,315 @@
+//! A Jenkins trigger whose answer was lost builds once: the Jenkins client's
+//! lookups against the fake Jenkins, then the real `gmail-listener` binary
+//! (needs it built: `cargo build -p gmail-listener`, or `cargo test
+//! --workspace`) against the fake Gerrit, Jenkins and Gmail.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use axum::http::Method;
+use bionicbb_core::config::Secret;
+use bionicbb_core::jenkins::{JenkinsClient, JobPath, QueueItemId};
+use bionicbb_core::retry::RetryPolicy;
+use bionicbb_core::{ErrorKind, tls};
+use bionicbb_tests::fakes::gerrit::GerritFake;
+use bionicbb_tests::fakes::gmail::GmailFake;
+use bionicbb_tests::fakes::jenkins::JenkinsFake;
+use bionicbb_tests::fault::Fault;
+use bionicbb_tests::harness::{
+    BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, GMAIL_TOKEN, JENKINS_TOKEN, JENKINS_USER,
+    Setup, free_port,
+};
+
+const JOB: &str = "bionic-presubmit";
+const KEY: &str = "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b";
+const RUN: Duration = Duration::from_secs(40);
+const FOUND: &str = "found the build the lost answer had started";
+
+fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn client(fake: &JenkinsFake) -> JenkinsClient {
+    JenkinsClient::new(
+        url::Url::parse(&fake.url()).unwrap(),
+        JENKINS_USER,
+        Secret::new(JENKINS_TOKEN),
+        Duration::from_secs(5),
+        RetryPolicy::once(Duration::from_secs(5)),
+    )
+    .unwrap()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+// ---------------------------------------------------------------------------
+// The client's lookups against the fake Jenkins.
+
+#[tokio::test]
+async fn a_lost_trigger_answer_is_a_502_but_the_item_is_queued_and_found() {
+    tls::install_crypto_provider();
+    let fake = JenkinsFake::start().await;
+    fake.add_user(JENKINS_USER, JENKINS_TOKEN);
+    fake.add_job("android/bionic presubmit", &[("REF", ""), ("LUNCH", "eng")]);
+    fake.add_job(JOB, &[("REF", ""), ("LUNCH", "eng")]);
+    let jenkins = client(&fake);
+    let folder = JobPath::parse("android/bionic presubmit").unwrap();
+    let top = JobPath::parse(JOB).unwrap();
+    let ours = params(&[("REF", "refs/changes/56/123456/4")]);
+
+    // The same parameters on the top-level job: not ours.
+    jenkins.trigger(&top, &ours).await.unwrap();
+    fake.lose_next_trigger_answer();
+    let err = jenkins.trigger(&folder, &ours).await.unwrap_err();
+    assert_eq!(err.status, Some(502), "{err}");
+    assert_eq!(err.kind, ErrorKind::Transient);
+    assert_eq!(fake.queue().len(), 2, "the build was queued all the same");
+    let folder_item = fake
+        .queue()
+        .into_iter()
+        .find(|q| q.job == "android/bionic presubmit")
+        .unwrap();
+    assert_eq!(folder_item.params["LUNCH"], "eng", "the job's default");
+
+    // Only the parameters sent are compared (LUNCH is a default).
+    assert_eq!(
+        jenkins.find_queued(&folder, &ours).await.unwrap(),
+        Some(QueueItemId(folder_item.id))
+    );
+    let other = params(&[("REF", "refs/changes/56/123456/5")]);
+    assert_eq!(jenkins.find_queued(&folder, &other).await.unwrap(), None);
+    assert_eq!(
+        jenkins
+            .find_build(&folder, &ours, now_ms() - 1000)
+            .await
+            .unwrap(),
+        None,
+        "still waiting: no build yet"
+    );
+
+    // Once started, the item is a build, found only since its trigger.
+    let number = fake.start_next("android/bionic presubmit").await.unwrap();
+    assert_eq!(jenkins.find_queued(&folder, &ours).await.unwrap(), None);
+    let (found, url) = jenkins
+        .find_build(&folder, &ours, now_ms() - 1000)
+        .await
+        .unwrap()
+        .expect("the build is found");
+    assert_eq!(found, number);
+    assert_eq!(
+        url,
+        format!("{}job/android/job/bionic%20presubmit/{number}/", fake.url())
+    );
+    assert_eq!(
+        jenkins
+            .find_build(&folder, &ours, now_ms() + 120_000)
+            .await
+            .unwrap(),
+        None,
+        "a build older than the trigger (beyond the clock slack) is not ours"
+    );
+    assert_eq!(jenkins.find_build(&folder, &other, 0).await.unwrap(), None);
+    let requests = fake.faults().requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("GET /queue/api/json?tree=")),
+        "{requests:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// gmail-listener end to end.
+
+struct World {
+    gerrit: GerritFake,
+    jenkins: JenkinsFake,
+    gmail: GmailFake,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    async fn new() -> World {
+        tls::install_crypto_provider();
+        let gerrit = GerritFake::start().await;
+        let jenkins = JenkinsFake::start().await;
+        let gmail = GmailFake::start().await;
+        gerrit.add_account("Bionic Buildbot", BOT_EMAIL, BOT_USER, BOT_HTTP_PASSWORD);
+        let dana = gerrit.add_account("Dana Dev", "dana@example.com", "dana", "pw-dana");
+        jenkins.add_user(JENKINS_USER, JENKINS_TOKEN);
+        jenkins.add_job(
+            JOB,
+            &[
+                ("REF", ""),
+                ("CHANGE_ID", ""),
+                ("PROJECT", ""),
+                ("CHANGE_NUMBER", ""),
+                ("PATCHSET", ""),
+                ("LUNCH_TARGET", "aosp_arm64-eng"),
+            ],
+        );
+        gmail.require_token(Some(GMAIL_TOKEN));
+        gmail.add_label("gerrit");
+        // Change 123456, patch set 2, as in `02-newpatchset-2.x.eml`.
+        let n = gerrit.create_change(
+            "platform/bionic",
+            "master",
+            KEY,
+            dana,
+            "Fix strtod rounding for denormals",
+        );
+        assert_eq!(n, 123456);
+        for _ in 0..2 {
+            gerrit.add_patch_set(n, "dana@example.com", &["libc/bionic/strtod.cpp"]);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let config = Setup {
+            dir: dir.path().to_path_buf(),
+            gerrit_url: gerrit.url().to_string(),
+            jenkins_url: jenkins.url(),
+            gmail_url: gmail.base_url(),
+            // Nothing listens there: these cases never drop a rejection.
+            listener_port: free_port(),
+            secret: "listener-shared-secret".to_string(),
+            extra: String::new(),
+        }
+        .write_config();
+        World {
+            gerrit,
+            jenkins,
+            gmail,
+            config,
+            _dir: dir,
+        }
+    }
+
+    fn deliver_new_patch_set(&self) -> String {
+        let path = format!(
+            "{}/data/emails/02-newpatchset-2.x.eml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        self.gmail.deliver(&raw, &["gerrit"])
+    }
+
+    async fn once(&self) -> (ExitStatus, String) {
+        let config = self.config.display().to_string();
+        Daemon::spawn("gmail-listener", &["--config", &config, "--once"])
+            .wait(RUN)
+            .await
+    }
+
+    /// Mails still waiting in the label.
+    fn labelled(&self) -> Vec<String> {
+        let trash = self.gmail.in_trash();
+        self.gmail
+            .messages_with_label("gerrit")
+            .into_iter()
+            .filter(|id| !trash.contains(id))
+            .collect()
+    }
+
+    /// Items waiting plus builds started.
+    fn queued_or_built(&self) -> usize {
+        self.jenkins.queue().len() + self.jenkins.builds().len()
+    }
+}
+
+fn assert_ok(status: ExitStatus, output: &str) {
+    assert!(status.success(), "exit {status:?}; output:\n{output}");
+}
+
+/// The first poll's trigger reaches Jenkins but its answer is lost: the poll
+/// fails with the mail kept, and the build is queued.
+async fn first_poll_loses_the_answer(w: &World) -> String {
+    let id = w.deliver_new_patch_set();
+    w.jenkins.lose_next_trigger_answer();
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "a passing fault fails --once:\n{output}");
+    assert_eq!(w.labelled(), vec![id.clone()], "{output}");
+    assert!(w.gmail.in_trash().is_empty());
+    assert_eq!(w.jenkins.triggers(), 1);
+    assert_eq!(w.jenkins.queue().len(), 1, "{output}");
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_whose_build_already_started_is_not_built_again() {
+    let w = World::new().await;
+    let id = first_poll_loses_the_answer(&w).await;
+    // The item leaves the queue: Jenkins would no longer merge a second
+    // identical trigger into it.
+    let number = w.jenkins.start_next(JOB).await.unwrap();
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(output.contains(FOUND), "{output}");
+    assert_eq!(w.jenkins.triggers(), 1, "not triggered again:\n{output}");
+    let builds = w.jenkins.builds();
+    assert_eq!(builds.len(), 1, "{builds:?}");
+    assert_eq!(builds[0].number, number);
+    assert_eq!(builds[0].params["PATCHSET"], "2");
+    assert!(w.jenkins.queue().is_empty());
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+
+    // A third poll has nothing left to do.
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(w.jenkins.triggers(), 1, "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_whose_item_still_waits_is_found_in_the_queue() {
+    let w = World::new().await;
+    let id = first_poll_loses_the_answer(&w).await;
+    let waiting = w.jenkins.queue()[0].id;
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(output.contains(FOUND), "{output}");
+    assert_eq!(w.jenkins.triggers(), 1, "not triggered again:\n{output}");
+    assert_eq!(w.queued_or_built(), 1);
+    assert_eq!(w.jenkins.queue()[0].id, waiting);
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+    // Started later, it is still the only build.
+    w.jenkins.start_next(JOB).await.unwrap();
+    assert_eq!(w.queued_or_built(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_jenkins_refused_with_503_is_sent_again() {
+    let w = World::new().await;
+    let id = w.deliver_new_patch_set();
+    w.jenkins.faults().fail_next(
+        Some(Method::POST),
+        "buildWithParameters",
+        1,
+        Fault::status(503, "Service Unavailable"),
+    );
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "a passing fault fails --once:\n{output}");
+    assert_eq!(w.queued_or_built(), 0, "nothing was queued");
+    assert_eq!(w.labelled(), vec![id.clone()]);
+
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(!output.contains(FOUND), "{output}");
+    assert_eq!(w.jenkins.triggers(), 1, "{output}");
+    assert_eq!(w.queued_or_built(), 1);
+    assert_eq!(
+        w.jenkins.queue()[0].params["REF"],
+        "refs/changes/56/123456/2"
+    );
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+    // The Gerrit fake saw no vote or message from these runs.
+    assert!(w.gerrit.reviews_posted().is_empty());
+}
