@@ -23,6 +23,7 @@ pub mod netrc;
 pub mod retry;
 pub mod review;
 pub mod runtime;
+pub mod timefmt;
 pub mod tls;
 
 pub use error::{ApiError, ErrorKind, Service};

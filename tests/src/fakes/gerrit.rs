@@ -521,22 +521,5 @@ fn now() -> String {
 
 /// Formats epoch seconds as `YYYY-MM-DD hh:mm:ss.nnnnnnnnn` (UTC).
 pub fn format_timestamp(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // H. Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{nanos:09}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    bionicbb_core::timefmt::format_gerrit(secs, nanos)
 }

@@ -324,61 +324,7 @@ pub struct ReviewResult {
 /// Parses a Gerrit REST timestamp `YYYY-MM-DD hh:mm:ss[.fffffffff]` (UTC)
 /// into seconds since the Unix epoch; the fraction is dropped.
 pub fn parse_timestamp(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (date, time) = s.split_once(' ')?;
-    let time = time.split_once('.').map_or(time, |(whole, frac)| {
-        // The fraction must still be digits, or the input is not a timestamp.
-        if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            ""
-        } else {
-            whole
-        }
-    });
-    let num = |part: &str, len: usize| -> Option<i64> {
-        if part.len() == len && part.bytes().all(|b| b.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
-    };
-    let mut d = date.split('-');
-    let (year, month, day) = (num(d.next()?, 4)?, num(d.next()?, 2)?, num(d.next()?, 2)?);
-    let mut t = time.split(':');
-    let (hour, minute, second) = (num(t.next()?, 2)?, num(t.next()?, 2)?, num(t.next()?, 2)?);
-    if d.next().is_some() || t.next().is_some() {
-        return None;
-    }
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    crate::timefmt::parse_gerrit(s)
 }
 
 #[cfg(test)]
