@@ -6,3 +6,4 @@ pub mod fakes;
 pub mod fault;
 pub mod harness;
 pub mod mailgen;
+pub mod world;

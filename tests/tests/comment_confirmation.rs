@@ -4,31 +4,21 @@
 //! `gmail-listener --once` against the fake Gerrit, Jenkins and Gmail, plus
 //! the client's `GET /changes/{id}/comments` against the fake.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
 use bionicbb_core::config::Secret;
 use bionicbb_core::error::ErrorKind;
 use bionicbb_core::gerrit::{ChangeRef, GerritClient};
 use bionicbb_core::netrc::Credentials;
 use bionicbb_core::retry::RetryPolicy;
 use bionicbb_tests::fakes::gerrit::{GerritFake, format_timestamp};
-use bionicbb_tests::fakes::gmail::GmailFake;
-use bionicbb_tests::fakes::jenkins::JenkinsFake;
 use bionicbb_tests::fault::Fault;
-use bionicbb_tests::harness::{
-    BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, GMAIL_TOKEN, JENKINS_TOKEN, JENKINS_USER, Setup,
-};
+use bionicbb_tests::harness::{BOT_HTTP_PASSWORD, BOT_USER};
 use bionicbb_tests::mailgen::{self, MailChange, Person};
+use bionicbb_tests::world::{self, KEY, fixture};
 use serde_json::Value;
 
-const KEY: &str = "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b";
-const SECRET: &str = "listener-shared-secret";
-const RUN: Duration = Duration::from_secs(40);
 /// The comment date of fixture 10: 2023-03-14 17:02:11 UTC.
 const FIXTURE_10_DATE: i64 = 1_678_813_331;
 /// The mail of a Gerrit 3.8 review on patch set 4 by Sam Reviewer:
@@ -40,131 +30,32 @@ const ONE_COMMENT: &str = "Patch Set 4: Code-Review+1 Verified+1\n\n(1 comment)"
 const LEVEL_TEXT: &str =
     "bionicbb:retry\nThe first run hit the known pthread flake; the change itself looks fine.";
 
+/// The shared gmail-listener world with the sample change at four patch
+/// sets (the fixture's patch set is current).
 struct World {
-    gerrit: GerritFake,
-    jenkins: JenkinsFake,
-    gmail: GmailFake,
-    /// `/drop-rejection` requests received (the fixture adds `Verified+1`).
-    drops: Arc<Mutex<Vec<Value>>>,
-    config: PathBuf,
-    sam: u64,
-    stranger: u64,
-    /// The sample change, with four patch sets (the fixture's is current).
+    base: world::World,
     change: u64,
-    _dir: tempfile::TempDir,
 }
 
-/// A stand-in for build-listener's `/drop-rejection`: records the body,
-/// answers 202.
-async fn drop_rejection_stub() -> (u16, Arc<Mutex<Vec<Value>>>) {
-    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let log = seen.clone();
-    let app = axum::Router::new().route(
-        "/drop-rejection",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let log = log.clone();
-            async move {
-                let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
-                    == Some(&format!("Bearer {SECRET}"));
-                if !authorized {
-                    return StatusCode::UNAUTHORIZED;
-                }
-                let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
-                log.lock().unwrap().push(body);
-                StatusCode::ACCEPTED
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (port, seen)
+impl std::ops::Deref for World {
+    type Target = world::World;
+    fn deref(&self) -> &world::World {
+        &self.base
+    }
 }
 
 impl World {
     async fn new() -> World {
-        bionicbb_core::tls::install_crypto_provider();
-        let gerrit = GerritFake::start().await;
-        let jenkins = JenkinsFake::start().await;
-        let gmail = GmailFake::start().await;
-        gerrit.add_account("Bionic Buildbot", BOT_EMAIL, BOT_USER, BOT_HTTP_PASSWORD);
-        let dana = gerrit.add_account("Dana Dev", "dana@example.com", "dana", "pw-dana");
-        let sam = gerrit.add_account("Sam Reviewer", "sam@example.com", "sam", "pw-sam");
-        let stranger = gerrit.add_account("Mallory", "stranger@evil.org", "mallory", "pw-m");
-        jenkins.add_user(JENKINS_USER, JENKINS_TOKEN);
-        jenkins.add_job(
-            "bionic-presubmit",
-            &[
-                ("REF", ""),
-                ("CHANGE_ID", ""),
-                ("PROJECT", ""),
-                ("CHANGE_NUMBER", ""),
-                ("PATCHSET", ""),
-                ("LUNCH_TARGET", "aosp_arm64-eng"),
-            ],
-        );
-        gmail.require_token(Some(GMAIL_TOKEN));
-        gmail.add_label("gerrit");
-        let (port, drops) = drop_rejection_stub().await;
-        let dir = tempfile::tempdir().unwrap();
-        let config = Setup {
-            dir: dir.path().to_path_buf(),
-            gerrit_url: gerrit.url().to_string(),
-            jenkins_url: jenkins.url(),
-            gmail_url: gmail.base_url(),
-            listener_port: port,
-            secret: SECRET.to_string(),
-            extra: String::new(),
-        }
-        .write_config();
-        let change = gerrit.create_change(
-            "platform/bionic",
-            "master",
-            KEY,
-            dana,
-            "Fix strtod rounding for denormals",
-        );
-        for _ in 0..4 {
-            gerrit.add_patch_set(change, "dana@example.com", &["libc/bionic/strtod.cpp"]);
-        }
-        World {
-            gerrit,
-            jenkins,
-            gmail,
-            drops,
-            config,
-            sam,
-            stranger,
-            change,
-            _dir: dir,
-        }
+        let base = world::World::new().await;
+        let change = base.sample_change(4);
+        World { base, change }
     }
 
-    fn deliver(&self, raw: &[u8]) -> String {
-        self.gmail.deliver(raw, &["gerrit"])
-    }
-
+    /// One `gmail-listener --once` run, which must succeed.
     async fn once(&self) -> (ExitStatus, String) {
-        let config = self.config.display().to_string();
-        let (status, output) = Daemon::spawn("gmail-listener", &["--config", &config, "--once"])
-            .wait(RUN)
-            .await;
+        let (status, output) = self.base.once().await;
         assert!(status.success(), "exit {status:?}; output:\n{output}");
         (status, output)
-    }
-
-    /// Every build queued or started, with its parameters.
-    fn builds(&self) -> Vec<(String, BTreeMap<String, String>)> {
-        let mut all: Vec<_> = self
-            .jenkins
-            .queue()
-            .into_iter()
-            .map(|q| (q.job, q.params))
-            .collect();
-        all.extend(self.jenkins.builds().into_iter().map(|b| (b.job, b.params)));
-        all
     }
 
     /// The `GET .../comments` requests Gerrit saw.
@@ -190,11 +81,6 @@ impl World {
         };
         mailgen::comment(&change, 4, author, votes, text, date)
     }
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/data/emails/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn gerrit_date(secs: i64) -> String {

@@ -4,7 +4,6 @@
 //! --workspace`) against the fake Gerrit, Jenkins and Gmail.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -13,18 +12,12 @@ use bionicbb_core::config::Secret;
 use bionicbb_core::jenkins::{JenkinsClient, JobPath, QueueItemId};
 use bionicbb_core::retry::RetryPolicy;
 use bionicbb_core::{ErrorKind, tls};
-use bionicbb_tests::fakes::gerrit::GerritFake;
-use bionicbb_tests::fakes::gmail::GmailFake;
 use bionicbb_tests::fakes::jenkins::JenkinsFake;
 use bionicbb_tests::fault::Fault;
-use bionicbb_tests::harness::{
-    BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, GMAIL_TOKEN, JENKINS_TOKEN, JENKINS_USER,
-    Setup, free_port,
-};
+use bionicbb_tests::harness::{JENKINS_TOKEN, JENKINS_USER};
+use bionicbb_tests::world::{self, fixture};
 
 const JOB: &str = "bionic-presubmit";
-const KEY: &str = "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b";
-const RUN: Duration = Duration::from_secs(40);
 const FOUND: &str = "found the build the lost answer had started";
 
 fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -131,93 +124,28 @@ async fn a_lost_trigger_answer_is_a_502_but_the_item_is_queued_and_found() {
 // ---------------------------------------------------------------------------
 // gmail-listener end to end.
 
+/// The shared gmail-listener world with change 123456 at two patch sets,
+/// as `02-newpatchset-2.x.eml` expects.
 struct World {
-    gerrit: GerritFake,
-    jenkins: JenkinsFake,
-    gmail: GmailFake,
-    config: PathBuf,
-    _dir: tempfile::TempDir,
+    base: world::World,
+}
+
+impl std::ops::Deref for World {
+    type Target = world::World;
+    fn deref(&self) -> &world::World {
+        &self.base
+    }
 }
 
 impl World {
     async fn new() -> World {
-        tls::install_crypto_provider();
-        let gerrit = GerritFake::start().await;
-        let jenkins = JenkinsFake::start().await;
-        let gmail = GmailFake::start().await;
-        gerrit.add_account("Bionic Buildbot", BOT_EMAIL, BOT_USER, BOT_HTTP_PASSWORD);
-        let dana = gerrit.add_account("Dana Dev", "dana@example.com", "dana", "pw-dana");
-        jenkins.add_user(JENKINS_USER, JENKINS_TOKEN);
-        jenkins.add_job(
-            JOB,
-            &[
-                ("REF", ""),
-                ("CHANGE_ID", ""),
-                ("PROJECT", ""),
-                ("CHANGE_NUMBER", ""),
-                ("PATCHSET", ""),
-                ("LUNCH_TARGET", "aosp_arm64-eng"),
-            ],
-        );
-        gmail.require_token(Some(GMAIL_TOKEN));
-        gmail.add_label("gerrit");
-        // Change 123456, patch set 2, as in `02-newpatchset-2.x.eml`.
-        let n = gerrit.create_change(
-            "platform/bionic",
-            "master",
-            KEY,
-            dana,
-            "Fix strtod rounding for denormals",
-        );
-        assert_eq!(n, 123456);
-        for _ in 0..2 {
-            gerrit.add_patch_set(n, "dana@example.com", &["libc/bionic/strtod.cpp"]);
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let config = Setup {
-            dir: dir.path().to_path_buf(),
-            gerrit_url: gerrit.url().to_string(),
-            jenkins_url: jenkins.url(),
-            gmail_url: gmail.base_url(),
-            // Nothing listens there: these cases never drop a rejection.
-            listener_port: free_port(),
-            secret: "listener-shared-secret".to_string(),
-            extra: String::new(),
-        }
-        .write_config();
-        World {
-            gerrit,
-            jenkins,
-            gmail,
-            config,
-            _dir: dir,
-        }
+        let base = world::World::new().await;
+        assert_eq!(base.sample_change(2), 123456);
+        World { base }
     }
 
     fn deliver_new_patch_set(&self) -> String {
-        let path = format!(
-            "{}/data/emails/02-newpatchset-2.x.eml",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        self.gmail.deliver(&raw, &["gerrit"])
-    }
-
-    async fn once(&self) -> (ExitStatus, String) {
-        let config = self.config.display().to_string();
-        Daemon::spawn("gmail-listener", &["--config", &config, "--once"])
-            .wait(RUN)
-            .await
-    }
-
-    /// Mails still waiting in the label.
-    fn labelled(&self) -> Vec<String> {
-        let trash = self.gmail.in_trash();
-        self.gmail
-            .messages_with_label("gerrit")
-            .into_iter()
-            .filter(|id| !trash.contains(id))
-            .collect()
+        self.deliver(&fixture("02-newpatchset-2.x.eml"))
     }
 
     /// Items waiting plus builds started.
