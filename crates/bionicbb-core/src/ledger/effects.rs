@@ -219,31 +219,17 @@ impl Ledger {
     pub fn finish_effect(&self, key: &EffectKey, result: &Value, now: i64) -> Result<()> {
         const OP: &str = "finish an effect";
         let text = to_json(OP, result)?;
-        self.write(OP, |tx| {
-            let state: Option<String> = tx
-                .query_row(
-                    "SELECT state FROM effects WHERE key = ?1",
-                    [key.as_str()],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(sql(OP))?;
-            match state.as_deref() {
-                None => Err(LedgerError::NotFound {
-                    op: OP,
-                    what: format!("effect {key} (begin it first)"),
-                }),
-                Some("done") => Ok(()),
-                Some(_) => {
-                    tx.execute(
-                        "UPDATE effects
+        self.write(OP, |tx| match existing_state(tx, key, OP)?.as_str() {
+            "done" => Ok(()),
+            _ => {
+                tx.execute(
+                    "UPDATE effects
                          SET state = 'done', result = ?2, error = NULL, finished_at = ?3
                          WHERE key = ?1",
-                        params![key.as_str(), text, now],
-                    )
-                    .map_err(sql(OP))?;
-                    Ok(())
-                }
+                    params![key.as_str(), text, now],
+                )
+                .map_err(sql(OP))?;
+                Ok(())
             }
         })
     }
@@ -253,33 +239,38 @@ impl Ledger {
     /// Failing a done effect is refused: it did happen.
     pub fn fail_effect(&self, key: &EffectKey, error: &str) -> Result<()> {
         const OP: &str = "fail an effect";
-        self.write(OP, |tx| {
-            let state: Option<String> = tx
-                .query_row(
-                    "SELECT state FROM effects WHERE key = ?1",
-                    [key.as_str()],
-                    |row| row.get(0),
+        self.write(OP, |tx| match existing_state(tx, key, OP)?.as_str() {
+            "done" => Err(LedgerError::Invalid {
+                op: OP,
+                detail: format!("effect {key} is already done"),
+            }),
+            _ => {
+                tx.execute(
+                    "UPDATE effects SET state = 'failed', error = ?2 WHERE key = ?1",
+                    params![key.as_str(), error],
                 )
-                .optional()
                 .map_err(sql(OP))?;
-            match state.as_deref() {
-                None => Err(LedgerError::NotFound {
-                    op: OP,
-                    what: format!("effect {key} (begin it first)"),
-                }),
-                Some("done") => Err(LedgerError::Invalid {
-                    op: OP,
-                    detail: format!("effect {key} is already done"),
-                }),
-                Some(_) => {
-                    tx.execute(
-                        "UPDATE effects SET state = 'failed', error = ?2 WHERE key = ?1",
-                        params![key.as_str(), error],
-                    )
-                    .map_err(sql(OP))?;
-                    Ok(())
-                }
+                Ok(())
             }
         })
     }
+}
+
+/// The state of an effect that must already have been begun.
+fn existing_state(
+    tx: &rusqlite::Transaction<'_>,
+    key: &EffectKey,
+    op: &'static str,
+) -> Result<String> {
+    tx.query_row(
+        "SELECT state FROM effects WHERE key = ?1",
+        [key.as_str()],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(sql(op))?
+    .ok_or_else(|| LedgerError::NotFound {
+        op,
+        what: format!("effect {key} (begin it first)"),
+    })
 }
