@@ -83,9 +83,4 @@ impl ApiError {
     pub fn is_transient(&self) -> bool {
         matches!(self.kind, ErrorKind::Transient | ErrorKind::RateLimited)
     }
-
-    /// True when retrying can never help.
-    pub fn is_permanent(&self) -> bool {
-        !self.is_transient()
-    }
 }
