@@ -109,6 +109,14 @@ pub struct Worker {
 /// new work anyway; this bounds the effect of a missed wake-up).
 const IDLE_WAIT: Duration = Duration::from_secs(30);
 
+/// Finished history (done mails and effects, seen builds, posted reviews)
+/// older than this is pruned, so the ledger does not grow without bound.
+/// Long past any late duplicate notification or mail it guards against.
+const KEEP_HISTORY_SECS: i64 = 30 * 24 * 3600;
+
+/// How often the worker prunes.
+const PRUNE_EVERY_SECS: i64 = 24 * 3600;
+
 impl Worker {
     pub fn new(
         ledger: Ledger,
@@ -130,11 +138,16 @@ impl Worker {
     /// Runs until `shutdown` turns true; an item in hand is finished first
     /// (the outbox is durable, stopping between items loses nothing).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut next_prune = 0;
         loop {
             if *shutdown.borrow() {
                 break;
             }
             let now = ledger::now();
+            if now >= next_prune {
+                next_prune = now + PRUNE_EVERY_SECS;
+                self.prune(now).await;
+            }
             let wait = match with_ledger(&self.ledger, move |l| l.next_due(now)).await {
                 Ok(Some(item)) => {
                     self.handle(item).await;
@@ -158,6 +171,16 @@ impl Worker {
             }
         }
         tracing::info!("outbox worker stopped");
+    }
+
+    /// Deletes finished history older than [`KEEP_HISTORY_SECS`].
+    async fn prune(&self, now: i64) {
+        let cutoff = now - KEEP_HISTORY_SECS;
+        match with_ledger(&self.ledger, move |l| l.prune_before(cutoff)).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "pruned ledger history older than 30 days"),
+            Err(e) => tracing::warn!("cannot prune the ledger: {e}"),
+        }
     }
 
     async fn ledger_trouble(&self, error: &str) -> Duration {
@@ -483,6 +506,27 @@ secret = "s"
             "busy",
         )
         .with_status(503)
+    }
+
+    #[tokio::test]
+    async fn finished_history_older_than_thirty_days_is_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = worker(dir.path());
+        let now = ledger::now();
+        let old = enqueue(&w, now - KEEP_HISTORY_SECS - 100);
+        w.ledger
+            .mark_done(old.id, now - KEEP_HISTORY_SECS - 50)
+            .unwrap();
+        let recent = enqueue(&w, now - 100);
+        w.ledger.mark_done(recent.id, now - 50).unwrap();
+        let pending = enqueue(&w, now - KEEP_HISTORY_SECS - 100);
+        w.prune(now).await;
+        assert_eq!(w.ledger.outbox_item(old.id).unwrap(), None);
+        assert!(w.ledger.outbox_item(recent.id).unwrap().is_some());
+        assert!(
+            w.ledger.outbox_item(pending.id).unwrap().is_some(),
+            "pending work is never pruned"
+        );
     }
 
     #[tokio::test]
