@@ -12,28 +12,38 @@ use crate::error::{ApiError, ErrorKind, Service};
 /// The `User-Agent` of every request bionicbb makes.
 pub const USER_AGENT: &str = concat!("bionicbb/", env!("CARGO_PKG_VERSION"));
 
-/// A reqwest client with the project's user agent, a whole-request timeout
-/// and a connect timeout. `cookies` keeps a cookie jar (Jenkins ties crumbs
-/// to a session cookie).
-pub fn client(
-    service: Service,
-    timeout: Duration,
-    cookies: bool,
-) -> Result<reqwest::Client, ApiError> {
+/// A reqwest builder with the project's settings: user agent, a
+/// whole-request timeout and a connect timeout. Installs the TLS provider.
+pub fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
     crate::tls::install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .cookie_store(cookies)
-        .build()
-        .map_err(|e| {
-            ApiError::new(
-                service,
-                ErrorKind::InvalidInput,
-                format!("cannot build HTTP client: {e}"),
-            )
-        })
+}
+
+/// Builds `builder`; a failure is an [`ApiError`] of `service`.
+pub fn build_client(
+    service: Service,
+    builder: reqwest::ClientBuilder,
+) -> Result<reqwest::Client, ApiError> {
+    builder.build().map_err(|e| {
+        ApiError::new(
+            service,
+            ErrorKind::InvalidInput,
+            format!("cannot build HTTP client: {e}"),
+        )
+    })
+}
+
+/// A client with the project's settings ([`client_builder`]); `cookies`
+/// keeps a cookie jar.
+pub fn client(
+    service: Service,
+    timeout: Duration,
+    cookies: bool,
+) -> Result<reqwest::Client, ApiError> {
+    build_client(service, client_builder(timeout).cookie_store(cookies))
 }
 
 /// Classifies a transport error (no HTTP answer, or a body that broke off).

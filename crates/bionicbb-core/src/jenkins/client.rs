@@ -29,7 +29,7 @@ use url::Url;
 use super::job::{JobPath, QueueItemId};
 use crate::config::Secret;
 use crate::error::{ApiError, ErrorKind, Service};
-use crate::http::{self, USER_AGENT};
+use crate::http;
 use crate::retry::{self, RetryPolicy};
 
 const SERVICE: Service = Service::Jenkins;
@@ -126,21 +126,15 @@ impl JenkinsClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| {
-                ApiError::new(
-                    SERVICE,
-                    ErrorKind::InvalidInput,
-                    format!("cannot build HTTP client: {e}"),
-                )
-            })?;
+        // A cookie jar keeps the session a crumb is bound to; redirects are
+        // not followed because a redirect from buildWithParameters means
+        // the queue refused the build.
+        let http = http::build_client(
+            SERVICE,
+            http::client_builder(timeout)
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none()),
+        )?;
         Ok(JenkinsClient {
             http,
             base,
