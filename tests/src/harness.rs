@@ -46,24 +46,15 @@ fn target_dir() -> PathBuf {
 pub fn ensure_built() {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     BUILT.get_or_init(|| {
-        let Some(cargo) = std::env::var_os("CARGO") else {
-            return;
-        };
         let in_test = std::env::current_exe()
             .is_ok_and(|exe| exe.parent().is_some_and(|d| d.ends_with("deps")));
         if !in_test || std::env::var_os("BIONICBB_NO_BUILD").is_some() {
             return;
         }
-        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args([
-            "test",
-            "--workspace",
-            "--no-run",
-            "--quiet",
-            "--manifest-path",
-            manifest,
-        ]);
+        let Some(mut cmd) = nested_cargo("test") else {
+            return;
+        };
+        cmd.args(["--workspace", "--no-run", "--quiet"]);
         if target_dir().ends_with("release") {
             cmd.arg("--release");
         }
@@ -74,6 +65,52 @@ pub fn ensure_built() {
             String::from_utf8_lossy(&out.stderr)
         );
     });
+}
+
+/// `cargo <subcommand>` on this workspace, with the cargo that runs this
+/// process and as the outer `cargo` would run it: `None` when not run by
+/// cargo.
+///
+/// cargo gives the program it runs variables describing that one target
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, `OUT_DIR`, ...). A nested cargo
+/// must not inherit them: it passes them on to build scripts, and a build
+/// script that watches one of them (ring's does) sees it changed and
+/// rebuilds, and then the outer cargo rebuilds it back on its next run. The
+/// variables that configure cargo itself (`CARGO_HOME`, `CARGO_TARGET_DIR`,
+/// `CARGO_BUILD_*`, `CARGO_PROFILE_*`, ...) are kept.
+pub fn nested_cargo(subcommand: &str) -> Option<std::process::Command> {
+    let cargo = std::env::var_os("CARGO")?;
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.arg(subcommand);
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if is_per_target_variable(name) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.args([
+        "--manifest-path",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"),
+    ]);
+    Some(cmd)
+}
+
+/// Whether cargo sets `name` for the one target it compiles or runs (see
+/// "Environment variables Cargo sets for crates" in the Cargo book), as
+/// opposed to a variable that configures cargo.
+fn is_per_target_variable(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    EXACT.contains(&name) || name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_BIN_EXE_")
 }
 
 /// A free TCP port on the loopback interface.

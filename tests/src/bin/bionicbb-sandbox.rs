@@ -381,23 +381,13 @@ fn scripted_outcomes() -> bionicbb_tests::fakes::jenkins::Outcome {
 /// runs stale binaries. Tests that run the sandbox set `BIONICBB_NO_BUILD`
 /// (they have built everything already).
 fn build_daemons() -> Result<(), String> {
-    let Some(cargo) = std::env::var_os("CARGO") else {
-        return Ok(());
-    };
     if std::env::var_os("BIONICBB_NO_BUILD").is_some() {
         return Ok(());
     }
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.args([
-        "build",
-        "--manifest-path",
-        manifest,
-        "-p",
-        "build-listener",
-        "-p",
-        "gmail-listener",
-    ]);
+    let Some(mut cmd) = harness::nested_cargo("build") else {
+        return Ok(());
+    };
+    cmd.args(["-p", "build-listener", "-p", "gmail-listener"]);
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }
