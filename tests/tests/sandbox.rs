@@ -41,11 +41,21 @@ async fn the_sandbox_story_runs_to_the_end() {
         "dropped the bot's -1",
         "Unknown command bionicbb:rebuild",
         "Jenkins bionic-presubmit #2: SUCCESS (patch set 1)",
+        // Votes as Gerrit shows them, by name: the bot's -1 on patch set 2
+        // was dropped, Sam's +1 stands.
+        "patch set 1: Verified: +1 by Bionic Buildbot",
+        "patch set 2: Verified: +1 by Sam Reviewer",
+        "Status page: http://127.0.0.1:",
+        "copy config.example.toml",
         "gmail-listener exited: exit status: 0",
         "build-listener exited: exit status: 0",
     ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
+    assert!(
+        !stdout.contains("votes: {"),
+        "votes printed as a debug map:\n{stdout}"
+    );
 }
 
 fn chromium() -> Option<PathBuf> {

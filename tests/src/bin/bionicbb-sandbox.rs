@@ -107,14 +107,15 @@ async fn run(exit_at_end: bool) -> Result<(), String> {
         return Err(e.clone());
     }
     sandbox.summary();
+    say(&format!("Status page: http://127.0.0.1:{port}/status"));
+    detail(&format!(
+        "metrics: http://127.0.0.1:{port}/metrics   health: http://127.0.0.1:{port}/healthz"
+    ));
+    say("Next: run it against your own servers");
+    detail("copy config.example.toml to /etc/bionicbb/config.toml and fill in its tables");
+    detail("then follow the README's \"Installing with systemd\" section");
     if !exit_at_end {
-        say(&format!(
-            "Everything keeps running. Status page: http://127.0.0.1:{port}/status"
-        ));
-        detail(&format!(
-            "metrics: http://127.0.0.1:{port}/metrics   health: http://127.0.0.1:{port}/healthz"
-        ));
-        detail("Ctrl-C stops the daemons and the fakes.");
+        say("Everything keeps running; Ctrl-C stops the daemons and the fakes.");
         bionicbb_core::runtime::shutdown_signal().await;
     }
     say("Stopping the daemons");
@@ -320,21 +321,49 @@ impl Sandbox {
             .replace('\n', "\n             ")
     }
 
+    /// The name Gerrit shows for an account of the story.
+    fn name_of(&self, account: u64) -> &'static str {
+        if account == self.bot {
+            "Bionic Buildbot"
+        } else if account == self.sam {
+            "Sam Reviewer"
+        } else {
+            "Dana Dev"
+        }
+    }
+
+    /// A patch set's votes as Gerrit shows them: `Verified: +1 by Sam
+    /// Reviewer; Code-Review: ...`. A vote set back to 0 is no vote.
+    fn votes_line(&self, ps: u32) -> String {
+        let labels: Vec<String> = self
+            .gerrit
+            .votes(self.number, ps)
+            .into_iter()
+            .filter_map(|(label, by)| {
+                let voters: Vec<String> = by
+                    .into_iter()
+                    .filter(|&(_, value)| value != 0)
+                    .map(|(account, value)| format!("{value:+} by {}", self.name_of(account)))
+                    .collect();
+                (!voters.is_empty()).then(|| format!("{label}: {}", voters.join(", ")))
+            })
+            .collect();
+        if labels.is_empty() {
+            "no votes".to_string()
+        } else {
+            labels.join("; ")
+        }
+    }
+
     fn summary(&self) {
         say("What is on the fake Gerrit now");
         for m in self.gerrit.messages(self.number) {
-            let who = match m.author {
-                Some(a) if a == self.bot => "bionicbb",
-                Some(a) if a == self.sam => "Sam",
-                Some(_) => "Dana",
-                None => "Gerrit",
-            };
+            let who = m.author.map_or("Gerrit", |a| self.name_of(a));
             let date = m.date.get(..19).unwrap_or(&m.date);
             detail(&format!("[{date}] {who}: {}", one_line(&m.message)));
         }
         for ps in 1..=2 {
-            let votes: BTreeMap<_, _> = self.gerrit.votes(self.number, ps);
-            detail(&format!("patch set {ps} votes: {votes:?}"));
+            detail(&format!("patch set {ps}: {}", self.votes_line(ps)));
         }
         for b in self.jenkins.builds() {
             detail(&format!(
