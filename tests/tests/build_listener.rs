@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 const KEY: &str = "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b";
 const SECRET: &str = "listener-secret-1234";
 const WAIT: Duration = Duration::from_secs(15);
+/// How long after the listener gave up on a post the fake Gerrit may still
+/// apply it, as the listener is told: longer than any late post below.
+const SETTLE_MS: u64 = 3000;
 const SUCCESS_1842: &str = "bionic-presubmit #1842 checkbuild SUCCESS: https://jenkins.example.org/job/bionic-presubmit/1842/";
 
 struct Env {
@@ -87,16 +90,64 @@ fn edited(name: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
 }
 
 impl Env {
-    /// Starts the listener; `base_delay_ms` is its first retry delay.
+    /// Starts the listener; `base_delay_ms` is its first retry delay. A post
+    /// that got no answer is waited out for [`SETTLE_MS`].
     async fn start(&self, base_delay_ms: u64) -> Daemon {
         let config = self.config.display().to_string();
         let delay = base_delay_ms.to_string();
+        let settle = SETTLE_MS.to_string();
         let daemon = Daemon::spawn(
             "build-listener",
-            &["--config", &config, "--outbox-base-delay-ms", &delay],
+            &[
+                "--config",
+                &config,
+                "--outbox-base-delay-ms",
+                &delay,
+                "--outbox-settle-ms",
+                &settle,
+            ],
         );
         daemon.wait_for_output("listening on", WAIT).await;
         daemon
+    }
+
+    /// Sets Gerrit's client timeout (the `[gerrit] timeout` key).
+    fn set_gerrit_timeout(&self, timeout: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let (head, tail) = text.split_once("[gerrit]").unwrap();
+        let tail = tail.replacen("timeout = \"5s\"", &format!("timeout = \"{timeout}\""), 1);
+        std::fs::write(&self.config, format!("{head}[gerrit]{tail}")).unwrap();
+    }
+
+    /// Waits until the review posts Gerrit was told to apply late have
+    /// landed.
+    async fn late_reviews_landed(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.gerrit.late_reviews_settled() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the late reviews did not land"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until a review post reached Gerrit.
+    async fn review_post_seen(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self
+            .gerrit
+            .faults()
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("POST "))
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no post reached Gerrit"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -547,6 +598,59 @@ async fn a_review_that_landed_before_a_crash_is_not_posted_again() {
     let daemon = env.start(0).await;
     env.drained().await;
     assert!(env.gerrit.reviews_posted().is_empty());
+    assert_eq!(env.bot_messages().len(), 1);
+    assert!(
+        daemon.output().contains("not posted again"),
+        "{}",
+        daemon.output()
+    );
+}
+
+/// Gerrit applies the review two seconds after the client gave up on it:
+/// the worker waits out the request in doubt before it looks for the
+/// review, finds it, and does not post it again.
+#[tokio::test]
+async fn a_review_gerrit_applies_after_the_client_timeout_is_posted_once() {
+    let env = env(4).await;
+    env.set_gerrit_timeout("1s");
+    env.gerrit.apply_reviews_late(1, Duration::from_secs(3));
+    let daemon = env.start(0).await;
+    let (code, _) = env
+        .post("/", sample("03-presubmit-completed-success.json"))
+        .await;
+    assert_eq!(code, 202);
+    env.late_reviews_landed().await;
+    env.drained().await;
+    let reviews = env.gerrit.reviews_posted();
+    assert_eq!(reviews.len(), 1, "{reviews:#?}\n{}", daemon.output());
+    assert_eq!(env.bot_messages().len(), 1);
+    assert_eq!(env.bot_vote(4), Some(1));
+    assert!(
+        daemon.output().contains("not posted again"),
+        "{}",
+        daemon.output()
+    );
+}
+
+/// The listener dies while its review post is in flight, and Gerrit applies
+/// that post after the restart: the restarted listener waits it out too.
+#[tokio::test]
+async fn a_review_in_flight_when_the_listener_died_is_waited_out_after_the_restart() {
+    let env = env(4).await;
+    env.set_gerrit_timeout("1s");
+    env.gerrit.apply_reviews_late(1, Duration::from_secs(2));
+    let daemon = env.start(0).await;
+    let (code, _) = env
+        .post("/", sample("03-presubmit-completed-success.json"))
+        .await;
+    assert_eq!(code, 202);
+    env.review_post_seen().await;
+    daemon.kill().await;
+    let daemon = env.start(0).await;
+    env.late_reviews_landed().await;
+    env.drained().await;
+    let reviews = env.gerrit.reviews_posted();
+    assert_eq!(reviews.len(), 1, "{reviews:#?}\n{}", daemon.output());
     assert_eq!(env.bot_messages().len(), 1);
     assert!(
         daemon.output().contains("not posted again"),

@@ -13,6 +13,10 @@
 //!    review was posted and is not posted again;
 //! 4. post the review, once (no retry inside the client).
 //!
+//! A post that got no answer is in doubt: Gerrit may still apply it, so the
+//! item waits until it no longer can before the look-back of step 3 (see
+//! [`crate::in_doubt`]), also across a restart.
+//!
 //! Passing faults (5xx, timeouts, 429) are retried with a capped exponential
 //! backoff for at least [`Settings::give_up_after`]; anything else (404,
 //! 409, 401/403, a label Gerrit did not apply) fails the item for good.
@@ -39,7 +43,7 @@ use serde_json::{Value, json};
 use tokio::sync::{OnceCell, watch};
 
 use crate::payload::{KIND_DROP, KIND_REVIEW, ReviewPayload, now_ms};
-use crate::with_ledger;
+use crate::{in_doubt, with_ledger};
 
 /// Retry timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +54,9 @@ pub struct Settings {
     pub max_delay: Duration,
     /// An item failing with passing errors is given up once it is this old.
     pub give_up_after: Duration,
+    /// How long after the client gave up on a post Gerrit may still apply
+    /// it (see [`crate::in_doubt`]).
+    pub settle: Duration,
 }
 
 impl Default for Settings {
@@ -58,6 +65,7 @@ impl Default for Settings {
             base_delay: Duration::from_secs(2),
             max_delay: Duration::from_secs(600),
             give_up_after: Duration::from_secs(24 * 3600),
+            settle: in_doubt::DEFAULT_SETTLE,
         }
     }
 }
@@ -80,6 +88,9 @@ pub(crate) enum Outcome {
     },
     /// A passing fault: try again later.
     Retry(ApiError),
+    /// A post was sent and got no answer: Gerrit may still apply it. Try
+    /// again (looking for it first) once it no longer can.
+    InDoubt(ApiError),
     /// Cannot succeed: give up.
     Failed(String),
 }
@@ -90,6 +101,15 @@ impl Outcome {
             Outcome::Retry(e)
         } else {
             Outcome::Failed(e.to_string())
+        }
+    }
+
+    /// The outcome of a post that failed with `e`.
+    pub(crate) fn after_post(e: ApiError) -> Outcome {
+        if in_doubt::unanswered(&e) {
+            Outcome::InDoubt(e)
+        } else {
+            Outcome::from_error(e)
         }
     }
 }
@@ -191,6 +211,10 @@ impl Worker {
     /// One attempt at one item, and its outcome written to the ledger.
     async fn handle(&self, item: OutboxItem) {
         let id = item.id;
+        if item.interrupted() {
+            self.wait_out(&item).await;
+            return;
+        }
         if let Err(e) =
             with_ledger(&self.ledger, move |l| l.mark_in_flight(id, ledger::now())).await
         {
@@ -204,6 +228,26 @@ impl Worker {
             other => Outcome::Failed(format!("unknown outbox item kind {other:?}")),
         };
         self.conclude(&item, outcome).await;
+    }
+
+    /// An attempt was in flight when the process stopped: its post may
+    /// still land, so the item waits [`Settings::settle`] from now (the
+    /// process that sent it is gone, it cannot be sent any later) before it
+    /// is looked for and tried again.
+    async fn wait_out(&self, item: &OutboxItem) {
+        let id = item.id;
+        let settle = self.settings.settle;
+        let until = ledger::now().saturating_add(ceil_secs(settle).max(1));
+        tracing::warn!(
+            "{}: an attempt was in flight when the listener stopped; waiting {} for it \
+             to land before looking for it on Gerrit",
+            describe(item),
+            humantime::format_duration(settle)
+        );
+        if let Err(e) = with_ledger(&self.ledger, move |l| l.defer(id, until)).await {
+            tracing::error!("outbox item {id}: {e}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     /// Writes the outcome: the item's state, an event, a counter, the status.
@@ -242,7 +286,9 @@ impl Worker {
         };
         let failures = item.attempts + 1;
         let outcome = match outcome {
-            Outcome::Retry(e) if age(item, now) >= self.settings.give_up_after => {
+            Outcome::Retry(e) | Outcome::InDoubt(e)
+                if age(item, now) >= self.settings.give_up_after =>
+            {
                 Outcome::Failed(format!(
                     "gave up after {failures} attempts over {}: {e}",
                     humantime::format_duration(self.settings.give_up_after)
@@ -250,6 +296,8 @@ impl Worker {
             }
             other => other,
         };
+        // A post in doubt is retried like any passing fault, only later.
+        let in_doubt = matches!(outcome, Outcome::InDoubt(_));
         let result = match outcome {
             Outcome::Done { summary, counter } => {
                 tracing::info!("{what}: {summary}");
@@ -266,19 +314,31 @@ impl Worker {
                 })
                 .await
             }
-            Outcome::Retry(e) => {
-                let delay = self
+            Outcome::Retry(e) | Outcome::InDoubt(e) => {
+                let mut delay = self
                     .settings
                     .delay(failures)
                     .max(e.retry_after.unwrap_or_default());
-                let next = now.saturating_add(ceil_secs(delay));
+                if in_doubt {
+                    delay = delay.max(self.settings.settle);
+                }
+                let next = now.saturating_add(ceil_secs(delay).max(i64::from(in_doubt)));
                 let error = e.to_string();
                 tracing::warn!(
-                    "{what}: attempt {failures} failed, retrying in {}: {error}",
-                    humantime::format_duration(delay)
+                    "{what}: attempt {failures} failed, retrying in {}{}: {error}",
+                    humantime::format_duration(delay),
+                    if in_doubt {
+                        " (no answer: Gerrit may still apply it, it is looked for first)"
+                    } else {
+                        ""
+                    }
                 );
                 with_ledger(&self.ledger, move |l| {
-                    l.mark_retry(id, &error, next)?;
+                    if in_doubt {
+                        l.mark_in_doubt(id, &error, next)?;
+                    } else {
+                        l.mark_retry(id, &error, next)?;
+                    }
                     l.bump_counter(names::OUTBOX_RETRIES, "", 1)?;
                     l.set_status(
                         "build-listener",
@@ -368,7 +428,7 @@ impl Worker {
                 },
                 counter: "posted",
             },
-            Err(e) => Outcome::from_error(e),
+            Err(e) => Outcome::after_post(e),
         }
     }
 
@@ -572,6 +632,55 @@ secret = "s"
                 .unwrap()
                 .contains_key("last_error")
         );
+    }
+
+    #[tokio::test]
+    async fn a_post_in_doubt_waits_out_the_settle_time_and_stays_in_doubt() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = worker(dir.path());
+        let now = ledger::now();
+        let item = enqueue(&w, now);
+        w.ledger.mark_in_flight(item.id, now).unwrap();
+        let unanswered = ApiError::new(
+            bionicbb_core::Service::Gerrit,
+            bionicbb_core::ErrorKind::Transient,
+            "no answer within 30s",
+        );
+        w.conclude(&item, Outcome::after_post(unanswered)).await;
+        let after = w.ledger.outbox_item(item.id).unwrap().unwrap();
+        assert_eq!(after.attempts, 1);
+        assert_eq!(after.in_flight_since, Some(now), "still in doubt");
+        assert!(!after.interrupted());
+        assert!(after.may_have_landed());
+        let settle = in_doubt::DEFAULT_SETTLE.as_secs() as i64;
+        assert!(after.next_attempt_at >= now + settle, "{after:?}");
+        // A refusal is no doubt: the usual backoff, nothing in flight.
+        let refused = enqueue(&w, now);
+        w.ledger.mark_done(item.id, now).unwrap();
+        w.ledger.mark_in_flight(refused.id, now).unwrap();
+        w.conclude(&refused, Outcome::after_post(transient())).await;
+        let after = w.ledger.outbox_item(refused.id).unwrap().unwrap();
+        assert_eq!(after.in_flight_since, None);
+        assert!(after.next_attempt_at <= now + 4);
+    }
+
+    #[tokio::test]
+    async fn an_attempt_cut_short_by_a_stop_is_deferred_by_the_settle_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = worker(dir.path());
+        let now = ledger::now();
+        let item = enqueue(&w, now - 10);
+        w.ledger.mark_in_flight(item.id, now - 5).unwrap();
+        let found = w.ledger.next_due(now).unwrap().unwrap();
+        assert!(found.interrupted());
+        w.handle(found).await;
+        let after = w.ledger.outbox_item(item.id).unwrap().unwrap();
+        assert_eq!(after.attempts, 0, "waiting is not an attempt");
+        assert_eq!(after.in_flight_since, Some(now - 5));
+        assert!(!after.interrupted());
+        let settle = in_doubt::DEFAULT_SETTLE.as_secs() as i64;
+        assert!(after.next_attempt_at >= now + settle, "{after:?}");
+        assert_eq!(w.ledger.next_due(now + 1).unwrap(), None);
     }
 
     #[test]
