@@ -606,6 +606,76 @@ async fn a_review_that_landed_before_a_crash_is_not_posted_again() {
     );
 }
 
+/// The job URL as Jenkins forms it and the equivalent forms of the same
+/// job: one build, whatever the form, gets one review.
+const JOB_URL_FORMS: &[&str] = &[
+    "job/bionic-presubmit/",
+    "job/bionic-presubmit//",
+    "/job/bionic-presubmit/",
+    "job/bionic-presubmit",
+    "job//bionic-presubmit/",
+    "job/bionic%2Dpresubmit/",
+    "https://jenkins.example.org/job/bionic-presubmit/",
+    "https://jenkins.example.org/jenkins/job/bionic-presubmit/",
+    "view/all/job/bionic-presubmit/",
+];
+
+#[tokio::test]
+async fn one_build_posted_with_equivalent_job_urls_gets_one_review() {
+    let env = env(4).await;
+    let daemon = env.start(0).await;
+    for url in JOB_URL_FORMS {
+        let doc = edited("03-presubmit-completed-success.json", |d| {
+            d["url"] = json!(url);
+        });
+        let (code, body) = env.post("/", doc).await;
+        assert!(code == 200 || code == 202, "{url}: {code} {body}");
+    }
+    env.drained().await;
+    let reviews = env.gerrit.reviews_posted();
+    assert_eq!(reviews.len(), 1, "{reviews:#?}\n{}", daemon.output());
+    assert_eq!(env.bot_messages().len(), 1);
+}
+
+/// A ledger written before builds were keyed on their canonical job name
+/// holds the key `job/bionic-presubmit/#1842` for a build already reviewed:
+/// after the upgrade, that build posted again, in any form, is a duplicate.
+#[tokio::test]
+async fn a_build_reviewed_before_the_upgrade_is_not_reviewed_again() {
+    let env = env(4).await;
+    {
+        let path = env.dir.path().join("state/bionicbb.sqlite3");
+        let ledger = bionicbb_core::ledger::Ledger::open(&path).unwrap();
+        let now = bionicbb_core::ledger::now() - 60;
+        let item = bionicbb_core::ledger::NewOutboxItem {
+            kind: "review".into(),
+            order_key: env.change.to_string(),
+            payload: json!({"patch_set": 4, "build": "bionic-presubmit #1842"}),
+        };
+        let first = ledger
+            .record_completion("job/bionic-presubmit/#1842", &json!({}), item, now)
+            .unwrap();
+        assert!(first);
+        let id = ledger.pending().unwrap()[0].id;
+        ledger.mark_done(id, now).unwrap();
+    }
+    let daemon = env.start(0).await;
+    for url in JOB_URL_FORMS {
+        let doc = edited("03-presubmit-completed-success.json", |d| {
+            d["url"] = json!(url);
+        });
+        let (code, body) = env.post("/", doc).await;
+        assert_eq!(
+            (code, body["status"].as_str()),
+            (200, Some("duplicate")),
+            "{url}: {body}\n{}",
+            daemon.output()
+        );
+    }
+    env.drained().await;
+    assert!(env.gerrit.reviews_posted().is_empty());
+}
+
 /// Gerrit applies the review two seconds after the client gave up on it:
 /// the worker waits out the request in doubt before it looks for the
 /// review, finds it, and does not post it again.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bionicbb_core::config::Config;
+use bionicbb_core::jenkins::job_url;
 use bionicbb_core::ledger::Ledger;
 use bionicbb_core::runtime;
 use tokio::sync::{Notify, watch};
@@ -26,6 +27,13 @@ pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
     let ledger_path = config.ledger_path();
     let ledger = Ledger::open(&ledger_path)
         .with_context(|| format!("cannot open the ledger {}", ledger_path.display()))?;
+    // Builds recorded by an older version under another form of key are
+    // recognised when Jenkins posts them again.
+    match ledger.rekey_builds(job_url::KEY_PREFIX, job_url::canonical_build_key) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("rewrote {n} build keys of the ledger into their canonical form"),
+        Err(e) => return Err(e).context("cannot rewrite old build keys in the ledger"),
+    }
     let gerrit = runtime::gerrit_client(&config)?;
     let listener = tokio::net::TcpListener::bind(config.build_listener.listen)
         .await
