@@ -3,7 +3,6 @@
 //! it reports readiness once it serves, and "stopping" when it begins to
 //! shut down.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use bionicbb_core::runtime;
 use tokio::sync::{Notify, watch};
 
 use crate::app::{AppState, router};
+use crate::conn::{self, Limits};
 use crate::outbox::{Settings, Worker};
 
 /// How long in-flight requests may take to finish after the signal, and
@@ -52,15 +52,13 @@ pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
     let worker = tokio::spawn(worker.run(stopped.clone()));
 
     let app = router(AppState::new(config, ledger, wake));
-    let mut server_stop = stopped;
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = server_stop.wait_for(|s| *s).await;
-    });
-    let mut server = tokio::spawn(async move { server.await });
+    let limits = Limits::for_this_process();
+    tracing::info!(
+        "at most {} connections, each closed after {} idle",
+        limits.max_connections,
+        humantime::format_duration(limits.idle_timeout)
+    );
+    let mut server = tokio::spawn(conn::serve(listener, app, limits, stopped));
     // Handlers are installed before "listening on" is printed: a signal
     // sent by whoever waits for that line must not kill the process.
     let signal = runtime::shutdown_signal();
