@@ -244,7 +244,20 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `binary(name)` with `args`; `RUST_LOG` defaults to `info`.
     pub fn spawn(name: &str, args: &[&str]) -> Daemon {
-        let mut cmd = Command::new(binary(name));
+        Self::start(name, Command::new(binary(name)), args)
+    }
+
+    /// Like [`Daemon::spawn`], with at most `nofile` open file descriptors
+    /// (`ulimit -n` in a shell that then becomes the daemon).
+    pub fn spawn_with_nofile(name: &str, nofile: u32, args: &[&str]) -> Daemon {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(binary(name));
+        Self::start(name, cmd, args)
+    }
+
+    fn start(name: &str, mut cmd: Command, args: &[&str]) -> Daemon {
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 const KEY: &str = "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b";
 const SECRET: &str = "listener-secret-1234";
 const WAIT: Duration = Duration::from_secs(15);
+/// How long after the listener gave up on a post the fake Gerrit may still
+/// apply it, as the listener is told: longer than any late post below.
+const SETTLE_MS: u64 = 3000;
 const SUCCESS_1842: &str = "bionic-presubmit #1842 checkbuild SUCCESS: https://jenkins.example.org/job/bionic-presubmit/1842/";
 
 struct Env {
@@ -87,16 +90,64 @@ fn edited(name: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
 }
 
 impl Env {
-    /// Starts the listener; `base_delay_ms` is its first retry delay.
+    /// Starts the listener; `base_delay_ms` is its first retry delay. A post
+    /// that got no answer is waited out for [`SETTLE_MS`].
     async fn start(&self, base_delay_ms: u64) -> Daemon {
         let config = self.config.display().to_string();
         let delay = base_delay_ms.to_string();
+        let settle = SETTLE_MS.to_string();
         let daemon = Daemon::spawn(
             "build-listener",
-            &["--config", &config, "--outbox-base-delay-ms", &delay],
+            &[
+                "--config",
+                &config,
+                "--outbox-base-delay-ms",
+                &delay,
+                "--outbox-settle-ms",
+                &settle,
+            ],
         );
         daemon.wait_for_output("listening on", WAIT).await;
         daemon
+    }
+
+    /// Sets Gerrit's client timeout (the `[gerrit] timeout` key).
+    fn set_gerrit_timeout(&self, timeout: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let (head, tail) = text.split_once("[gerrit]").unwrap();
+        let tail = tail.replacen("timeout = \"5s\"", &format!("timeout = \"{timeout}\""), 1);
+        std::fs::write(&self.config, format!("{head}[gerrit]{tail}")).unwrap();
+    }
+
+    /// Waits until the review posts Gerrit was told to apply late have
+    /// landed.
+    async fn late_reviews_landed(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.gerrit.late_reviews_settled() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the late reviews did not land"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until a review post reached Gerrit.
+    async fn review_post_seen(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self
+            .gerrit
+            .faults()
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("POST "))
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no post reached Gerrit"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -547,6 +598,129 @@ async fn a_review_that_landed_before_a_crash_is_not_posted_again() {
     let daemon = env.start(0).await;
     env.drained().await;
     assert!(env.gerrit.reviews_posted().is_empty());
+    assert_eq!(env.bot_messages().len(), 1);
+    assert!(
+        daemon.output().contains("not posted again"),
+        "{}",
+        daemon.output()
+    );
+}
+
+/// The job URL as Jenkins forms it and the equivalent forms of the same
+/// job: one build, whatever the form, gets one review.
+const JOB_URL_FORMS: &[&str] = &[
+    "job/bionic-presubmit/",
+    "job/bionic-presubmit//",
+    "/job/bionic-presubmit/",
+    "job/bionic-presubmit",
+    "job//bionic-presubmit/",
+    "job/bionic%2Dpresubmit/",
+    "https://jenkins.example.org/job/bionic-presubmit/",
+    "https://jenkins.example.org/jenkins/job/bionic-presubmit/",
+    "view/all/job/bionic-presubmit/",
+];
+
+#[tokio::test]
+async fn one_build_posted_with_equivalent_job_urls_gets_one_review() {
+    let env = env(4).await;
+    let daemon = env.start(0).await;
+    for url in JOB_URL_FORMS {
+        let doc = edited("03-presubmit-completed-success.json", |d| {
+            d["url"] = json!(url);
+        });
+        let (code, body) = env.post("/", doc).await;
+        assert!(code == 200 || code == 202, "{url}: {code} {body}");
+    }
+    env.drained().await;
+    let reviews = env.gerrit.reviews_posted();
+    assert_eq!(reviews.len(), 1, "{reviews:#?}\n{}", daemon.output());
+    assert_eq!(env.bot_messages().len(), 1);
+}
+
+/// A ledger written before builds were keyed on their canonical job name
+/// holds the key `job/bionic-presubmit/#1842` for a build already reviewed:
+/// after the upgrade, that build posted again, in any form, is a duplicate.
+#[tokio::test]
+async fn a_build_reviewed_before_the_upgrade_is_not_reviewed_again() {
+    let env = env(4).await;
+    {
+        let path = env.dir.path().join("state/bionicbb.sqlite3");
+        let ledger = bionicbb_core::ledger::Ledger::open(&path).unwrap();
+        let now = bionicbb_core::ledger::now() - 60;
+        let item = bionicbb_core::ledger::NewOutboxItem {
+            kind: "review".into(),
+            order_key: env.change.to_string(),
+            payload: json!({"patch_set": 4, "build": "bionic-presubmit #1842"}),
+        };
+        let first = ledger
+            .record_completion("job/bionic-presubmit/#1842", &json!({}), item, now)
+            .unwrap();
+        assert!(first);
+        let id = ledger.pending().unwrap()[0].id;
+        ledger.mark_done(id, now).unwrap();
+    }
+    let daemon = env.start(0).await;
+    for url in JOB_URL_FORMS {
+        let doc = edited("03-presubmit-completed-success.json", |d| {
+            d["url"] = json!(url);
+        });
+        let (code, body) = env.post("/", doc).await;
+        assert_eq!(
+            (code, body["status"].as_str()),
+            (200, Some("duplicate")),
+            "{url}: {body}\n{}",
+            daemon.output()
+        );
+    }
+    env.drained().await;
+    assert!(env.gerrit.reviews_posted().is_empty());
+}
+
+/// Gerrit applies the review two seconds after the client gave up on it:
+/// the worker waits out the request in doubt before it looks for the
+/// review, finds it, and does not post it again.
+#[tokio::test]
+async fn a_review_gerrit_applies_after_the_client_timeout_is_posted_once() {
+    let env = env(4).await;
+    env.set_gerrit_timeout("1s");
+    env.gerrit.apply_reviews_late(1, Duration::from_secs(3));
+    let daemon = env.start(0).await;
+    let (code, _) = env
+        .post("/", sample("03-presubmit-completed-success.json"))
+        .await;
+    assert_eq!(code, 202);
+    env.late_reviews_landed().await;
+    env.drained().await;
+    let reviews = env.gerrit.reviews_posted();
+    assert_eq!(reviews.len(), 1, "{reviews:#?}\n{}", daemon.output());
+    assert_eq!(env.bot_messages().len(), 1);
+    assert_eq!(env.bot_vote(4), Some(1));
+    assert!(
+        daemon.output().contains("not posted again"),
+        "{}",
+        daemon.output()
+    );
+}
+
+/// The listener dies while its review post is in flight, and Gerrit applies
+/// that post after the restart: the restarted listener waits it out too.
+#[tokio::test]
+async fn a_review_in_flight_when_the_listener_died_is_waited_out_after_the_restart() {
+    let env = env(4).await;
+    env.set_gerrit_timeout("1s");
+    env.gerrit.apply_reviews_late(1, Duration::from_secs(2));
+    let daemon = env.start(0).await;
+    let (code, _) = env
+        .post("/", sample("03-presubmit-completed-success.json"))
+        .await;
+    assert_eq!(code, 202);
+    env.review_post_seen().await;
+    daemon.kill().await;
+    let daemon = env.start(0).await;
+    env.late_reviews_landed().await;
+    env.drained().await;
+    let reviews = env.gerrit.reviews_posted();
+    assert_eq!(reviews.len(), 1, "{reviews:#?}\n{}", daemon.output());
     assert_eq!(env.bot_messages().len(), 1);
     assert!(
         daemon.output().contains("not posted again"),

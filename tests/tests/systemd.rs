@@ -49,6 +49,7 @@ fn unit_files_pass_systemd_analyze_verify() {
             "ProtectSystem=strict",
             "PrivateTmp=yes",
             "WatchdogSec=",
+            "LimitNOFILE=",
         ] {
             assert!(text.contains(key), "{unit} lacks {key}");
         }

@@ -410,7 +410,7 @@ presubmit = "ignore"
         let ReviewPlan::Post(p) = plan(&event, &config) else {
             panic!("expected a post");
         };
-        assert_eq!(p.key, "job/team/job/presubmit/#3");
+        assert_eq!(p.key, "job:team/presubmit#3");
         // Without a folder, the short name decides.
         let body = br#"{"name":"presubmit","url":"job/presubmit/","build":{"number":3,"phase":"FINALIZED","status":"SUCCESS","url":"job/presubmit/3/"}}"#;
         assert_eq!(

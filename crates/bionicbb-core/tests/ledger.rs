@@ -333,6 +333,52 @@ fn mail_states_round_trip_and_done_is_final() {
 }
 
 #[test]
+fn old_build_keys_are_rewritten_once_and_then_recognised() {
+    use bionicbb_core::jenkins::job_url::{KEY_PREFIX, canonical_build_key};
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&ledger_path(&dir));
+    // Keys an older version wrote: one build twice under two URL forms, a
+    // start message, a key that is no job URL, and a current key.
+    for key in [
+        "job/presubmit/#17",
+        "job/presubmit//#17",
+        "job/presubmit/#17/started",
+        "old-build",
+        "job:presubmit#18",
+    ] {
+        assert!(
+            ledger
+                .record_completion(key, &json!({}), review("1", 1), 10)
+                .unwrap()
+        );
+    }
+    assert_eq!(
+        ledger
+            .rekey_builds(KEY_PREFIX, canonical_build_key)
+            .unwrap(),
+        2
+    );
+    for (key, seen) in [
+        ("job:presubmit#17", true),
+        ("job:presubmit#17/started", true),
+        ("job:presubmit#18", true),
+        ("job:presubmit#19", false),
+    ] {
+        let first = ledger
+            .record_completion(key, &json!({}), review("1", 2), 20)
+            .unwrap();
+        assert_eq!(first, !seen, "{key}");
+    }
+    // Nothing left to rewrite.
+    assert_eq!(
+        ledger
+            .rekey_builds(KEY_PREFIX, canonical_build_key)
+            .unwrap(),
+        0
+    );
+}
+
+#[test]
 fn record_completion_dedupes_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = ledger_path(&dir);

@@ -102,7 +102,7 @@ fn the_four_documents_of_one_build() {
     );
     // One build: one key for all four documents.
     for d in &docs {
-        assert_eq!(d.build_key(), "job/bionic-presubmit/#1842");
+        assert_eq!(d.build_key(), "job:bionic-presubmit#1842");
         assert_eq!(d.job_name, "bionic-presubmit");
         assert_eq!(d.queue_id, Some(90211));
         assert_eq!(d.timestamp_ms, Some(1764050000123));
@@ -125,7 +125,7 @@ fn the_four_documents_of_one_build() {
     assert_eq!(
         completed,
         PlannedReview {
-            key: "job/bionic-presubmit/#1842".into(),
+            key: "job:bionic-presubmit#1842".into(),
             change: ChangeRef::Number(123456),
             patch_set: 4,
             message: "bionic-presubmit #1842 checkbuild SUCCESS: https://jenkins.example.org/job/bionic-presubmit/1842/".into(),
@@ -146,7 +146,7 @@ fn started_is_posted_when_configured() {
         "bionic-presubmit #1842 checkbuild STARTED: https://jenkins.example.org/job/bionic-presubmit/1842/"
     );
     assert_eq!(p.label, None);
-    assert_eq!(p.key, "job/bionic-presubmit/#1842/started");
+    assert_eq!(p.key, "job:bionic-presubmit#1842/started");
     // QUEUED arrives right before STARTED: never posted.
     ignore_reason(plan(&event("01-presubmit-queued.json"), &config));
 }
@@ -214,7 +214,7 @@ fn clean_job_posts_out_removed_without_vote() {
     assert_eq!(p.message, "out/ directory removed");
     assert_eq!(p.label, None);
     assert_eq!((p.change, p.patch_set), (ChangeRef::Number(123456), 4));
-    assert_eq!(p.key, "job/clean-bionic-presubmit/#77");
+    assert_eq!(p.key, "job:clean-bionic-presubmit#77");
 
     let text = String::from_utf8(data("20-clean-finalized-success.json")).unwrap();
     let failed = parse(text.replace("\"SUCCESS\"", "\"FAILURE\"").as_bytes()).unwrap();
@@ -353,7 +353,7 @@ fn plugin_1_9_document_without_newer_fields() {
 fn number_given_as_a_string() {
     let e = event("11-number-as-string.json");
     assert_eq!((e.number, e.queue_id), (1844, Some(90213)));
-    assert_eq!(e.build_key(), "job/bionic-presubmit/#1844");
+    assert_eq!(e.build_key(), "job:bionic-presubmit#1844");
     assert_eq!(
         post(plan(&e, &config())).label,
         Some(("Verified".into(), 1))

@@ -1,17 +1,25 @@
 //! The HTTP application: shared state and the router.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
 use bionicbb_core::config::Config;
 use bionicbb_core::ledger::Ledger;
 use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::{auth, pages, routes};
+
+/// How long a request may take, its body read and its answer computed
+/// (a body sent slowly is cut off with 408). Well within the 30 s Jenkins
+/// waits for an answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What every handler shares.
 pub struct AppState {
@@ -44,6 +52,7 @@ impl AppState {
 /// Every POST is authenticated before its body is read (the secret check is
 /// a route layer around the handlers, and the body is only read by the
 /// handlers' extractor), then its body is limited to `body_limit` (413).
+/// Every request is answered within [`REQUEST_TIMEOUT`] (408).
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.build_listener.body_limit;
     let posts = Router::new()
@@ -61,6 +70,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/status", get(pages::status))
         .route("/", get(pages::index))
         .merge(posts)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(CatchPanicLayer::new())
         .with_state(state)
 }

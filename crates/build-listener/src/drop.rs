@@ -88,7 +88,7 @@ impl Worker {
                         summary: format!("removed the bot's {label} rejection"),
                         counter: "dropped",
                     },
-                    Err(e) => Outcome::from_error(e),
+                    Err(e) => Outcome::after_post(e),
                 }
             }
         }

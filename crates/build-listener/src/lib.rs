@@ -10,15 +10,19 @@
 //!   the worker.
 //! - [`outbox`] and [`drop`]: the background worker that drains the ledger's
 //!   outbox to Gerrit, with retries, and keeps each vote to exactly one
-//!   review across crashes.
-//! - [`server`]: start-up and graceful shutdown of the daemon.
+//!   review across crashes; [`in_doubt`] waits out a post that got no
+//!   answer before looking for it.
+//! - [`server`]: start-up and graceful shutdown of the daemon; [`conn`]
+//!   serves its connections, bounded in number and in idle time.
 //! - [`metrics`] and [`status`]: the Prometheus metrics and the HTML status
 //!   page, both read from the ledger that both daemons write; [`pages`]
 //!   serves them (`GET /metrics`, `GET /status`, `GET /`) without a secret.
 
 pub mod app;
 pub mod auth;
+pub mod conn;
 pub mod drop;
+pub mod in_doubt;
 pub mod metrics;
 pub mod outbox;
 pub mod pages;

@@ -17,6 +17,10 @@ struct Args {
     /// (default 2000); for tests.
     #[arg(long, env = "BIONICBB_OUTBOX_BASE_DELAY_MS", hide = true)]
     outbox_base_delay_ms: Option<u64>,
+    /// How long after the listener gave up on a post Gerrit may still apply
+    /// it, in milliseconds (default 30000); for tests.
+    #[arg(long, env = "BIONICBB_OUTBOX_SETTLE_MS", hide = true)]
+    outbox_settle_ms: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,9 @@ fn main() -> ExitCode {
     let mut settings = Settings::default();
     if let Some(ms) = args.outbox_base_delay_ms {
         settings.base_delay = Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.outbox_settle_ms {
+        settings.settle = Duration::from_millis(ms);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

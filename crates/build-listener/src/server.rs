@@ -3,17 +3,18 @@
 //! it reports readiness once it serves, and "stopping" when it begins to
 //! shut down.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use bionicbb_core::config::Config;
+use bionicbb_core::jenkins::job_url;
 use bionicbb_core::ledger::Ledger;
 use bionicbb_core::runtime;
 use tokio::sync::{Notify, watch};
 
 use crate::app::{AppState, router};
+use crate::conn::{self, Limits};
 use crate::outbox::{Settings, Worker};
 
 /// How long in-flight requests may take to finish after the signal, and
@@ -26,6 +27,13 @@ pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
     let ledger_path = config.ledger_path();
     let ledger = Ledger::open(&ledger_path)
         .with_context(|| format!("cannot open the ledger {}", ledger_path.display()))?;
+    // Builds recorded by an older version under another form of key are
+    // recognised when Jenkins posts them again.
+    match ledger.rekey_builds(job_url::KEY_PREFIX, job_url::canonical_build_key) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("rewrote {n} build keys of the ledger into their canonical form"),
+        Err(e) => return Err(e).context("cannot rewrite old build keys in the ledger"),
+    }
     let gerrit = runtime::gerrit_client(&config)?;
     let listener = tokio::net::TcpListener::bind(config.build_listener.listen)
         .await
@@ -44,15 +52,13 @@ pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
     let worker = tokio::spawn(worker.run(stopped.clone()));
 
     let app = router(AppState::new(config, ledger, wake));
-    let mut server_stop = stopped;
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = server_stop.wait_for(|s| *s).await;
-    });
-    let mut server = tokio::spawn(async move { server.await });
+    let limits = Limits::for_this_process();
+    tracing::info!(
+        "at most {} connections, each closed after {} idle",
+        limits.max_connections,
+        humantime::format_duration(limits.idle_timeout)
+    );
+    let mut server = tokio::spawn(conn::serve(listener, app, limits, stopped));
     // Handlers are installed before "listening on" is printed: a signal
     // sent by whoever waits for that line must not kill the process.
     let signal = runtime::shutdown_signal();

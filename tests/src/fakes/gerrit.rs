@@ -14,7 +14,7 @@ mod server;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use tokio::task::JoinHandle;
@@ -137,6 +137,10 @@ struct Model {
     changes: BTreeMap<u64, Change>,
     labels: BTreeMap<String, LabelConfig>,
     reviews: Vec<PostedReview>,
+    /// Delays of the next review posts to apply late, in arrival order.
+    late_reviews: std::collections::VecDeque<Duration>,
+    /// Late review posts received and not yet applied (or refused).
+    late_in_progress: u32,
     next_account: u64,
     next_change: u64,
     next_message: u64,
@@ -167,10 +171,19 @@ impl Model {
             changes: BTreeMap::new(),
             labels,
             reviews: Vec::new(),
+            late_reviews: std::collections::VecDeque::new(),
+            late_in_progress: 0,
             next_account: 1_000_000,
             next_change: 123_456,
             next_message: 1,
         }
+    }
+
+    /// The delay of the review post that just arrived, if it is to be late.
+    fn take_late_review(&mut self) -> Option<Duration> {
+        let delay = self.late_reviews.pop_front()?;
+        self.late_in_progress += 1;
+        Some(delay)
     }
 
     fn account(&self, id: u64) -> Option<&Account> {
@@ -485,6 +498,24 @@ impl GerritFake {
     /// The change messages, oldest first.
     pub fn messages(&self, number: u64) -> Vec<FakeMessage> {
         lock(&self.model).change_mut(number).messages.clone()
+    }
+
+    /// The next `times` review posts are applied `delay` after they arrive
+    /// (and answered then), like a Gerrit that is slow to take the change
+    /// lock: a client that gave up in the meantime does not stop them, the
+    /// review lands after the client's timeout.
+    pub fn apply_reviews_late(&self, times: u32, delay: Duration) {
+        let mut m = lock(&self.model);
+        for _ in 0..times {
+            m.late_reviews.push_back(delay);
+        }
+    }
+
+    /// Whether every review post told to be late has arrived and been
+    /// applied (or refused).
+    pub fn late_reviews_settled(&self) -> bool {
+        let m = lock(&self.model);
+        m.late_reviews.is_empty() && m.late_in_progress == 0
     }
 
     /// Every review accepted so far, in order.

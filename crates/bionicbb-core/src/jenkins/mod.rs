@@ -1,6 +1,7 @@
 //! Jenkins remote-API client and Notification-plugin payloads.
 pub mod client;
 pub mod job;
+pub mod job_url;
 pub mod lookup;
 pub mod notification;
 

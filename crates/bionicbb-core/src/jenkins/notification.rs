@@ -7,7 +7,8 @@
 //! - required: `name`, `build.number` (a number, or a string of digits as some
 //!   senders write it), `build.phase`, `build.url`; `url` (the job URL) is
 //!   required unless it can be derived from `build.url` (`job/x/7/` →
-//!   `job/x/`);
+//!   `job/x/`), and must be a job URL in one of the forms of
+//!   [`super::job_url`]: the build is known by its job's full name;
 //! - optional: `build.status` (absent while the result is unknown, i.e. on
 //!   QUEUED and STARTED), `build.full_url` (absent without a Jenkins root URL),
 //!   `build.queue_id` (plugin 1.10+), `build.timestamp` (1.12+). An optional
@@ -53,6 +54,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::job_url;
 use crate::gerrit::ChangeRef;
 
 /// The phase a document reports.
@@ -150,8 +152,11 @@ pub struct BuildTarget {
 pub struct BuildEvent {
     /// The job's short name (not unique across folders).
     pub job_name: String,
-    /// The job URL relative to the Jenkins root, e.g. `job/a/job/b/`.
+    /// The job URL as sent (relative to the Jenkins root, e.g. `job/a/job/b/`).
     pub job_url: String,
+    /// The job's full name from its URL (`a/b`), whatever form the URL was
+    /// written in (see [`super::job_url`]).
+    pub job: String,
     pub number: u64,
     pub phase: Phase,
     /// `None` while the result is unknown.
@@ -165,10 +170,11 @@ pub struct BuildEvent {
 }
 
 impl BuildEvent {
-    /// Identifies the build across its documents: the same job URL and
-    /// number are the same build (`job/a/#12`).
+    /// Identifies the build across its documents: the same job (by its full
+    /// name, whatever the form of its URL) and number are the same build
+    /// (`job:a/b#12`).
     pub fn build_key(&self) -> String {
-        format!("{}#{}", self.job_url, self.number)
+        job_url::build_key(&self.job, self.number, "")
     }
 
     /// Whether the document carries the build's result. The first such
@@ -178,19 +184,9 @@ impl BuildEvent {
     }
 
     /// The job's folder path from its URL (`job/a/job/b/` → `a/b`), the
-    /// unique name of a job inside folders. `None` when the URL has another
-    /// shape.
+    /// unique name of a job inside folders: [`BuildEvent::job`].
     pub fn job_path(&self) -> Option<String> {
-        let mut parts = self.job_url.trim_matches('/').split('/');
-        let mut names = Vec::new();
-        loop {
-            match (parts.next(), parts.next()) {
-                (None, _) => break,
-                (Some("job"), Some(name)) if !name.is_empty() => names.push(name),
-                _ => return None,
-            }
-        }
-        (!names.is_empty()).then(|| names.join("/"))
+        Some(self.job.clone())
     }
 }
 
@@ -289,6 +285,12 @@ pub fn parse(body: &[u8]) -> Result<BuildEvent, NotificationError> {
         Some(v) => string_value(v, "url")?,
         None => derive_job_url(&build_url, number).ok_or(NotificationError::Missing("url"))?,
     };
+    let job = job_url::canonical_job(&job_url).ok_or_else(|| {
+        invalid(
+            "url",
+            format!("{} is not a Jenkins job URL (job/<name>/)", shown(&job_url)),
+        )
+    })?;
     let status = build
         .status
         .map(|v| string_value(v, "build.status"))
@@ -309,6 +311,7 @@ pub fn parse(body: &[u8]) -> Result<BuildEvent, NotificationError> {
     Ok(BuildEvent {
         job_name,
         job_url,
+        job,
         number,
         phase,
         status,
@@ -593,7 +596,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.job_url, "job/f/job/j/");
-        assert_eq!(e.build_key(), "job/f/job/j/#12");
+        assert_eq!(e.build_key(), "job:f/j#12");
         assert_eq!(e.job_path().as_deref(), Some("f/j"));
         let e =
             parse(br#"{"name":"j","build":{"number":12,"phase":"STARTED","url":"elsewhere/"}}"#)

@@ -44,6 +44,7 @@
 //! the applied count kept in `PRAGMA user_version`. A file written by a newer
 //! version is refused ([`LedgerError::TooNew`]) rather than misread.
 
+mod builds;
 mod effects;
 mod error;
 mod histograms;

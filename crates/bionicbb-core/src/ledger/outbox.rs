@@ -27,6 +27,13 @@
 //! short by a crash is simply still pending after the restart, with
 //! `in_flight_since` set. [`OutboxItem::may_have_landed`] tells the worker
 //! to check Gerrit for an identical message before posting again.
+//!
+//! A request sent and never answered (a timeout, a dropped connection, the
+//! process gone) may still be applied by the server later. Such an attempt
+//! is kept *in doubt*: `in_flight_since` stays set and the item is not due
+//! before the server can no longer apply it ([`Ledger::mark_in_doubt`],
+//! [`Ledger::defer`]), so the look-back sees what the request did. This
+//! state is in the file, so it survives a restart.
 
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde_json::Value;
@@ -82,6 +89,15 @@ impl OutboxItem {
     /// there before doing it again.
     pub fn may_have_landed(&self) -> bool {
         self.attempts > 0 || self.in_flight_since.is_some()
+    }
+
+    /// Whether an attempt started and was never concluded: the process
+    /// stopped during it, and its request may still be on its way. (An
+    /// attempt concluded in doubt, or deferred, is due only after the
+    /// moment it went in flight.)
+    pub fn interrupted(&self) -> bool {
+        self.in_flight_since
+            .is_some_and(|since| self.next_attempt_at <= since)
     }
 }
 
@@ -168,7 +184,7 @@ fn insert_item(
 }
 
 impl Ledger {
-    /// Records the completion of build `build_key` (e.g. job URL + build
+    /// Records the completion of build `build_key` (e.g. job name + build
     /// number) and enqueues its Gerrit work, in one transaction. Returns
     /// `true` the first time; a duplicate (FINALIZED after COMPLETED, a
     /// document re-sent after a restart) changes nothing and returns `false`.
@@ -294,6 +310,39 @@ impl Ledger {
                 .map_err(sql(OP))?;
             check_transition(tx, OP, id, n, None)
         })
+    }
+
+    /// The attempt failed without an answer after its request was sent: the
+    /// server may still apply it. Counted like [`Ledger::mark_retry`], but
+    /// `in_flight_since` stays set (the attempt is in doubt) and the item is
+    /// due again at `next_attempt_at`, which the caller puts past the moment
+    /// the request can still land.
+    pub fn mark_in_doubt(&self, id: i64, error: &str, next_attempt_at: i64) -> Result<()> {
+        const OP: &str = "keep an outbox item in doubt";
+        self.write(OP, |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
+                            next_attempt_at = ?3
+                     WHERE id = ?1 AND state = 'pending'",
+                    params![id, error, next_attempt_at],
+                )
+                .map_err(sql(OP))?;
+            check_transition(tx, OP, id, n, None)
+        })
+    }
+
+    /// Makes a pending item due at `next_attempt_at` without counting an
+    /// attempt; `in_flight_since` is kept (an [`OutboxItem::interrupted`]
+    /// attempt stays in doubt until then).
+    pub fn defer(&self, id: i64, next_attempt_at: i64) -> Result<()> {
+        self.transition(
+            "defer an outbox item",
+            id,
+            "next_attempt_at = ?2",
+            next_attempt_at.into(),
+            None,
+        )
     }
 
     /// Gives the item up for good (kept for the status page); it no longer

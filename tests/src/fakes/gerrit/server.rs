@@ -69,6 +69,10 @@ fn error_answer(method: &Method, Fail(status, message): Fail) -> Response {
 
 /// The one handler: everything is routed by hand on the raw path, so that
 /// `%2F` inside a change id stays part of its segment.
+///
+/// A review post told to be late ([`super::GerritFake::apply_reviews_late`])
+/// is handled in a task of its own, as Gerrit finishes a request whatever
+/// became of its connection: a client that gives up does not stop it.
 pub async fn handle(
     AxumState(state): AxumState<State>,
     method: Method,
@@ -76,9 +80,34 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match route(&state, &method, &uri, &headers, &body) {
+    let late = if method == Method::POST && uri.path().ends_with("/review") {
+        lock(&state.model).take_late_review()
+    } else {
+        None
+    };
+    let Some(delay) = late else {
+        return answer(&state, &method, &uri, &headers, &body);
+    };
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let response = answer(&state, &method, &uri, &headers, &body);
+        lock(&state.model).late_in_progress -= 1;
+        response
+    });
+    task.await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn answer(
+    state: &State,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    match route(state, method, uri, headers, body) {
         Ok(value) => json_answer(&value),
-        Err(f) => error_answer(&method, f),
+        Err(f) => error_answer(method, f),
     }
 }
 

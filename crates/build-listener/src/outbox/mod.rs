@@ -13,6 +13,10 @@
 //!    review was posted and is not posted again;
 //! 4. post the review, once (no retry inside the client).
 //!
+//! A post that got no answer is in doubt: Gerrit may still apply it, so the
+//! item waits until it no longer can before the look-back of step 3 (see
+//! [`crate::in_doubt`]), also across a restart.
+//!
 //! Passing faults (5xx, timeouts, 429) are retried with a capped exponential
 //! backoff for at least [`Settings::give_up_after`]; anything else (404,
 //! 409, 401/403, a label Gerrit did not apply) fails the item for good.
@@ -22,7 +26,8 @@
 //! `nothing_done`, `drop_failed`), each retry bumps
 //! `outbox_retries_total`, each permanent failure
 //! `failures_total{component="build-listener"}`, and each review posted
-//! observes `build_to_review_seconds` from the build's completion.
+//! observes `build_to_review_seconds` from the build's completion
+//! ([`conclude`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,14 +37,15 @@ use bionicbb_core::error::ApiError;
 use bionicbb_core::event::ChangeStatus;
 use bionicbb_core::gerrit::types::{ChangeInfo, ChangeStatus as GerritStatus, Notify, ReviewInput};
 use bionicbb_core::gerrit::{GerritClient, QueryOption, Revision};
-use bionicbb_core::ledger::metric_names::{self as names, labels};
-use bionicbb_core::ledger::{self, EventRecord, Ledger, OutboxItem};
+use bionicbb_core::ledger::{self, Ledger, OutboxItem};
 use bionicbb_core::review::{self, FinalReview};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{OnceCell, watch};
 
-use crate::payload::{KIND_DROP, KIND_REVIEW, ReviewPayload, now_ms};
-use crate::with_ledger;
+use crate::payload::{KIND_DROP, KIND_REVIEW, ReviewPayload};
+use crate::{in_doubt, with_ledger};
+
+mod conclude;
 
 /// Retry timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +56,9 @@ pub struct Settings {
     pub max_delay: Duration,
     /// An item failing with passing errors is given up once it is this old.
     pub give_up_after: Duration,
+    /// How long after the client gave up on a post Gerrit may still apply
+    /// it (see [`crate::in_doubt`]).
+    pub settle: Duration,
 }
 
 impl Default for Settings {
@@ -58,6 +67,7 @@ impl Default for Settings {
             base_delay: Duration::from_secs(2),
             max_delay: Duration::from_secs(600),
             give_up_after: Duration::from_secs(24 * 3600),
+            settle: in_doubt::DEFAULT_SETTLE,
         }
     }
 }
@@ -80,6 +90,9 @@ pub(crate) enum Outcome {
     },
     /// A passing fault: try again later.
     Retry(ApiError),
+    /// A post was sent and got no answer: Gerrit may still apply it. Try
+    /// again (looking for it first) once it no longer can.
+    InDoubt(ApiError),
     /// Cannot succeed: give up.
     Failed(String),
 }
@@ -90,6 +103,15 @@ impl Outcome {
             Outcome::Retry(e)
         } else {
             Outcome::Failed(e.to_string())
+        }
+    }
+
+    /// The outcome of a post that failed with `e`.
+    pub(crate) fn after_post(e: ApiError) -> Outcome {
+        if in_doubt::unanswered(&e) {
+            Outcome::InDoubt(e)
+        } else {
+            Outcome::from_error(e)
         }
     }
 }
@@ -191,6 +213,10 @@ impl Worker {
     /// One attempt at one item, and its outcome written to the ledger.
     async fn handle(&self, item: OutboxItem) {
         let id = item.id;
+        if item.interrupted() {
+            self.wait_out(&item).await;
+            return;
+        }
         if let Err(e) =
             with_ledger(&self.ledger, move |l| l.mark_in_flight(id, ledger::now())).await
         {
@@ -206,114 +232,23 @@ impl Worker {
         self.conclude(&item, outcome).await;
     }
 
-    /// Writes the outcome: the item's state, an event, a counter, the status.
-    async fn conclude(&self, item: &OutboxItem, outcome: Outcome) {
+    /// An attempt was in flight when the process stopped: its post may
+    /// still land, so the item waits [`Settings::settle`] from now (the
+    /// process that sent it is gone, it cannot be sent any later) before it
+    /// is looked for and tried again.
+    async fn wait_out(&self, item: &OutboxItem) {
         let id = item.id;
-        let now = ledger::now();
-        let what = describe(item);
-        let (source, failed_outcome) = match item.kind.as_str() {
-            KIND_DROP => ("drop-rejection", "drop_failed"),
-            _ => ("jenkins", "failed"),
-        };
-        // Seconds from the build's completion to now, for a review posted.
-        let build_to_review = item
-            .payload
-            .get("completed_at_ms")
-            .and_then(Value::as_i64)
-            .filter(|_| item.kind == KIND_REVIEW)
-            .map(|at| now_ms().saturating_sub(at) as f64 / 1000.0);
-        let change_number = item
-            .order_key
-            .rsplit('~')
-            .next()
-            .and_then(|n| n.parse().ok());
-        let patch_set = item
-            .payload
-            .get("patch_set")
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok());
-        let event = |summary: String, decision: Value| EventRecord {
-            at: now,
-            source: source.to_string(),
-            summary,
-            change_number,
-            patch_set,
-            decisions: json!([decision]),
-        };
-        let failures = item.attempts + 1;
-        let outcome = match outcome {
-            Outcome::Retry(e) if age(item, now) >= self.settings.give_up_after => {
-                Outcome::Failed(format!(
-                    "gave up after {failures} attempts over {}: {e}",
-                    humantime::format_duration(self.settings.give_up_after)
-                ))
-            }
-            other => other,
-        };
-        let result = match outcome {
-            Outcome::Done { summary, counter } => {
-                tracing::info!("{what}: {summary}");
-                let record = event(format!("{what}: {summary}"), json!({ "outcome": counter }));
-                let observed = build_to_review.filter(|_| counter == "posted");
-                with_ledger(&self.ledger, move |l| {
-                    l.mark_done(id, now)?;
-                    l.record_event(&record)?;
-                    l.bump_counter(names::REVIEWS_POSTED, &labels(&[("outcome", counter)]), 1)?;
-                    if let Some(seconds) = observed {
-                        l.observe(names::BUILD_TO_REVIEW_SECONDS, "", seconds)?;
-                    }
-                    l.set_status("build-listener", "last_success_at", &json!(now), now)
-                })
-                .await
-            }
-            Outcome::Retry(e) => {
-                let delay = self
-                    .settings
-                    .delay(failures)
-                    .max(e.retry_after.unwrap_or_default());
-                let next = now.saturating_add(ceil_secs(delay));
-                let error = e.to_string();
-                tracing::warn!(
-                    "{what}: attempt {failures} failed, retrying in {}: {error}",
-                    humantime::format_duration(delay)
-                );
-                with_ledger(&self.ledger, move |l| {
-                    l.mark_retry(id, &error, next)?;
-                    l.bump_counter(names::OUTBOX_RETRIES, "", 1)?;
-                    l.set_status(
-                        "build-listener",
-                        "last_error",
-                        &json!({ "at": now, "error": error }),
-                        now,
-                    )
-                })
-                .await
-            }
-            Outcome::Failed(error) => {
-                tracing::error!("{what}: failed for good: {error}");
-                let record = event(
-                    format!("{what}: failed: {error}"),
-                    json!({ "outcome": "failed", "error": error }),
-                );
-                with_ledger(&self.ledger, move |l| {
-                    l.mark_failed(id, &error, now)?;
-                    l.record_event(&record)?;
-                    let outcome = labels(&[("outcome", failed_outcome)]);
-                    l.bump_counter(names::REVIEWS_POSTED, &outcome, 1)?;
-                    let component = labels(&[("component", "build-listener")]);
-                    l.bump_counter(names::FAILURES, &component, 1)?;
-                    l.set_status(
-                        "build-listener",
-                        "last_error",
-                        &json!({ "at": now, "error": error }),
-                        now,
-                    )
-                })
-                .await
-            }
-        };
-        if let Err(e) = result {
-            tracing::error!("{what}: cannot record the outcome in the ledger: {e}");
+        let settle = self.settings.settle;
+        let until = ledger::now().saturating_add(ceil_secs(settle).max(1));
+        tracing::warn!(
+            "{}: an attempt was in flight when the listener stopped; waiting {} for it \
+             to land before looking for it on Gerrit",
+            describe(item),
+            humantime::format_duration(settle)
+        );
+        if let Err(e) = with_ledger(&self.ledger, move |l| l.defer(id, until)).await {
+            tracing::error!("outbox item {id}: {e}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 
@@ -368,7 +303,7 @@ impl Worker {
                 },
                 counter: "posted",
             },
-            Err(e) => Outcome::from_error(e),
+            Err(e) => Outcome::after_post(e),
         }
     }
 
@@ -441,170 +376,4 @@ fn describe(item: &OutboxItem) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let s = Settings::default();
-        assert_eq!(s.delay(1), Duration::from_secs(2));
-        assert_eq!(s.delay(2), Duration::from_secs(4));
-        assert_eq!(s.delay(5), Duration::from_secs(32));
-        assert_eq!(s.delay(9), Duration::from_secs(512));
-        assert_eq!(s.delay(10), Duration::from_secs(600));
-        assert_eq!(s.delay(500), Duration::from_secs(600));
-        assert_eq!(ceil_secs(Duration::from_millis(1)), 1);
-        assert_eq!(ceil_secs(Duration::ZERO), 0);
-    }
-
-    /// A worker whose Gerrit is never reached, on a fresh ledger.
-    fn worker(dir: &std::path::Path) -> Worker {
-        let text = r#"
-[gerrit]
-url = "http://127.0.0.1:9/"
-bot_email = "bionicbb@example.com"
-[jenkins]
-url = "http://127.0.0.1:9/"
-user = "bionicbb"
-api_token = "t"
-[build_listener]
-secret = "s"
-[jobs]
-"#;
-        let config = Config::parse(text, std::path::Path::new("test.toml")).unwrap();
-        let gerrit = GerritClient::new(
-            config.gerrit.url.clone(),
-            None,
-            Duration::from_secs(1),
-            bionicbb_core::retry::RetryPolicy::default(),
-        )
-        .unwrap();
-        let ledger = Ledger::open(&dir.join("ledger.sqlite3")).unwrap();
-        Worker::new(
-            ledger,
-            gerrit,
-            Arc::new(config),
-            Arc::new(tokio::sync::Notify::new()),
-            Settings::default(),
-        )
-    }
-
-    fn enqueue(worker: &Worker, created_at: i64) -> OutboxItem {
-        let item = ledger::NewOutboxItem {
-            kind: KIND_REVIEW.into(),
-            order_key: "123456".into(),
-            payload: json!({"patch_set": 4, "build": "j #1"}),
-        };
-        let id = worker.ledger.enqueue(item, created_at).unwrap();
-        worker.ledger.outbox_item(id).unwrap().unwrap()
-    }
-
-    fn transient() -> ApiError {
-        ApiError::new(
-            bionicbb_core::Service::Gerrit,
-            bionicbb_core::ErrorKind::Transient,
-            "busy",
-        )
-        .with_status(503)
-    }
-
-    #[tokio::test]
-    async fn finished_history_older_than_thirty_days_is_pruned() {
-        let dir = tempfile::tempdir().unwrap();
-        let w = worker(dir.path());
-        let now = ledger::now();
-        let old = enqueue(&w, now - KEEP_HISTORY_SECS - 100);
-        w.ledger
-            .mark_done(old.id, now - KEEP_HISTORY_SECS - 50)
-            .unwrap();
-        let recent = enqueue(&w, now - 100);
-        w.ledger.mark_done(recent.id, now - 50).unwrap();
-        let pending = enqueue(&w, now - KEEP_HISTORY_SECS - 100);
-        w.prune(now).await;
-        assert_eq!(w.ledger.outbox_item(old.id).unwrap(), None);
-        assert!(w.ledger.outbox_item(recent.id).unwrap().is_some());
-        assert!(
-            w.ledger.outbox_item(pending.id).unwrap().is_some(),
-            "pending work is never pruned"
-        );
-    }
-
-    #[tokio::test]
-    async fn passing_errors_are_retried_with_backoff_then_given_up_after_a_day() {
-        let dir = tempfile::tempdir().unwrap();
-        let w = worker(dir.path());
-        let now = ledger::now();
-        // Young item: retried 2 s later, still pending.
-        let item = enqueue(&w, now);
-        w.conclude(&item, Outcome::Retry(transient())).await;
-        let after = w.ledger.outbox_item(item.id).unwrap().unwrap();
-        assert_eq!(after.attempts, 1);
-        assert!(after.next_attempt_at >= now + 2 && after.next_attempt_at <= now + 4);
-        assert!(after.last_error.unwrap().contains("busy"));
-        // A day-old item is given up.
-        let old = enqueue(&w, now - 24 * 3600 - 5);
-        w.ledger.mark_done(item.id, now).unwrap();
-        w.conclude(&old, Outcome::Retry(transient())).await;
-        let after = w.ledger.outbox_item(old.id).unwrap().unwrap();
-        assert_eq!(after.state, ledger::OutboxState::Failed);
-        assert!(
-            after
-                .last_error
-                .unwrap()
-                .starts_with("gave up after 1 attempts over 1day")
-        );
-        let counters = w.ledger.counters().unwrap();
-        assert_eq!(
-            counters,
-            vec![
-                (
-                    names::FAILURES.into(),
-                    "component=\"build-listener\"".into(),
-                    1
-                ),
-                (names::OUTBOX_RETRIES.into(), String::new(), 1),
-                (names::REVIEWS_POSTED.into(), "outcome=\"failed\"".into(), 1),
-            ]
-        );
-        assert!(
-            w.ledger
-                .status("build-listener")
-                .unwrap()
-                .contains_key("last_error")
-        );
-    }
-
-    #[test]
-    fn already_posted_matches_the_bots_text_on_that_patch_set() {
-        let change: ChangeInfo = serde_json::from_value(json!({
-            "project": "p", "branch": "b", "status": "NEW", "_number": 1,
-            "owner": {"_account_id": 7},
-            "messages": [
-                {"id": "a", "author": {"_account_id": 7}, "date": "d", "_revision_number": 4,
-                 "message": "Patch Set 4: Verified+1\n\nj #1 checkbuild SUCCESS: L"},
-                {"id": "b", "author": {"_account_id": 9}, "date": "d", "_revision_number": 3,
-                 "message": "Patch Set 3:\n\nj #2 checkbuild FAILURE: L"},
-            ]
-        }))
-        .unwrap();
-        assert!(already_posted(
-            &change,
-            7,
-            4,
-            "j #1 checkbuild SUCCESS: L\n"
-        ));
-        assert!(!already_posted(&change, 7, 3, "j #1 checkbuild SUCCESS: L"));
-        assert!(!already_posted(&change, 9, 4, "j #1 checkbuild SUCCESS: L"));
-        assert!(!already_posted(&change, 7, 4, "j #1 checkbuild SUCCESS"));
-        // Another account's message with the same text is not the bot's.
-        assert!(!already_posted(&change, 7, 3, "j #2 checkbuild FAILURE: L"));
-        assert!(already_posted(&change, 9, 3, "j #2 checkbuild FAILURE: L"));
-    }
-
-    #[test]
-    fn notify_names() {
-        assert_eq!(notify("OWNER_REVIEWERS"), Some(Notify::OwnerReviewers));
-        assert_eq!(notify("none"), Some(Notify::None));
-        assert_eq!(notify("bogus"), None);
-    }
-}
+mod tests;
