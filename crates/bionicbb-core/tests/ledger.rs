@@ -315,9 +315,11 @@ fn a_mail_left_in_hand_counts_per_mail_until_its_handling_ends() {
     drop(ledger);
     let ledger = open(&path);
     assert_eq!(ledger.mail_in_hand("m1").unwrap(), 2);
-    // A passing fault: the mail stays pending, its handling ended.
+    // A passing fault: the mail stays pending, its handling ended (the
+    // record of the try releases it).
     assert_eq!(ledger.hold_mail("m2", 12).unwrap(), 1);
     assert_eq!(ledger.record_mail_attempt("m2", "gerrit 503").unwrap(), 1);
+    assert_eq!(ledger.mail_in_hand("m2").unwrap(), 0);
     ledger.release_mail("m2").unwrap();
     assert_eq!(ledger.mail_in_hand("m2").unwrap(), 0);
     assert_eq!(
@@ -327,14 +329,15 @@ fn a_mail_left_in_hand_counts_per_mail_until_its_handling_ends() {
             last_error: Some("gerrit 503".into())
         })
     );
-    // Quarantined: final, never marked again.
+    // Quarantined: final, released, never marked again.
     ledger.mark_mail_quarantined("m1", "poison", 13).unwrap();
-    ledger.release_mail("m1").unwrap();
     assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
     assert_eq!(ledger.hold_mail("m1", 14).unwrap(), 0);
     assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
+    assert_eq!(ledger.hold_mail("m3", 15).unwrap(), 1);
     ledger.mark_mail_done("m3", "built", 15).unwrap();
-    assert_eq!(ledger.hold_mail("m3", 15).unwrap(), 0);
+    assert_eq!(ledger.mail_in_hand("m3").unwrap(), 0);
+    assert_eq!(ledger.hold_mail("m3", 16).unwrap(), 0);
 }
 
 #[test]

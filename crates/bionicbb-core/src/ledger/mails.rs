@@ -7,7 +7,8 @@
 //! removes it from the label again, without redoing anything.
 //!
 //! Poison mail: a mail is marked "in hand" ([`Ledger::hold_mail`]) before it
-//! is read, and released ([`Ledger::release_mail`]) when its handling ends,
+//! is read, and released ([`Ledger::release_mail`], or by the write that
+//! records its outcome) when its handling ends,
 //! whatever the outcome (done, quarantined, or left for the next poll after
 //! a passing fault). A mark still set when the mail is next seen means the
 //! process died while handling it; the count of such deaths
@@ -71,7 +72,8 @@ impl Ledger {
                 "INSERT INTO mails (gmail_id, state, attempts, last_error)
                  VALUES (?1, 'pending', 1, ?2)
                  ON CONFLICT (gmail_id) DO UPDATE
-                   SET attempts = attempts + 1, last_error = excluded.last_error
+                   SET attempts = attempts + 1, last_error = excluded.last_error,
+                       in_hand = 0, in_hand_since = NULL
                    WHERE state = 'pending'",
                 params![gmail_id, error],
             )
@@ -134,7 +136,9 @@ impl Ledger {
     }
 
     /// Clears the in-hand mark of a mail whose handling ended (whatever
-    /// became of it). Nothing to write when no mark is set.
+    /// became of it). Marking a mail done or quarantined, or recording a
+    /// failed try, clears it too, in the same transaction; then this
+    /// changes nothing and writes nothing to the disk.
     pub fn release_mail(&self, gmail_id: &str) -> Result<()> {
         const OP: &str = "release a mail";
         self.write(OP, |tx| {
@@ -157,7 +161,8 @@ impl Ledger {
                 "INSERT INTO mails (gmail_id, state, note, updated_at)
                  VALUES (?1, 'done', ?2, ?3)
                  ON CONFLICT (gmail_id) DO UPDATE
-                   SET state = 'done', note = excluded.note, updated_at = excluded.updated_at
+                   SET state = 'done', note = excluded.note, updated_at = excluded.updated_at,
+                       in_hand = 0, in_hand_since = NULL
                    WHERE state != 'done'",
                 params![gmail_id, summary, now],
             )
@@ -176,7 +181,7 @@ impl Ledger {
                  VALUES (?1, 'quarantined', ?2, ?3)
                  ON CONFLICT (gmail_id) DO UPDATE
                    SET state = 'quarantined', note = excluded.note,
-                       updated_at = excluded.updated_at
+                       updated_at = excluded.updated_at, in_hand = 0, in_hand_since = NULL
                    WHERE state = 'pending'",
                 params![gmail_id, reason, now],
             )
