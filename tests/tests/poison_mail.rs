@@ -193,3 +193,38 @@ fn edited_message_id() -> Vec<u8> {
         .replace("1456218842117-5a1b2c3d@", "1456218842117-0000beef@")
         .into_bytes()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_skips_a_poison_mail_and_writes_nothing() {
+    let w = World::new().await;
+    w.sample_change(2);
+    let poison = w.deliver(&poison_mail());
+    let genuine = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    // Two deaths with the mail in hand, as the ledger records them.
+    let ledger = w.ledger();
+    ledger.hold_mail(&poison, 1).unwrap();
+    ledger.hold_mail(&poison, 2).unwrap();
+    let (status, output) = w.run(&["--once", "--dry-run"]).await;
+    assert!(status.success(), "exit {status:?}; output:\n{output}");
+    assert!(output.contains("poison mail"), "{output}");
+    let requests = w.gmail.faults().requests();
+    assert!(
+        !requests.iter().any(|r| r.contains(&format!("{poison}?"))),
+        "the poison mail was fetched: {requests:?}"
+    );
+    assert!(
+        requests.iter().all(|r| r.starts_with("GET")),
+        "{requests:?}"
+    );
+    assert!(
+        requests.iter().any(|r| r.contains(&genuine)),
+        "the genuine mail is read: {requests:?}"
+    );
+    assert_eq!(w.jenkins.triggers(), 0);
+    let mut labelled = w.labelled();
+    labelled.sort();
+    let mut both = vec![poison.clone(), genuine];
+    both.sort();
+    assert_eq!(labelled, both);
+    assert_eq!(ledger.mail_in_hand(&poison).unwrap(), 2);
+}
