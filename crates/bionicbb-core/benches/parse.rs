@@ -65,6 +65,51 @@ fn report(name: &str, per_item: Duration, bytes: Option<usize>) {
     );
 }
 
+/// About 1 MB each, aimed at the paths that used to be superlinear or
+/// unbounded (see `tests/hostile_mail.rs`, which asserts the bounds).
+fn hostile_mails() -> Vec<(&'static str, Vec<u8>)> {
+    fn mail(content_type: &str, body: &str) -> Vec<u8> {
+        format!(
+            "From: \"Dana Dev (Code Review)\" <gerrit@example.org>\n\
+             Subject: hostile\nX-Gerrit-MessageType: comment\nMIME-Version: 1.0\n\
+             Content-Type: {content_type}\n\n{body}"
+        )
+        .into_bytes()
+    }
+    let footers = "\n-- \nGerrit-MessageType: comment\n\
+                   Gerrit-Change-Id: I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b\n\
+                   Gerrit-PatchSet: 2\nGerrit-Project: platform/bionic\nGerrit-Branch: master\n";
+    let deep = format!(
+        "{}{}",
+        "<blockquote>".repeat(80_000),
+        "bionicbb:retry<br>".repeat(1_000)
+    );
+    let branches: String = (0..60_000)
+        .map(|i| format!("Gerrit-Branch: b{i}\n"))
+        .collect();
+    let mut nested =
+        String::from("Subject: x\nX-Gerrit-MessageType: comment\nContent-Type: message/rfc822\n\n");
+    nested.push_str(&"Subject: x\nContent-Type: message/rfc822\n\n".repeat(20_000));
+    nested.push_str("Subject: end\n\nhello\n");
+    let mut headers = "X-H: v\n".repeat(140_000);
+    headers.push_str(
+        &String::from_utf8(mail("text/plain", &format!("Patch Set 2:{footers}"))).unwrap(),
+    );
+    vec![
+        (
+            "80,000 nested blockquotes, 1,000 lines",
+            mail("text/html", &deep),
+        ),
+        ("1 MB of '&'", mail("text/html", &"&".repeat(1_000_000))),
+        (
+            "60,000 contradicting footers",
+            mail("text/plain", &format!("Patch Set 2:{footers}{branches}")),
+        ),
+        ("20,000 nested attached messages", nested.into_bytes()),
+        ("140,000 headers", headers.into_bytes()),
+    ]
+}
+
 fn main() {
     println!("bionicbb-core parse bench (median of 5 rounds, release build)");
     let mails = files("emails", "eml");
@@ -86,6 +131,13 @@ fn main() {
         all / mails.len() as u32,
         Some(total / mails.len()),
     );
+
+    for (name, raw) in hostile_mails() {
+        let t = measure(|| {
+            let _ = black_box(bionicbb_core::mail::parse(black_box(&raw)));
+        });
+        report(&format!("mail::parse hostile: {name}"), t, Some(raw.len()));
+    }
 
     let docs = files("jenkins", "json");
     let all = measure(|| {

@@ -131,6 +131,11 @@ pub struct GmailConfig {
     /// Limit on one Gmail API call.
     #[serde(default = "defaults::http_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// Largest mail read, in bytes (Gmail's `sizeEstimate`, asked before
+    /// the mail is downloaded). A larger mail is quarantined unread: Gerrit's
+    /// notifications weigh a few kilobytes, a huge one is crafted.
+    #[serde(default = "defaults::max_mail_size")]
+    pub max_mail_size: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -462,6 +467,9 @@ mod defaults {
     }
     pub fn body_limit() -> usize {
         4 * 1024 * 1024
+    }
+    pub fn max_mail_size() -> u64 {
+        1024 * 1024
     }
     pub fn label_name() -> String {
         "Verified".into()

@@ -46,7 +46,7 @@ fn open_creates_directory_and_private_file_and_records_schema_version() {
     let ledger = open(&path);
     assert!(path.is_file());
     assert_eq!(ledger.path(), path);
-    assert_eq!(ledger.schema_version().unwrap(), 2);
+    assert_eq!(ledger.schema_version().unwrap(), 3);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -65,7 +65,7 @@ fn open_creates_directory_and_private_file_and_records_schema_version() {
     }
     drop(ledger);
     // Reopening does not migrate again.
-    assert_eq!(open(&path).schema_version().unwrap(), 2);
+    assert_eq!(open(&path).schema_version().unwrap(), 3);
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn a_file_from_a_newer_version_is_refused() {
         LedgerError::TooNew {
             found, supported, ..
         } => {
-            assert_eq!((*found, *supported), (99, 2));
+            assert_eq!((*found, *supported), (99, 3));
         }
         other => panic!("expected TooNew, got {other:?}"),
     }
@@ -292,6 +292,52 @@ fn effect_keys_are_canonical() {
         ledger.begin_effect(&retry1, "build", &json!(1), 4).unwrap(),
         Begin::New
     );
+}
+
+#[test]
+fn a_mail_left_in_hand_counts_per_mail_until_its_handling_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ledger_path(&dir);
+    {
+        let ledger = open(&path);
+        assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
+        assert_eq!(ledger.hold_mail("m1", 10).unwrap(), 1);
+        // Another mail in hand at the same time has its own count.
+        assert_eq!(ledger.hold_mail("m2", 10).unwrap(), 1);
+        ledger.release_mail("m2").unwrap();
+        // The process dies here, with m1 in hand.
+    }
+    let ledger = open(&path);
+    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 1);
+    assert_eq!(ledger.mail_in_hand("m2").unwrap(), 0);
+    // A second start, a second death.
+    assert_eq!(ledger.hold_mail("m1", 11).unwrap(), 2);
+    drop(ledger);
+    let ledger = open(&path);
+    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 2);
+    // A passing fault: the mail stays pending, its handling ended (the
+    // record of the try releases it).
+    assert_eq!(ledger.hold_mail("m2", 12).unwrap(), 1);
+    assert_eq!(ledger.record_mail_attempt("m2", "gerrit 503").unwrap(), 1);
+    assert_eq!(ledger.mail_in_hand("m2").unwrap(), 0);
+    ledger.release_mail("m2").unwrap();
+    assert_eq!(ledger.mail_in_hand("m2").unwrap(), 0);
+    assert_eq!(
+        ledger.mail_state("m2").unwrap(),
+        Some(MailState::Pending {
+            attempts: 1,
+            last_error: Some("gerrit 503".into())
+        })
+    );
+    // Quarantined: final, released, never marked again.
+    ledger.mark_mail_quarantined("m1", "poison", 13).unwrap();
+    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
+    assert_eq!(ledger.hold_mail("m1", 14).unwrap(), 0);
+    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
+    assert_eq!(ledger.hold_mail("m3", 15).unwrap(), 1);
+    ledger.mark_mail_done("m3", "built", 15).unwrap();
+    assert_eq!(ledger.mail_in_hand("m3").unwrap(), 0);
+    assert_eq!(ledger.hold_mail("m3", 16).unwrap(), 0);
 }
 
 #[test]
@@ -702,7 +748,7 @@ fn two_handles_on_one_file_both_write() {
         vec![("shared".into(), String::new(), 2 * N)]
     );
     assert_eq!(ledger.pending_count().unwrap(), 2 * N);
-    assert_eq!(ledger.schema_version().unwrap(), 2);
+    assert_eq!(ledger.schema_version().unwrap(), 3);
     // Each change's items came out in the order its writer enqueued them.
     for t in 0..2 {
         let key = format!("change-{t}");

@@ -1,7 +1,10 @@
 //! The poll loop: list the label, handle each mail in arrival order, and
 //! take every handled mail out of the label. One bad mail, a network error
 //! or a Gmail outage never stops the loop; a mail whose handling hit a
-//! passing fault stays for the next poll.
+//! passing fault stays for the next poll. Not even a mail that kills the
+//! process can stop it: see [`guard`].
+
+mod guard;
 
 use std::sync::Arc;
 
@@ -10,8 +13,9 @@ use bionicbb_core::decide::decide;
 use bionicbb_core::error::ErrorKind;
 use bionicbb_core::event::{Decision, MessageType};
 use bionicbb_core::gerrit::GerritClient;
-use bionicbb_core::ledger::{self, EventRecord, Ledger, MailState, metric_names as names};
+use bionicbb_core::ledger::{self, EventRecord, Ledger, metric_names as names};
 use bionicbb_core::mail;
+pub use guard::MAX_DEATHS;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -215,34 +219,9 @@ impl Listener {
         report
     }
 
-    async fn handle(&self, id: &str) -> Handled {
-        let state = match &self.ledger {
-            Some(ledger) => match ledger.mail_state(id) {
-                Ok(s) => s,
-                Err(e) => return Handled::Pending(format!("ledger: {e}")),
-            },
-            None => None,
-        };
-        match state {
-            // Marked before a crash or a failed trash: only take it out.
-            Some(MailState::Done) => return self.trash(id).await,
-            Some(MailState::Quarantined) => {
-                return match self.move_to_quarantine(id).await {
-                    Ok(()) => Handled::Quarantined,
-                    Err(e) => Handled::Pending(e),
-                };
-            }
-            _ => {}
-        }
-        let raw = match self.mailbox.get_raw(id).await {
-            Ok(raw) => raw,
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                tracing::info!(gmail_id = %id, "the mail disappeared before it was read");
-                return Handled::Done;
-            }
-            Err(e) => return self.failed_try(id, e.to_string()).await,
-        };
-        let parsed = match mail::parse(&raw) {
+    /// Handles a mail read from Gmail (see [`guard`] for what comes before).
+    async fn handle_raw(&self, id: &str, raw: &[u8]) -> Handled {
+        let parsed = match mail::parse(raw) {
             Ok(p) => p,
             Err(e) => return self.quarantine(id, &format!("unreadable mail: {e}")).await,
         };

@@ -71,6 +71,9 @@ pub fn validate(config: &mut Config) -> Result<(), KeyError> {
         return fail("[gmail] poll_interval", "must be at least 1s");
     }
     positive(gmail.timeout, "[gmail] timeout")?;
+    if gmail.max_mail_size == 0 {
+        return fail("[gmail] max_mail_size", "must be greater than 0");
+    }
     if let Some(url) = &gmail.api_base_url {
         http_url(url, "[gmail] api_base_url")?;
         if !url.as_str().ends_with('/') {

@@ -39,6 +39,9 @@ pub mod metric_names {
     pub const MAILS_PROCESSED: &str = "mails_processed_total";
     /// Notification e-mails set aside as unreadable; no labels.
     pub const MAILS_QUARANTINED: &str = "mails_quarantined_total";
+    /// E-mails set aside unread because the process died while handling
+    /// them (also counted in [`MAILS_QUARANTINED`]); no labels.
+    pub const MAILS_POISONED: &str = "mails_poisoned_total";
 
     /// Histogram: seconds from a notification e-mail's date to the Jenkins
     /// trigger it caused.

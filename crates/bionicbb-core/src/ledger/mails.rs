@@ -5,6 +5,16 @@
 //! ledger: a mail still in the label in one of these states was left there
 //! by a crash (or a failed trash) after it was marked, so the daemon only
 //! removes it from the label again, without redoing anything.
+//!
+//! Poison mail: a mail is marked "in hand" ([`Ledger::hold_mail`]) before it
+//! is read, and released ([`Ledger::release_mail`], or by the write that
+//! records its outcome) when its handling ends,
+//! whatever the outcome (done, quarantined, or left for the next poll after
+//! a passing fault). A mark still set when the mail is next seen means the
+//! process died while handling it; the count of such deaths
+//! ([`Ledger::mail_in_hand`]) lets the caller set aside a mail that keeps
+//! killing the process, without reading it again. The mark is per mail, so
+//! mails handled at the same time never count for each other.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -62,7 +72,8 @@ impl Ledger {
                 "INSERT INTO mails (gmail_id, state, attempts, last_error)
                  VALUES (?1, 'pending', 1, ?2)
                  ON CONFLICT (gmail_id) DO UPDATE
-                   SET attempts = attempts + 1, last_error = excluded.last_error
+                   SET attempts = attempts + 1, last_error = excluded.last_error,
+                       in_hand = 0, in_hand_since = NULL
                    WHERE state = 'pending'",
                 params![gmail_id, error],
             )
@@ -79,6 +90,68 @@ impl Ledger {
         })
     }
 
+    /// How many times handling of a mail started and never ended: the
+    /// process died with the mail in hand. 0 for a mail never seen, and for
+    /// one whose every handling ended.
+    pub fn mail_in_hand(&self, gmail_id: &str) -> Result<u32> {
+        const OP: &str = "read a mail's in-hand count";
+        let count: Option<i64> = self.read(|conn| {
+            conn.query_row(
+                "SELECT in_hand FROM mails WHERE gmail_id = ?1",
+                [gmail_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(sql(OP))
+        })?;
+        from_i64(OP, "in-hand count", count.unwrap_or(0))
+    }
+
+    /// Marks a mail in hand before anything is read of it, durably (the
+    /// transaction is committed when this returns): one more handling
+    /// started. Returns the count, this one included. A mail done or
+    /// quarantined is final and not marked (0 is returned).
+    pub fn hold_mail(&self, gmail_id: &str, now: i64) -> Result<u32> {
+        const OP: &str = "mark a mail in hand";
+        self.write(OP, |tx| {
+            tx.execute(
+                "INSERT INTO mails (gmail_id, state, in_hand, in_hand_since)
+                 VALUES (?1, 'pending', 1, ?2)
+                 ON CONFLICT (gmail_id) DO UPDATE
+                   SET in_hand = in_hand + 1, in_hand_since = excluded.in_hand_since
+                   WHERE state = 'pending'",
+                params![gmail_id, now],
+            )
+            .map_err(sql(OP))?;
+            let count: i64 = tx
+                .query_row(
+                    "SELECT CASE state WHEN 'pending' THEN in_hand ELSE 0 END
+                     FROM mails WHERE gmail_id = ?1",
+                    [gmail_id],
+                    |row| row.get(0),
+                )
+                .map_err(sql(OP))?;
+            from_i64(OP, "in-hand count", count)
+        })
+    }
+
+    /// Clears the in-hand mark of a mail whose handling ended (whatever
+    /// became of it). Marking a mail done or quarantined, or recording a
+    /// failed try, clears it too, in the same transaction; then this
+    /// changes nothing and writes nothing to the disk.
+    pub fn release_mail(&self, gmail_id: &str) -> Result<()> {
+        const OP: &str = "release a mail";
+        self.write(OP, |tx| {
+            tx.execute(
+                "UPDATE mails SET in_hand = 0, in_hand_since = NULL
+                 WHERE gmail_id = ?1 AND in_hand != 0",
+                [gmail_id],
+            )
+            .map_err(sql(OP))?;
+            Ok(())
+        })
+    }
+
     /// Marks a mail handled; `summary` says what was done (for operators).
     /// Idempotent; final.
     pub fn mark_mail_done(&self, gmail_id: &str, summary: &str, now: i64) -> Result<()> {
@@ -88,7 +161,8 @@ impl Ledger {
                 "INSERT INTO mails (gmail_id, state, note, updated_at)
                  VALUES (?1, 'done', ?2, ?3)
                  ON CONFLICT (gmail_id) DO UPDATE
-                   SET state = 'done', note = excluded.note, updated_at = excluded.updated_at
+                   SET state = 'done', note = excluded.note, updated_at = excluded.updated_at,
+                       in_hand = 0, in_hand_since = NULL
                    WHERE state != 'done'",
                 params![gmail_id, summary, now],
             )
@@ -107,7 +181,7 @@ impl Ledger {
                  VALUES (?1, 'quarantined', ?2, ?3)
                  ON CONFLICT (gmail_id) DO UPDATE
                    SET state = 'quarantined', note = excluded.note,
-                       updated_at = excluded.updated_at
+                       updated_at = excluded.updated_at, in_hand = 0, in_hand_since = NULL
                    WHERE state = 'pending'",
                 params![gmail_id, reason, now],
             )

@@ -116,6 +116,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (name, labels, le)
     ) WITHOUT ROWID;
     "#,
+    // 3: poison-mail protection (see `mails.rs`). `in_hand` counts the
+    // times handling of a mail started and did not end (the process died
+    // with the mail in hand); `in_hand_since` is when the last one started.
+    r#"
+    ALTER TABLE mails ADD COLUMN in_hand INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mails ADD COLUMN in_hand_since INTEGER;
+    "#,
 ];
 
 /// The schema version this program writes.

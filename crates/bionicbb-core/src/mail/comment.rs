@@ -30,50 +30,53 @@
 use super::footers;
 use super::mime::Source;
 use super::votes::{self, VoteLine};
+use crate::command;
 
 /// What a comment mail says in the commenter's own words.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Comment {
+pub struct Comment<'a> {
     /// The cover letter's `Patch Set N: <votes>` line, when present.
     pub vote_line: Option<VoteLine>,
-    /// Lines that may hold commands, with code and quotes removed and
-    /// `PS<N>: ` prefixes stripped.
-    pub lines: Vec<String>,
+    /// Lines that may hold commands (those that mention the command
+    /// prefix), with code and quotes removed and `PS<N>: ` prefixes
+    /// stripped.
+    pub lines: Vec<&'a str>,
 }
 
-/// Reads the comment part of `body`.
-pub fn read(body: &str, source: Source) -> Comment {
-    let lines: Vec<&str> = body.split('\n').collect();
-    let end = region_end(&lines, source);
-    let lines = &lines[..end];
-    let vote_at = lines
-        .iter()
-        .position(|l| !l.trim_start().starts_with('>') && votes::parse_line(l).is_some());
-    let after_dots = || lines.iter().position(|l| is_dots(l)).map_or(0, |i| i + 1);
-    let start = match (source, vote_at) {
+/// Reads the comment part of `body`. One pass per step, nothing copied: the
+/// lines returned borrow from `body`.
+pub fn read(body: &str, source: Source) -> Comment<'_> {
+    let region = &body[..region_end(body, source)];
+    let vote_at = region.split('\n').enumerate().find_map(|(i, l)| {
+        if l.trim_start().starts_with('>') {
+            return None;
+        }
+        votes::parse_line(l).map(|v| (i, v))
+    });
+    let start = match (source, &vote_at) {
         // The votes line itself holds votes, not text.
-        (Source::Plain, Some(i)) => i + 1,
+        (Source::Plain, Some((i, _))) => i + 1,
         // The 3.x HTML part puts the votes paragraph after the cover letter.
-        _ => after_dots(),
+        _ => region.split('\n').position(is_dots).map_or(0, |i| i + 1),
     };
     Comment {
-        vote_line: vote_at.and_then(|i| votes::parse_line(lines[i])),
-        lines: own_lines(&lines[start..]),
+        vote_line: vote_at.map(|(_, v)| v),
+        lines: own_lines(region.split('\n').skip(start)),
     }
 }
 
-/// Index of the first line after the comment region.
-fn region_end(lines: &[&str], source: Source) -> usize {
-    let footer_start = footers::block_start(lines, source);
-    match source {
-        // The block starts right after the separator.
-        Source::Plain if footer_start > 0 && footers::is_separator(lines[footer_start - 1]) => {
-            footer_start - 1
+/// Byte offset of the end of the comment region.
+fn region_end(body: &str, source: Source) -> usize {
+    let block = footers::block_start(body, source);
+    match (source, block.separator) {
+        // The region ends where the separator line starts.
+        (Source::Plain, Some(separator)) => separator,
+        _ => {
+            let before = &body[..block.start];
+            footers::lines_rev(before)
+                .find(|(_, l)| l.trim_start().starts_with("To view, visit"))
+                .map_or(block.start, |(at, _)| at)
         }
-        _ => lines[..footer_start]
-            .iter()
-            .rposition(|l| l.trim_start().starts_with("To view, visit"))
-            .unwrap_or(footer_start),
     }
 }
 
@@ -83,18 +86,19 @@ fn is_dots(line: &str) -> bool {
     line.len() >= 20 && line.bytes().all(|b| b == b'.')
 }
 
-fn own_lines(lines: &[&str]) -> Vec<String> {
+/// The lines that may hold a command: only those that mention the command
+/// prefix can, the others are left out.
+fn own_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     let mut out = Vec::new();
     for line in lines {
+        if !line.contains(command::PREFIX) {
+            continue;
+        }
         let trimmed = line.trim_start();
         if trimmed.starts_with('>') || is_code_line(trimmed) {
             continue;
         }
-        if let Some(rest) = strip_ps_prefix(trimmed) {
-            out.push(rest.to_string());
-            continue;
-        }
-        out.push(line.to_string());
+        out.push(strip_ps_prefix(trimmed).unwrap_or(line));
     }
     out
 }
@@ -136,11 +140,10 @@ fn is_code_line(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command;
 
     fn commands(body: &str, source: Source) -> Vec<String> {
         let c = read(body, source);
-        command::parse_all(c.lines.iter().map(String::as_str))
+        command::parse_all(c.lines.iter().copied())
             .into_iter()
             .map(|c| c.name)
             .collect()

@@ -20,6 +20,14 @@ use std::collections::BTreeMap;
 
 use super::mime::Source;
 
+/// At most this many footer lines are read from a block (a genuine block
+/// has a few dozen; one `Gerrit-Reviewer` line per reviewer).
+pub const MAX_FOOTER_LINES: usize = 1000;
+
+/// At most this many distinct values of one key are reported: two already
+/// make a single-valued key contradict itself.
+pub const MAX_DISTINCT: usize = 8;
+
 /// Footers as an unordered multimap from normalized key to values in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Footers {
@@ -27,15 +35,17 @@ pub struct Footers {
 }
 
 impl Footers {
-    /// Reads the footer block of `body` (lines separated by `\n`).
+    /// Reads the footer block of `body` (lines separated by `\n`): its
+    /// first [`MAX_FOOTER_LINES`] footer lines.
     pub fn from_body(body: &str, source: Source) -> Footers {
-        let lines: Vec<&str> = body.split('\n').collect();
-        let start = block_start(&lines, source);
+        let block = &body[block_start(body, source).start..];
         let mut footers = Footers::default();
-        for line in &lines[start..] {
-            if let Some((key, value)) = parse_line(line) {
-                footers.map.entry(key).or_default().push(value);
-            }
+        for (key, value) in block
+            .split('\n')
+            .filter_map(parse_line)
+            .take(MAX_FOOTER_LINES)
+        {
+            footers.map.entry(key).or_default().push(value);
         }
         footers
     }
@@ -49,12 +59,16 @@ impl Footers {
     }
 
     /// The distinct non-empty values of a single-valued key: none when absent
-    /// or blank, more than one when the mail contradicts itself.
+    /// or blank, more than one when the mail contradicts itself (then at most
+    /// [`MAX_DISTINCT`] of them).
     pub fn distinct(&self, key: &str) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
         for value in self.all(key) {
             if !value.is_empty() && !out.contains(&value.as_str()) {
                 out.push(value);
+                if out.len() == MAX_DISTINCT {
+                    break;
+                }
             }
         }
         out
@@ -65,23 +79,57 @@ impl Footers {
     }
 }
 
-/// Index of the first line of the footer block.
-pub fn block_start(lines: &[&str], source: Source) -> usize {
+/// Where the footer block of a body starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockStart {
+    /// Byte offset of the block's first line (the body's length when the
+    /// block is empty).
+    pub start: usize,
+    /// Byte offset of the separator line the block follows, if it does.
+    pub separator: Option<usize>,
+}
+
+/// Finds the footer block of `body`, scanning from its end: one pass.
+pub fn block_start(body: &str, source: Source) -> BlockStart {
     if source == Source::Plain {
-        if let Some(sep) = lines.iter().rposition(|l| is_separator(l)) {
-            return sep + 1;
+        if let Some((at, line)) = lines_rev(body).find(|(_, l)| is_separator(l)) {
+            return BlockStart {
+                start: (at + line.len() + 1).min(body.len()),
+                separator: Some(at),
+            };
         }
     }
-    let mut start = lines.len();
-    while start > 0 {
-        let line = lines[start - 1];
+    let mut start = body.len();
+    for (at, line) in lines_rev(body) {
         if line.trim().is_empty() || parse_line(line).is_some() {
-            start -= 1;
+            start = at;
         } else {
             break;
         }
     }
-    start
+    BlockStart {
+        start,
+        separator: None,
+    }
+}
+
+/// The lines of `text` (split on `\n`), last first, with their byte
+/// offsets.
+pub fn lines_rev(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut end = Some(text.len());
+    std::iter::from_fn(move || {
+        let stop = end?;
+        match text[..stop].rfind('\n') {
+            Some(nl) => {
+                end = Some(nl);
+                Some((nl + 1, &text[nl + 1..stop]))
+            }
+            None => {
+                end = None;
+                Some((0, &text[..stop]))
+            }
+        }
+    })
 }
 
 /// The change-footer separator: `-- ` (Soy and later Velocity templates) or

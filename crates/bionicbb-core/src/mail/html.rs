@@ -50,7 +50,7 @@ const SKIPPED: &[&str] = &["head", "script", "style", "title"];
 
 /// Converts an HTML body to plain text lines joined with `\n`.
 pub fn to_text(html: &str) -> String {
-    let mut out = Writer::default();
+    let mut out = Writer::new(output_limit(html.len()));
     let mut rest = html;
     // Inside a skipped element: the name whose end tag ends the skip.
     let mut skipping: Option<String> = None;
@@ -107,6 +107,15 @@ pub fn to_text(html: &str) -> String {
         out.text(rest);
     }
     out.finish()
+}
+
+/// The most text [`to_text`] makes of `len` bytes of HTML: four times as
+/// much, plus a little. Text is never longer than its markup except for the
+/// quote markers of lines inside `<blockquote>`, and a genuine mail is far
+/// from the bound; only a crafted one (thousands of one-letter lines deep in
+/// quotes) loses its tail.
+pub fn output_limit(len: usize) -> usize {
+    len.saturating_mul(4).saturating_add(64 << 10)
 }
 
 /// A parsed tag: its lowercase name, whether it is `</x>` or `<x/>`, and its
@@ -168,15 +177,36 @@ fn parse_tag(s: &str) -> Option<Tag> {
     })
 }
 
-/// Builds the output line by line.
-#[derive(Default)]
+/// How many `> ` markers a quoted line gets at most: deeper quotes are still
+/// quotes (a line starting with `>` never counts), so nesting beyond this
+/// adds nothing but bytes.
+pub const MAX_QUOTE_MARKS: usize = 4;
+
+/// Builds the output in one string, trimming each line as it ends. The
+/// output never grows past its `limit`: text beyond it is dropped (a hostile
+/// mail cannot make the text larger than a bounded multiple of its HTML).
 struct Writer {
-    lines: Vec<String>,
-    line: String,
+    out: String,
+    /// Where the current line starts in `out`.
+    line_start: usize,
+    /// Whether the current line has had non-blank text (leading blanks are
+    /// dropped, as the line is trimmed).
+    started: bool,
     quote_depth: usize,
+    limit: usize,
 }
 
 impl Writer {
+    fn new(limit: usize) -> Writer {
+        Writer {
+            out: String::new(),
+            line_start: 0,
+            started: false,
+            quote_depth: 0,
+            limit,
+        }
+    }
+
     fn text(&mut self, raw: &str) {
         let decoded = decode_entities(raw);
         let mut parts = decoded.split('\n');
@@ -189,24 +219,56 @@ impl Writer {
         }
     }
 
+    /// Appends text to the current line. A quoted line gets its `> `
+    /// markers when its first non-blank text arrives, so whitespace or an
+    /// inline element before the text cannot unquote it.
     fn push(&mut self, s: &str) {
+        let s = if self.started { s } else { s.trim_start() };
         if s.is_empty() {
             return;
         }
-        if self.line.is_empty() && self.quote_depth > 0 && !s.trim().is_empty() {
-            self.line.push_str(&"> ".repeat(self.quote_depth));
+        if !self.started {
+            self.started = true;
+            for _ in 0..self.quote_depth.min(MAX_QUOTE_MARKS) {
+                self.append("> ");
+            }
         }
-        self.line.push_str(&s.replace('\r', ""));
+        for piece in s.split('\r') {
+            self.append(piece);
+        }
     }
 
+    fn append(&mut self, s: &str) {
+        let room = self.limit.saturating_sub(self.out.len());
+        if s.len() <= room {
+            self.out.push_str(s);
+        } else {
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.out.push_str(&s[..end]);
+        }
+    }
+
+    /// Ends the current line (trimmed).
     fn newline(&mut self) {
-        let line = std::mem::take(&mut self.line);
-        self.lines.push(line.trim().to_string());
+        self.trim_line_end();
+        if self.out.len() < self.limit {
+            self.out.push('\n');
+        }
+        self.line_start = self.out.len();
+        self.started = false;
+    }
+
+    fn trim_line_end(&mut self) {
+        let kept = self.out[self.line_start..].trim_end().len();
+        self.out.truncate(self.line_start + kept);
     }
 
     fn finish(mut self) -> String {
-        self.newline();
-        self.lines.join("\n")
+        self.trim_line_end();
+        self.out
     }
 }
 
@@ -219,9 +281,12 @@ pub fn decode_entities(s: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         let after = &rest[amp + 1..];
-        let decoded = after
-            .find(';')
-            .filter(|&semi| semi <= 10)
+        // A reference we decode is at most MAX_ENTITY bytes before its `;`:
+        // look no further, so a flood of `&` stays linear.
+        let window = &after.as_bytes()[..after.len().min(MAX_ENTITY + 1)];
+        let decoded = window
+            .iter()
+            .position(|&b| b == b';')
             .and_then(|semi| decode_entity(&after[..semi]).map(|c| (c, semi)));
         match decoded {
             Some((c, semi)) => {
@@ -237,6 +302,9 @@ pub fn decode_entities(s: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// The longest reference name decoded (`#x10FFFF` is 8; names are shorter).
+const MAX_ENTITY: usize = 10;
 
 fn decode_entity(name: &str) -> Option<char> {
     if let Some(num) = name.strip_prefix('#') {
@@ -314,6 +382,34 @@ mod tests {
                 "after 1 < 2"
             ]
         );
+    }
+
+    #[test]
+    fn blanks_or_inline_tags_before_quoted_text_keep_it_quoted() {
+        let text = to_text("<blockquote> <span>bionicbb:retry</span>\n  more</blockquote>x");
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines, ["> bionicbb:retry", "> more", "x"]);
+    }
+
+    #[test]
+    fn quote_markers_and_output_are_bounded() {
+        let html = format!(
+            "{}deep<br>{}",
+            "<blockquote>".repeat(1000),
+            "</blockquote>".repeat(1000)
+        );
+        let text = to_text(&html);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines, [format!("{}deep", "> ".repeat(MAX_QUOTE_MARKS))]);
+        let html = format!("<blockquote>{}", "x<br>".repeat(1000));
+        assert!(to_text(&html).len() <= output_limit(html.len()));
+        // One-letter lines deep in quotes: five bytes of text for each two
+        // of HTML, cut at the bound.
+        let html = format!("{}{}", "<blockquote>".repeat(4), "x\n".repeat(100_000));
+        let text = to_text(&html);
+        assert!(text.len() <= output_limit(html.len()));
+        assert!(text.len() > output_limit(html.len()) - 16);
+        assert!(text.trim_start().starts_with("> > > > x\n> > > > x\n"));
     }
 
     #[test]

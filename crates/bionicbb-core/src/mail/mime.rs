@@ -78,6 +78,25 @@ pub fn body(message: &Message<'_>) -> Result<Body, MailError> {
     ))
 }
 
+/// Drops a parsed message without recursion. `mail-parser` builds an
+/// attached message (`message/rfc822`) as a value nested in its parent
+/// part, as deep as the mail nests them, and the default drop recurses once
+/// per level: a mail of a few hundred kilobytes nesting tens of thousands of
+/// attached messages would overflow the stack. The nested messages are
+/// taken out into a list and dropped one at a time instead.
+pub fn drop_flat(message: Message<'_>) {
+    let mut pending = vec![message];
+    while let Some(mut message) = pending.pop() {
+        for part in &mut message.parts {
+            if matches!(part.body, PartType::Message(_)) {
+                if let PartType::Message(inner) = std::mem::take(&mut part.body) {
+                    pending.push(inner);
+                }
+            }
+        }
+    }
+}
+
 /// `text/plain`, or no Content-Type at all (RFC 2045 default).
 fn is_plain(part: &MessagePart<'_>) -> bool {
     match part.content_type() {
@@ -111,53 +130,36 @@ pub fn normalize_newlines(s: &str) -> String {
 /// space added by the sender) is removed; the signature separator `-- ` is
 /// never flowed. Quoted lines keep their `>` markers.
 pub fn unflow(text: &str, delsp: bool) -> String {
-    let mut out: Vec<String> = Vec::new();
-    // The paragraph being joined: its quote depth and text so far.
-    let mut open: Option<(usize, String)> = None;
-    for raw in text.split('\n') {
+    let mut out = String::with_capacity(text.len());
+    // The quote depth of the flowed paragraph being joined at the end of
+    // `out`, if one is open.
+    let mut open: Option<usize> = None;
+    for (i, raw) in text.split('\n').enumerate() {
         let depth = raw.bytes().take_while(|&b| b == b'>').count();
         let content = &raw[depth..];
         let content = content.strip_prefix(' ').unwrap_or(content);
         let is_signature = content == "-- ";
         let flowed = !is_signature && content.ends_with(' ');
-        if let Some((open_depth, mut acc)) = open.take() {
-            if open_depth == depth && !is_signature {
-                acc.push_str(content);
-                if flowed {
-                    if delsp {
-                        acc.pop();
-                    }
-                    open = Some((depth, acc));
-                } else {
-                    out.push(quoted(depth, &acc));
-                }
-                continue;
+        // A line of the open paragraph's depth joins it; any other line
+        // (quote depth changed, signature) starts a line of its own.
+        if open.take() != Some(depth) || is_signature {
+            if i > 0 {
+                out.push('\n');
             }
-            // Quote depth changed: the flowed paragraph ends here.
-            out.push(quoted(open_depth, &acc));
+            if depth > 0 {
+                out.extend(std::iter::repeat_n('>', depth));
+                out.push(' ');
+            }
         }
+        out.push_str(content);
         if flowed {
-            let mut acc = content.to_string();
             if delsp {
-                acc.pop();
+                out.pop();
             }
-            open = Some((depth, acc));
-        } else {
-            out.push(quoted(depth, content));
+            open = Some(depth);
         }
     }
-    if let Some((depth, acc)) = open {
-        out.push(quoted(depth, &acc));
-    }
-    out.join("\n")
-}
-
-fn quoted(depth: usize, content: &str) -> String {
-    if depth == 0 {
-        content.to_string()
-    } else {
-        format!("{} {}", ">".repeat(depth), content)
-    }
+    out
 }
 
 #[cfg(test)]

@@ -92,14 +92,20 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, MailError> {
     let message = MessageParser::default()
         .parse(raw)
         .ok_or(MailError::Malformed)?;
-    let body = mime::body(&message);
+    let parsed = parse_message(&message);
+    mime::drop_flat(message);
+    parsed
+}
+
+fn parse_message(message: &Message<'_>) -> Result<ParsedMail, MailError> {
+    let body = mime::body(message);
     let footers = match &body {
         Ok(b) => Footers::from_body(&b.text, b.source),
         Err(_) => Footers::default(),
     };
     let fields = Fields {
         footers: &footers,
-        message: &message,
+        message,
     };
     let message_type = fields
         .single("MessageType", "X-Gerrit-MessageType")?
@@ -110,7 +116,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, MailError> {
     }
     let message_type = MessageType::from(message_type);
     if !fields.has_change_data() {
-        return Err(MailError::NotChange(message_type.to_string()));
+        return Err(MailError::NotChange(excerpt(message_type.as_str())));
     }
     let (change_id, change_number) = fields.change_ids()?;
     let patch_set = fields.patch_set()?;
@@ -138,7 +144,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, MailError> {
             project,
             branch,
             owner: footers.all("Owner").first().cloned(),
-            author: author(&message),
+            author: author(message),
             comment_date,
             date: message
                 .date()
@@ -169,14 +175,32 @@ pub fn read_footers(raw: &[u8]) -> Result<Footers, MailError> {
     let message = MessageParser::default()
         .parse(raw)
         .ok_or(MailError::Malformed)?;
-    let body = mime::body(&message)?;
-    Ok(Footers::from_body(&body.text, body.source))
+    let footers = mime::body(&message).map(|body| Footers::from_body(&body.text, body.source));
+    mime::drop_flat(message);
+    footers
 }
+
+/// At most this many commands are read from one comment (a person types
+/// one or two).
+pub const MAX_COMMANDS: usize = 16;
+
+/// A command line is read up to this many bytes (a command and a few
+/// arguments); the rest of a longer line is ignored.
+pub const MAX_COMMAND_LINE: usize = 256;
 
 /// Fills votes and commands of a comment mail.
 fn read_comment(body: &Body, parsed: &mut ParsedMail) {
     let comment = comment::read(&body.text, body.source);
-    parsed.event.commands = command::parse_all(comment.lines.iter().map(String::as_str));
+    let mut commands = comment
+        .lines
+        .iter()
+        .filter_map(|line| command::parse_line(prefix(line, MAX_COMMAND_LINE)));
+    parsed.event.commands = commands.by_ref().take(MAX_COMMANDS).collect();
+    if commands.next().is_some() {
+        parsed.notes.push(format!(
+            "only the first {MAX_COMMANDS} commands of the comment are read"
+        ));
+    }
     match comment.vote_line {
         Some(line) if line.patch_set == parsed.event.patch_set => {
             parsed.event.votes = line.added;
@@ -313,6 +337,19 @@ fn invalid(field: &'static str, value: &str, reason: &'static str) -> MailError 
         value: excerpt(value),
         reason,
     }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary.
+fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Values from a mail go into error messages; keep them short.

@@ -51,12 +51,20 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
-/// The tokens after the colon. `None` when one of them is not a vote.
+/// A votes line names each label once; Gerrit sites have a handful.
+/// A line with more vote tokens than this carries none.
+pub const MAX_VOTES: usize = 64;
+
+/// The tokens after the colon. `None` when one of them is not a vote, or
+/// when there are more than [`MAX_VOTES`].
 fn parse_votes(tail: &str) -> Option<(Vec<Vote>, Vec<String>)> {
     let mut added = Vec::new();
     let mut removed = Vec::new();
     let mut tokens = tail.split_whitespace().peekable();
     while let Some(token) = tokens.next() {
+        if added.len() + removed.len() >= MAX_VOTES {
+            return None;
+        }
         if let Some((label, value)) = split_vote(token) {
             added.push(Vote { label, value });
         } else if let Some(label) = token.strip_prefix('-').filter(|l| is_label(l)) {

@@ -240,6 +240,27 @@ impl Mailbox {
         Ok(ids)
     }
 
+    /// Gmail's estimate of the size of message `id` in bytes, read without
+    /// downloading the message (`format=minimal`): to refuse a huge mail
+    /// before reading it.
+    pub async fn size_estimate(&self, id: &str) -> Result<u64, ApiError> {
+        let message = call!(self, "messages.get", |hub| hub
+            .users()
+            .messages_get(ME, id)
+            .format("minimal"))
+        .await?;
+        message
+            .size_estimate
+            .and_then(|size| u64::try_from(size).ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    Service::Gmail,
+                    ErrorKind::Malformed,
+                    format!("messages.get: message {id} came without a valid `sizeEstimate`"),
+                )
+            })
+    }
+
     /// The RFC 822 bytes of message `id` (`format=raw`; the hub decodes the
     /// padded base64url).
     pub async fn get_raw(&self, id: &str) -> Result<Vec<u8>, ApiError> {

@@ -1,0 +1,157 @@
+//! What happens to a mail before it is read: the ledger's word on it, the
+//! poison-mail protection and the size limit.
+//!
+//! Poison mail: whatever a parser bug may do to the process (an abort, a
+//! stack overflow, the kernel's OOM killer), one mail must not stop the bot.
+//! So each mail is marked "in hand" in the ledger, durably, before a byte of
+//! it is read, and released when its handling ends, whatever the outcome
+//! (done, quarantined, or left for the next poll after a passing fault: that
+//! is not a death). A mark found still set when the mail is next seen (at
+//! the first poll after a restart) means the process died while handling
+//! it. After [`MAX_DEATHS`] such deaths the mail is quarantined without
+//! being read again, the mails behind it go on, and the operator sees it in
+//! the log (an error naming the mail), in the `mails_poisoned_total`
+//! counter and on the status page. The mark is per mail: mails handled at
+//! the same time never count for each other.
+//!
+//! Size: Gmail tells a mail's size (`sizeEstimate`) without sending it; a
+//! mail over `gmail.max_mail_size` is quarantined unread (and a download
+//! that turns out larger than the estimate said is refused as well).
+
+use bionicbb_core::error::ErrorKind;
+use bionicbb_core::ledger::{self, EventRecord, MailState, metric_names as names};
+use serde_json::json;
+
+use super::{Handled, Listener};
+
+/// A mail in hand when the process died this many times is quarantined
+/// without being read again.
+pub const MAX_DEATHS: u32 = 2;
+
+impl Listener {
+    /// Handles one mail from the label, from the ledger's record of it to
+    /// its trash or quarantine.
+    pub(super) async fn handle(&self, id: &str) -> Handled {
+        if let Some(ledger) = &self.ledger {
+            let state = match ledger.mail_state(id) {
+                Ok(s) => s,
+                Err(e) => return Handled::Pending(format!("ledger: {e}")),
+            };
+            match state {
+                // Marked before a crash or a failed trash: only take it out.
+                Some(MailState::Done) => return self.trash(id).await,
+                Some(MailState::Quarantined) => {
+                    return match self.move_to_quarantine(id).await {
+                        Ok(()) => Handled::Quarantined,
+                        Err(e) => Handled::Pending(e),
+                    };
+                }
+                _ => {}
+            }
+            match ledger.mail_in_hand(id) {
+                Ok(deaths) if deaths >= MAX_DEATHS => return self.poisoned(id, deaths).await,
+                Ok(0) => {}
+                Ok(deaths) => tracing::warn!(
+                    gmail_id = %id,
+                    deaths,
+                    "the process died while handling this mail before; trying it again"
+                ),
+                Err(e) => return Handled::Pending(format!("ledger: {e}")),
+            }
+        }
+        // A dry run writes nothing, so it marks nothing either.
+        let ledger = self.effects.as_ref().map(|e| &e.ledger);
+        if let Some(ledger) = ledger
+            && let Err(e) = ledger.hold_mail(id, ledger::now())
+        {
+            return Handled::Pending(format!("ledger: {e}"));
+        }
+        let handled = match self.read(id).await {
+            Ok(raw) => self.handle_raw(id, &raw).await,
+            Err(handled) => handled,
+        };
+        if let Some(ledger) = ledger
+            && let Err(e) = ledger.release_mail(id)
+        {
+            tracing::warn!(gmail_id = %id, error = %e, "cannot clear the mail's in-hand mark");
+        }
+        handled
+    }
+
+    /// Downloads a mail, unless it is too large.
+    async fn read(&self, id: &str) -> Result<Vec<u8>, Handled> {
+        let max = self.config.gmail.max_mail_size;
+        let size = match self.mailbox.size_estimate(id).await {
+            Ok(size) => size,
+            Err(e) if e.kind == ErrorKind::NotFound => return Err(self.disappeared(id)),
+            Err(e) => return Err(self.failed_try(id, e.to_string()).await),
+        };
+        if size > max {
+            return Err(self.too_large(id, size).await);
+        }
+        let raw = match self.mailbox.get_raw(id).await {
+            Ok(raw) => raw,
+            Err(e) if e.kind == ErrorKind::NotFound => return Err(self.disappeared(id)),
+            Err(e) => return Err(self.failed_try(id, e.to_string()).await),
+        };
+        match u64::try_from(raw.len()) {
+            Ok(size) if size <= max => Ok(raw),
+            _ => Err(self.too_large(id, raw.len() as u64).await),
+        }
+    }
+
+    fn disappeared(&self, id: &str) -> Handled {
+        tracing::info!(gmail_id = %id, "the mail disappeared before it was read");
+        Handled::Done
+    }
+
+    async fn too_large(&self, id: &str, size: u64) -> Handled {
+        let max = self.config.gmail.max_mail_size;
+        self.quarantine(
+            id,
+            &format!("too large to read: {size} bytes (gmail.max_mail_size is {max})"),
+        )
+        .await
+    }
+
+    /// Sets aside a mail that was in hand each time the process died.
+    async fn poisoned(&self, id: &str, deaths: u32) -> Handled {
+        tracing::error!(
+            gmail_id = %id,
+            deaths,
+            label = %self.config.gmail.quarantine_label,
+            "poison mail: the process died {deaths} times while handling it; \
+             quarantining it without reading it again"
+        );
+        let Some(ledger) = self.effects.as_ref().map(|e| &e.ledger) else {
+            return Handled::Quarantined;
+        };
+        self.count(names::MAILS_POISONED, &[]);
+        let now = ledger::now();
+        let seen = json!({ "gmail_id": id, "deaths": deaths, "at": now });
+        if let Err(e) = ledger.set_status("gmail-listener", "last_poison_mail", &seen, now) {
+            tracing::warn!(error = %e, "cannot record the poison mail on the status page");
+        }
+        let record = EventRecord {
+            at: now,
+            source: "gmail".to_string(),
+            summary: format!("poison mail {id} quarantined unread after {deaths} deaths"),
+            change_number: None,
+            patch_set: None,
+            decisions: json!([]),
+        };
+        if let Err(e) = ledger.record_event(&record) {
+            tracing::warn!(error = %e, "cannot record the poison mail on the status page");
+        }
+        let handled = self
+            .quarantine(
+                id,
+                &format!("poison mail: the process died {deaths} times while handling it"),
+            )
+            .await;
+        if let Err(e) = ledger.release_mail(id) {
+            tracing::warn!(gmail_id = %id, error = %e, "cannot clear the mail's in-hand mark");
+        }
+        handled
+    }
+}

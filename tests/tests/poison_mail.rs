@@ -1,0 +1,230 @@
+//! No mail can stop the bot: the real `gmail-listener` against the fakes,
+//! with a mail that kills the process whenever it is handled, and a mail too
+//! large to read.
+
+use std::time::Duration;
+
+use bionicbb_core::ledger::metric_names as names;
+use bionicbb_tests::fault::Fault;
+use bionicbb_tests::harness::Daemon;
+use bionicbb_tests::world::{KEY, RUN, World, fixture};
+
+/// The Change-Id of the change the poison mail is about.
+const POISON_KEY: &str = "I0123456789abcdef0123456789abcdef01234567";
+
+/// A new-patch-set mail about the poison change.
+fn poison_mail() -> Vec<u8> {
+    String::from_utf8(fixture("02-newpatchset-2.x.eml"))
+        .unwrap()
+        .replace(KEY, POISON_KEY)
+        .replace("1456218842117-5a1b2c3d@", "1456218842117-dead0001@")
+        .into_bytes()
+}
+
+/// The requests a fake saw that contain `needle`.
+fn seen(requests: Vec<String>, needle: &str) -> usize {
+    requests.iter().filter(|r| r.contains(needle)).count()
+}
+
+/// Starts the daemon, waits until Gerrit holds a request about the poison
+/// change (the daemon is provably in the middle of that mail), and kills it.
+async fn die_holding_the_poison_mail(w: &World) {
+    let before = seen(w.gerrit.faults().requests(), POISON_KEY);
+    let config = w.config_arg();
+    let daemon = Daemon::spawn("gmail-listener", &["--config", &config]);
+    let deadline = tokio::time::Instant::now() + RUN;
+    while seen(w.gerrit.faults().requests(), POISON_KEY) == before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the daemon never asked Gerrit about the poison mail:\n{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    daemon.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_in_hand_at_two_deaths_is_quarantined_unread_and_the_next_mail_builds() {
+    let w = World::new().await;
+    w.sample_change(2);
+    // Whatever the poison mail does to the process, here: Gerrit holds every
+    // request about its change, and the test kills the daemon meanwhile.
+    w.gerrit.faults().fail_next(
+        None,
+        POISON_KEY,
+        1000,
+        Fault::Delay(Duration::from_secs(120)),
+    );
+    let poison = w.deliver(&poison_mail());
+    let genuine = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+
+    die_holding_the_poison_mail(&w).await;
+    die_holding_the_poison_mail(&w).await;
+    assert!(w.builds().is_empty(), "the poison mail comes first");
+    let downloads = seen(w.gmail.faults().requests(), &format!("{poison}?"));
+    let asked = seen(w.gerrit.faults().requests(), POISON_KEY);
+
+    // Third start: the poison mail is set aside without being read again,
+    // and the genuine mail behind it builds.
+    let (status, output) = w.once().await;
+    assert!(status.success(), "exit {status:?}; output:\n{output}");
+    assert_eq!(
+        w.gmail.messages_with_label("gerrit-unparsed"),
+        vec![poison.clone()],
+        "{output}"
+    );
+    assert_eq!(w.gmail.in_trash(), vec![genuine], "{output}");
+    assert!(w.labelled().is_empty(), "{output}");
+    let builds = w.builds();
+    assert_eq!(builds.len(), 1, "{builds:?}\n{output}");
+    assert_eq!(builds[0].1["CHANGE_ID"], KEY);
+    assert_eq!(
+        seen(w.gmail.faults().requests(), &format!("{poison}?")),
+        downloads,
+        "the poison mail was fetched again:\n{output}"
+    );
+    assert_eq!(
+        seen(w.gerrit.faults().requests(), POISON_KEY),
+        asked,
+        "the poison mail was handled again:\n{output}"
+    );
+    assert!(output.contains("poison mail"), "{output}");
+    assert!(output.contains(&poison), "{output}");
+    assert_eq!(w.counter(names::MAILS_POISONED, &[]), Some(1));
+    assert_eq!(w.counter(names::MAILS_QUARANTINED, &[]), Some(1));
+    let status = w.ledger().status("gmail-listener").unwrap();
+    assert_eq!(status["last_poison_mail"]["gmail_id"], poison.as_str());
+    assert_eq!(status["last_poison_mail"]["deaths"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passing_faults_and_one_death_are_not_poison() {
+    let w = World::new().await;
+    w.sample_change(2);
+    let id = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    // Polls that each end on a passing fault (Jenkins down), as many as the
+    // deaths that make a poison mail...
+    for _ in 0..gmail_listener::poll::MAX_DEATHS {
+        w.jenkins.faults().fail_next(
+            None,
+            "buildWithParameters",
+            1,
+            Fault::status(503, "Service Unavailable"),
+        );
+        let (status, output) = w.once().await;
+        assert!(!status.success(), "{output}");
+        assert_eq!(w.labelled(), vec![id.clone()], "{output}");
+    }
+    // ...then one death while Gerrit is slow to answer about the change.
+    w.gerrit
+        .faults()
+        .fail_next(None, KEY, 1, Fault::Delay(Duration::from_secs(120)));
+    let before = seen(w.gerrit.faults().requests(), KEY);
+    let config = w.config_arg();
+    let daemon = Daemon::spawn("gmail-listener", &["--config", &config]);
+    let deadline = tokio::time::Instant::now() + RUN;
+    while seen(w.gerrit.faults().requests(), KEY) == before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    daemon.kill().await;
+    // The mail is still genuine work: it builds.
+    let (status, output) = w.once().await;
+    assert!(status.success(), "exit {status:?}; output:\n{output}");
+    assert_eq!(w.builds().len(), 1, "{output}");
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+    assert!(w.gmail.messages_with_label("gerrit-unparsed").is_empty());
+    assert!(output.contains("trying it again"), "{output}");
+    assert_eq!(w.counter(names::MAILS_POISONED, &[]), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_mail_is_quarantined_without_being_downloaded() {
+    let w = World::new().await;
+    // A limit of 100 kB for this test (the default is 1 MiB).
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    std::fs::write(
+        &w.config,
+        text.replacen("[gmail]\n", "[gmail]\nmax_mail_size = 100000\n", 1),
+    )
+    .unwrap();
+    w.sample_change(2);
+    let mut big = String::from_utf8(fixture("02-newpatchset-2.x.eml")).unwrap();
+    big = big.replacen(
+        "Hello Bionic Buildbot",
+        &format!("{}\nHello Bionic Buildbot", "padding\n".repeat(20_000)),
+        1,
+    );
+    let big = w.deliver(big.as_bytes());
+    let genuine = w.deliver(&edited_message_id());
+    let (status, output) = w.once().await;
+    assert!(status.success(), "exit {status:?}; output:\n{output}");
+    assert_eq!(
+        w.gmail.messages_with_label("gerrit-unparsed"),
+        vec![big.clone()],
+        "{output}"
+    );
+    assert!(output.contains("too large"), "{output}");
+    let requests = w.gmail.faults().requests();
+    let fetched: Vec<&String> = requests.iter().filter(|r| r.contains(&big)).collect();
+    assert!(
+        fetched.iter().any(|r| r.contains("format=minimal")),
+        "{fetched:?}"
+    );
+    assert!(
+        !fetched.iter().any(|r| r.contains("format=raw")),
+        "the oversized mail was downloaded: {fetched:?}"
+    );
+    // The genuine mail behind it builds.
+    assert_eq!(w.builds().len(), 1, "{output}");
+    assert_eq!(w.gmail.in_trash(), vec![genuine]);
+    assert_eq!(w.counter(names::MAILS_QUARANTINED, &[]), Some(1));
+}
+
+/// The new-patch-set fixture under another Message-ID.
+fn edited_message_id() -> Vec<u8> {
+    String::from_utf8(fixture("02-newpatchset-2.x.eml"))
+        .unwrap()
+        .replace("1456218842117-5a1b2c3d@", "1456218842117-0000beef@")
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_skips_a_poison_mail_and_writes_nothing() {
+    let w = World::new().await;
+    w.sample_change(2);
+    let poison = w.deliver(&poison_mail());
+    let genuine = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    // Two deaths with the mail in hand, as the ledger records them.
+    let ledger = w.ledger();
+    ledger.hold_mail(&poison, 1).unwrap();
+    ledger.hold_mail(&poison, 2).unwrap();
+    let (status, output) = w.run(&["--once", "--dry-run"]).await;
+    assert!(status.success(), "exit {status:?}; output:\n{output}");
+    assert!(output.contains("poison mail"), "{output}");
+    let requests = w.gmail.faults().requests();
+    assert!(
+        !requests.iter().any(|r| r.contains(&format!("{poison}?"))),
+        "the poison mail was fetched: {requests:?}"
+    );
+    assert!(
+        requests.iter().all(|r| r.starts_with("GET")),
+        "{requests:?}"
+    );
+    assert!(
+        requests.iter().any(|r| r.contains(&genuine)),
+        "the genuine mail is read: {requests:?}"
+    );
+    assert_eq!(w.jenkins.triggers(), 0);
+    let mut labelled = w.labelled();
+    labelled.sort();
+    let mut both = vec![poison.clone(), genuine];
+    both.sort();
+    assert_eq!(labelled, both);
+    assert_eq!(ledger.mail_in_hand(&poison).unwrap(), 2);
+}
