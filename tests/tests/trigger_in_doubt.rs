@@ -12,10 +12,12 @@ use bionicbb_core::config::Secret;
 use bionicbb_core::jenkins::{JenkinsClient, JobPath, QueueItemId};
 use bionicbb_core::retry::RetryPolicy;
 use bionicbb_core::{ErrorKind, tls};
+use bionicbb_tests::fakes::gerrit::format_timestamp;
 use bionicbb_tests::fakes::jenkins::JenkinsFake;
 use bionicbb_tests::fault::Fault;
 use bionicbb_tests::harness::{JENKINS_TOKEN, JENKINS_USER};
-use bionicbb_tests::world::{self, fixture};
+use bionicbb_tests::mailgen::{self, MailChange, Person};
+use bionicbb_tests::world::{self, KEY, fixture};
 
 const JOB: &str = "bionic-presubmit";
 const FOUND: &str = "found the build the lost answer had started";
@@ -77,41 +79,49 @@ async fn a_lost_trigger_answer_is_a_502_but_the_item_is_queued_and_found() {
     // Only the parameters sent are compared (LUNCH is a default).
     assert_eq!(
         jenkins.find_queued(&folder, &ours).await.unwrap(),
-        Some(QueueItemId(folder_item.id))
+        vec![QueueItemId(folder_item.id)]
     );
     let other = params(&[("REF", "refs/changes/56/123456/5")]);
-    assert_eq!(jenkins.find_queued(&folder, &other).await.unwrap(), None);
+    assert_eq!(jenkins.find_queued(&folder, &other).await.unwrap(), vec![]);
     assert_eq!(
         jenkins
-            .find_build(&folder, &ours, now_ms() - 1000)
+            .find_builds(&folder, &ours, now_ms() - 1000)
             .await
             .unwrap(),
-        None,
+        vec![],
         "still waiting: no build yet"
     );
 
     // Once started, the item is a build, found only since its trigger.
     let number = fake.start_next("android/bionic presubmit").await.unwrap();
-    assert_eq!(jenkins.find_queued(&folder, &ours).await.unwrap(), None);
-    let (found, url) = jenkins
-        .find_build(&folder, &ours, now_ms() - 1000)
+    assert_eq!(jenkins.find_queued(&folder, &ours).await.unwrap(), vec![]);
+    let found = jenkins
+        .find_builds(&folder, &ours, now_ms() - 1000)
         .await
-        .unwrap()
-        .expect("the build is found");
-    assert_eq!(found, number);
+        .unwrap();
+    assert_eq!(found.len(), 1, "the build is found: {found:?}");
+    assert_eq!(found[0].number, number);
     assert_eq!(
-        url,
+        found[0].queue_id,
+        Some(folder_item.id),
+        "with its queue item"
+    );
+    assert_eq!(
+        found[0].url,
         format!("{}job/android/job/bionic%20presubmit/{number}/", fake.url())
     );
     assert_eq!(
         jenkins
-            .find_build(&folder, &ours, now_ms() + 120_000)
+            .find_builds(&folder, &ours, now_ms() + 120_000)
             .await
             .unwrap(),
-        None,
+        vec![],
         "a build older than the trigger (beyond the clock slack) is not ours"
     );
-    assert_eq!(jenkins.find_build(&folder, &other, 0).await.unwrap(), None);
+    assert_eq!(
+        jenkins.find_builds(&folder, &other, 0).await.unwrap(),
+        vec![]
+    );
     let requests = fake.faults().requests();
     assert!(
         requests
@@ -146,6 +156,53 @@ impl World {
 
     fn deliver_new_patch_set(&self) -> String {
         self.deliver(&fixture("02-newpatchset-2.x.eml"))
+    }
+
+    /// A trusted reviewer's `bionicbb:retry` on patch set 2, as Gerrit
+    /// stores it (a change message dated now) and mails it.
+    fn deliver_retry(&self) -> String {
+        let date = now_ms() / 1000;
+        self.gerrit.add_message(
+            123456,
+            2,
+            self.sam,
+            "Patch Set 2:\n\nbionicbb:retry",
+            &format_timestamp(date, 0),
+        );
+        let change = MailChange {
+            host: "gerrit.example.org".into(),
+            project: "platform/bionic".into(),
+            branch: "master".into(),
+            change_key: KEY.into(),
+            number: 123456,
+            subject: "Fix strtod rounding for denormals".into(),
+            owner: Person::new("Dana Dev", "dana@example.com"),
+        };
+        let sam = Person::new("Sam Reviewer", "sam@example.com");
+        self.deliver(&mailgen::comment(
+            &change,
+            2,
+            &sam,
+            "",
+            "bionicbb:retry",
+            date,
+        ))
+    }
+
+    /// Runs `gmail-listener --once` until mail `id` is trashed (a run that
+    /// waits for an earlier trigger fails with the mail kept); at most
+    /// `runs` runs, a second apart.
+    async fn once_until_trashed(&self, id: &str, runs: usize) -> String {
+        let mut all = String::new();
+        for _ in 0..runs {
+            let (_, output) = self.once().await;
+            all.push_str(&output);
+            if self.gmail.in_trash().iter().any(|t| t == id) {
+                return all;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        panic!("mail {id} still not handled after {runs} runs:\n{all}");
     }
 
     /// Items waiting plus builds started.
@@ -240,4 +297,45 @@ async fn a_trigger_jenkins_refused_with_503_is_sent_again() {
     assert_eq!(w.gmail.in_trash(), vec![id]);
     // The Gerrit fake saw no vote or message from these runs.
     assert!(w.gerrit.reviews_posted().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_retry_trigger_does_not_adopt_the_build_of_the_upload() {
+    let w = World::new().await;
+    // The upload builds patch set 2: its trigger answered with its item,
+    // which has started as a build since.
+    let upload = w.deliver_new_patch_set();
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(w.gmail.in_trash(), vec![upload]);
+    let first = w.jenkins.start_next(JOB).await.unwrap();
+
+    // A trusted retry on the same patch set: the trigger never reaches
+    // Jenkins, and the gateway answers 502, so the outcome is unknown.
+    let retry = w.deliver_retry();
+    w.jenkins.faults().fail_next(
+        Some(Method::POST),
+        "buildWithParameters",
+        1,
+        Fault::status(502, "Bad Gateway"),
+    );
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "a lost answer fails --once:\n{output}");
+    assert_eq!(w.queued_or_built(), 1, "{output}");
+
+    // The only build with these parameters is the upload's: the retry must
+    // not take it for its own, and builds again.
+    let output = w.once_until_trashed(&retry, 20).await;
+    assert!(!output.contains(FOUND), "{output}");
+    let builds = w.builds();
+    assert_eq!(
+        builds.len(),
+        2,
+        "the upload and the retry:\n{builds:?}\n{output}"
+    );
+    assert!(
+        builds.iter().all(|(_, p)| p["PATCHSET"] == "2"),
+        "{builds:?}"
+    );
+    assert_eq!(w.jenkins.builds()[0].number, first);
 }
