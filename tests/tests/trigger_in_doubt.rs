@@ -122,6 +122,11 @@ async fn a_lost_trigger_answer_is_a_502_but_the_item_is_queued_and_found() {
         jenkins.find_builds(&folder, &other, 0).await.unwrap(),
         vec![]
     );
+    let declared = jenkins.declared_parameters(&folder).await.unwrap();
+    assert_eq!(
+        declared.into_iter().collect::<Vec<_>>(),
+        vec!["LUNCH".to_string(), "REF".to_string()]
+    );
     let requests = fake.faults().requests();
     assert!(
         requests
@@ -338,4 +343,43 @@ async fn a_lost_retry_trigger_does_not_adopt_the_build_of_the_upload() {
         "{builds:?}"
     );
     assert_eq!(w.jenkins.builds()[0].number, first);
+}
+
+/// The parameters the original bionicbb's jobs declare: the bot also sends
+/// `CHANGE_NUMBER` and `PATCHSET`, which Jenkins drops.
+const ORIGINAL_FOUR: [(&str, &str); 4] = [
+    ("REF", ""),
+    ("CHANGE_ID", ""),
+    ("PROJECT", ""),
+    ("LUNCH_TARGET", "aosp_arm64-eng"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_found_on_a_job_that_declares_only_the_original_parameters() {
+    let w = World::new().await;
+    w.jenkins.add_job(JOB, &ORIGINAL_FOUR);
+    let id = first_poll_loses_the_answer(&w).await;
+    let waiting = w.jenkins.queue()[0].clone();
+    assert!(
+        !waiting.params.contains_key("PATCHSET"),
+        "Jenkins keeps only declared parameters: {waiting:?}"
+    );
+    // Found while it waits...
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(output.contains(FOUND), "{output}");
+    assert_eq!(w.jenkins.triggers(), 1, "not triggered again:\n{output}");
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+
+    // ...and once started.
+    let w = World::new().await;
+    w.jenkins.add_job(JOB, &ORIGINAL_FOUR);
+    let id = first_poll_loses_the_answer(&w).await;
+    w.jenkins.start_next(JOB).await.unwrap();
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(output.contains(FOUND), "{output}");
+    assert_eq!(w.jenkins.triggers(), 1, "not triggered again:\n{output}");
+    assert_eq!(w.queued_or_built(), 1);
+    assert_eq!(w.gmail.in_trash(), vec![id]);
 }

@@ -3,7 +3,9 @@
 //!
 //! Remote API (the parts bionicbb uses), with Jenkins' answers:
 //! - `POST job/{a}/job/{b}/buildWithParameters`: 201 + `Location:
-//!   {root}queue/item/{id}/`; identical parameters to a waiting item return
+//!   {root}queue/item/{id}/`; only the parameters the job declares are
+//!   kept, undeclared ones dropped, missing ones defaulted (SECURITY-170);
+//!   identical parameters to a waiting item return
 //!   that item; a disabled job redirects (302) to the job page; a job without
 //!   parameters gives 500 "This build is not parameterized!"; unknown job 404;
 //!   GET 405. `POST .../build` queues with default parameters.
@@ -11,8 +13,8 @@
 //!   forgotten 5 minutes after leaving), `POST queue/cancelItem?id=` (204,
 //!   404 `Provided id (N) not found`, 422 once started).
 //! - `GET queue/api/json` (the waiting items), `GET job/.../api/json` (with
-//!   `builds`, newest first, each with its `ParametersAction` and
-//!   `timestamp`), `GET job/.../{n}/api/json`; all honour `tree=` with
+//!   the declared `property[parameterDefinitions]` and `builds`, newest
+//!   first, each with its `ParametersAction`, `timestamp` and `queueId`), `GET job/.../{n}/api/json`; all honour `tree=` with
 //!   nested selections and `{M,N}` ranges. `POST job/.../{n}/stop` (302 to
 //!   the build).
 //! - `GET crumbIssuer/api/json`: a crumb bound to a new `JSESSIONID.*` cookie.

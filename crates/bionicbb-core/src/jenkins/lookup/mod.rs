@@ -17,10 +17,11 @@
 //! Parameters are read from the `ParametersAction` of the item or build
 //! (`actions[].parameters[]`, one `{"name", "value"}` per parameter), not
 //! from the queue item's `params` text, which cannot be split reliably when
-//! a value contains a newline or `=`. Only the parameters we sent are
-//! compared: Jenkins adds the job's defaults for the others. A parameter we
-//! sent but the job does not define is dropped by Jenkins, so such a build
-//! is never recognised (and the caller triggers again, as it would have).
+//! a value contains a newline or `=`. Only the parameters we sent *and the
+//! job declares* are compared: Jenkins adds the job's defaults for the
+//! others, and drops what the job does not declare (see `declared`). When
+//! the job declares none of what we sent, nothing tells our build from
+//! another and no candidate is returned (the caller triggers again).
 
 use std::collections::BTreeMap;
 
@@ -32,6 +33,10 @@ use url::Url;
 use super::client::JenkinsClient;
 use super::job::{JobPath, QueueItemId};
 use crate::error::ApiError;
+
+mod declared;
+
+pub use declared::comparable;
 
 /// How far a build's `timestamp` may lie before the moment we triggered it
 /// and still count: the bot's and Jenkins' clocks are not the same clock.
@@ -60,7 +65,8 @@ pub struct Candidate {
 impl JenkinsClient {
     /// Every item of `job` waiting in the queue and every build of it that
     /// started no earlier than `since_ms` (unix milliseconds) minus
-    /// [`CLOCK_SLACK_MS`], whose parameters include `params`; oldest first.
+    /// [`CLOCK_SLACK_MS`], whose parameters include those of `params` the
+    /// job declares; oldest first.
     /// The queue is asked first, so an item that starts between the two
     /// questions is found as a build (one candidate, not two).
     pub async fn find_candidates(
@@ -69,8 +75,18 @@ impl JenkinsClient {
         params: &BTreeMap<String, String>,
         since_ms: i64,
     ) -> Result<Vec<Candidate>, ApiError> {
-        let queued = self.find_queued(job, params).await?;
-        let built = self.find_builds(job, params, since_ms).await?;
+        let declared = self.declared_parameters(job).await?;
+        let compared = comparable(params, &declared);
+        if compared.is_empty() {
+            tracing::warn!(
+                %job,
+                "the job declares none of the parameters the bot sends: no build of it can be \
+                 told apart from another"
+            );
+            return Ok(Vec::new());
+        }
+        let queued = self.find_queued(job, &compared).await?;
+        let built = self.find_builds(job, &compared, since_ms).await?;
         Ok(candidates(queued, built))
     }
 
