@@ -383,3 +383,38 @@ async fn a_lost_answer_is_found_on_a_job_that_declares_only_the_original_paramet
     assert_eq!(w.queued_or_built(), 1);
     assert_eq!(w.gmail.in_trash(), vec![id]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_that_reaches_jenkins_after_the_client_gave_up_builds_once() {
+    let w = World::new().await;
+    let id = w.deliver_new_patch_set();
+    // The configured Jenkins timeout is 5 s: the client gives up on the
+    // trigger, which has not reached Jenkins yet.
+    let gate = w.jenkins.hold_next_trigger();
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "a lost answer fails --once:\n{output}");
+    assert_eq!(w.labelled(), vec![id.clone()], "{output}");
+
+    // The next poll comes before the first trigger has landed: Jenkins shows
+    // nothing yet, which does not mean that nothing will come.
+    let (_, output) = w.once().await;
+    // Whatever it queued leaves the queue, so that Jenkins cannot merge the
+    // late trigger into it and hide a second build.
+    if !w.jenkins.queue().is_empty() {
+        w.jenkins.start_next(JOB).await.unwrap();
+    }
+    // The first trigger lands, after the client gave up on it.
+    let landed = w.jenkins.triggers() + 1;
+    gate.notify_one();
+    while w.jenkins.triggers() < landed {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let later = w.once_until_trashed(&id, 20).await;
+    assert_eq!(
+        w.jenkins.triggers(),
+        1,
+        "one trigger reached Jenkins, the late one:\n{output}\n{later}"
+    );
+    assert_eq!(w.queued_or_built(), 1, "{output}\n{later}");
+    assert!(later.contains(FOUND), "{later}");
+}

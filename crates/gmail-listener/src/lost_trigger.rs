@@ -12,6 +12,13 @@
 //! parameters legitimately build twice: an upload and a `retry`), and
 //! [`choose`]s among the rest. When the evidence is ambiguous it builds
 //! again: a change without a vote is worse than a second build.
+//!
+//! Absence is concluded only once the first attempt can no longer land
+//! ([`may_still_land`]): a trigger the client gave up on may still be on
+//! its way (a slow network, a busy Jenkins), and sending it again before it
+//! arrives builds twice.
+
+use std::time::Duration;
 
 use bionicbb_core::error::{ApiError, ErrorKind};
 use bionicbb_core::jenkins::lookup::Candidate;
@@ -53,6 +60,19 @@ pub fn classify(error: &ApiError) -> TriggerFailure {
         | ErrorKind::Conflict => TriggerFailure::Permanent,
         _ => TriggerFailure::NotQueued,
     }
+}
+
+/// Jenkins' default quiet period: how long a new item waits in the queue
+/// before it can start.
+pub const QUIET_PERIOD: Duration = Duration::from_secs(5);
+
+/// True while a trigger sent at `started_at` (unix seconds, as the ledger
+/// records it: rounded down, hence one more second) may still reach Jenkins
+/// or not be visible there yet, at `now`: the client's request `timeout`
+/// plus Jenkins' quiet period.
+pub fn may_still_land(started_at: i64, now: i64, timeout: Duration) -> bool {
+    let window = (timeout + QUIET_PERIOD).as_secs_f64().ceil() as i64 + 1;
+    now < started_at.saturating_add(window)
 }
 
 /// What Jenkins shows of an earlier trigger whose outcome was unknown.
@@ -197,6 +217,25 @@ mod tests {
                 queue_id,
             }),
         }
+    }
+
+    #[test]
+    fn a_trigger_may_land_until_its_timeout_and_the_quiet_period_have_passed() {
+        let timeout = Duration::from_secs(30);
+        let sent = 1_700_000_000;
+        assert!(may_still_land(sent, sent, timeout));
+        assert!(may_still_land(sent, sent + 30, timeout));
+        assert!(may_still_land(sent, sent + 35, timeout));
+        assert!(!may_still_land(sent, sent + 36, timeout));
+        assert!(!may_still_land(sent, sent + 3600, timeout));
+        // A fraction of a second counts as a whole one.
+        assert!(may_still_land(
+            sent,
+            sent + 36,
+            Duration::from_millis(30_500)
+        ));
+        // A clock that went back: still in the window.
+        assert!(may_still_land(sent, sent - 10, timeout));
     }
 
     #[test]

@@ -24,6 +24,10 @@
 //! crumb was included in the request" otherwise); wrong credentials 401;
 //! anonymous POSTs 403.
 //!
+//! Faults of its own: [`JenkinsFake::lose_next_trigger_answer`] (queued,
+//! answered 502) and [`JenkinsFake::hold_next_trigger`] (queued late,
+//! after the caller may have given up).
+//!
 //! Starting a build sends QUEUED then STARTED, finishing it COMPLETED then
 //! FINALIZED, to the endpoint set with
 //! [`JenkinsFake::set_notification_endpoint`].
@@ -354,6 +358,16 @@ impl JenkinsFake {
     /// up waiting for Jenkins. Calls add up.
     pub fn lose_next_trigger_answer(&self) {
         self.shared.lock().lose_answers += 1;
+    }
+
+    /// The next trigger is held on its way (a slow network, a busy
+    /// Jenkins): it reaches the queue, and is answered, only when the
+    /// returned gate is opened (`notify_one`), so a client that gave up
+    /// meanwhile still gets its build queued. Calls add up, one trigger each.
+    pub fn hold_next_trigger(&self) -> Arc<tokio::sync::Notify> {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        self.shared.lock().late_triggers.push_back(gate.clone());
+        gate
     }
 
     /// How long items that left the queue stay visible (5 minutes by default).

@@ -169,7 +169,21 @@ impl Effects {
             .ledger
             .unresolved_twins(payload)
             .map_err(passing_ledger)?;
-        match lost_trigger::choose(free, unresolved) {
+        let found = lost_trigger::choose(free, unresolved);
+        let now = ledger::now();
+        if !matches!(found, Found::Adopt(_))
+            && lost_trigger::may_still_land(started_at, now, self.jenkins.timeout())
+        {
+            tracing::info!(
+                %job, started_at, ?found,
+                "an earlier trigger of this build had an unknown outcome and may still reach \
+                 Jenkins: looking again next poll rather than triggering it twice"
+            );
+            return Err(Outcome::Passing(format!(
+                "{job}: an earlier trigger may still reach Jenkins; looking again next poll"
+            )));
+        }
+        match found {
             Found::Adopt(candidate) => {
                 let items = lost_trigger::items(&job, &candidate);
                 if !self
