@@ -157,9 +157,12 @@ pub fn needs_comments(event: &GerritEvent, messages: &[ChangeMessageInfo]) -> bo
 /// Finds the change message a comment mail is about and checks that Gerrit
 /// shows everything the mail claims, since nothing in a mail is trusted:
 ///
-/// - candidates are the messages on the mail's patch set at the mail's
-///   comment date (to the second, ±1 s), or every message on it when the
-///   mail has no date (then the mail must claim a vote or a command);
+/// - candidates are the messages on the mail's patch set written by the
+///   mail's sender (the `From:` name Gerrit gives the actor, matched to the
+///   message author's name, e-mail or username), at the mail's comment date
+///   (to the second, ±1 s), or all of them when the mail has no date (then
+///   the mail must claim a vote or a command); a mail naming no sender
+///   confirms nothing;
 /// - every vote of the mail must be on the message's `Patch Set N:` line;
 /// - every command must be in the message text, or in a published comment
 ///   (patchset-level or inline) on that patch set by the message's author,
@@ -167,7 +170,10 @@ pub fn needs_comments(event: &GerritEvent, messages: &[ChangeMessageInfo]) -> bo
 ///
 /// The latest candidate that confirms the mail wins; `None` when none does,
 /// so that a forged mail copying the date of a real comment and adding a
-/// command confirms nothing. The author is who Gerrit says acted
+/// command, or claiming another sender, confirms nothing. The message's
+/// `id` is the identity of its commands: a copy of the mail (a new
+/// Message-ID, the same sender) finds the same message and so the same
+/// effects, already done. The author is who Gerrit says acted
 /// (`real_author` when someone posted on another's behalf, so trust
 /// follows the account that acted).
 pub fn match_comment(
@@ -175,9 +181,11 @@ pub fn match_comment(
     messages: &[ChangeMessageInfo],
     comments: &Comments,
 ) -> Option<CommentFacts> {
+    let sender = event.author.as_deref()?;
     let on_patch_set = messages
         .iter()
-        .filter(|m| m.revision_number == Some(event.patch_set));
+        .filter(|m| m.revision_number == Some(event.patch_set))
+        .filter(|m| written_by(m, sender));
     let (found, extra) = match event.comment_date {
         Some(date) => on_patch_set
             .filter(|m| parse_timestamp(&m.date).is_some_and(|t| near(t, date)))
@@ -201,10 +209,26 @@ pub fn match_comment(
         message.push_str(text);
     }
     Some(CommentFacts {
+        message_id: found.id.clone(),
         author_account_id: author.map(|a| a.account_id),
         author_email: author.and_then(|a| a.email.clone()),
         message,
     })
+}
+
+/// True when `sender` (the mail's `From:` display name) names the
+/// message's author, or the account that posted on their behalf: by full
+/// name, e-mail or username, ignoring case (Gerrit names the actor by full
+/// name, falling back to the e-mail or username when there is none).
+fn written_by(message: &ChangeMessageInfo, sender: &str) -> bool {
+    let sender = sender.trim();
+    !sender.is_empty()
+        && [message.author.as_ref(), message.real_author.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|a| [&a.name, &a.email, &a.username])
+            .flatten()
+            .any(|n| n.trim().eq_ignore_ascii_case(sender))
 }
 
 fn near(t: i64, date: i64) -> bool {
@@ -301,12 +325,18 @@ mod tests {
         }
     }
 
+    /// An account named after its e-mail: `sam@example.com` is "Sam
+    /// Reviewer", any other `x@...` is "x".
     fn account(id: u64, email: &str) -> AccountInfo {
+        let local = email.split('@').next().unwrap_or(email);
         AccountInfo {
             account_id: id,
-            name: None,
+            name: Some(match local {
+                "sam" => "Sam Reviewer".to_string(),
+                other => other.to_string(),
+            }),
             email: Some(email.into()),
-            username: None,
+            username: Some(local.into()),
         }
     }
 
@@ -429,9 +459,20 @@ mod tests {
                 "Patch Set 2:\n\nbionicbb:retryall",
             ),
         ];
-        let c = match_comment(&event(None), &msgs, &none()).expect("match");
+        let mut by_second = event(None);
+        by_second.author = Some("second".into());
+        let c = match_comment(&by_second, &msgs, &none()).expect("match");
         assert_eq!(c.author_email.as_deref(), Some("second@example.com"));
+        assert_eq!(c.message_id, "b");
+        let mut by_first = event(None);
+        by_first.author = Some("First".into());
+        let c = match_comment(&by_first, &msgs, &none()).expect("match");
+        assert_eq!(
+            c.message_id, "a",
+            "the sender's own message, not the latest"
+        );
         let mut e = event(None);
+        e.author = Some("third".into());
         e.commands.clear();
         e.votes = vec![Vote {
             label: "Code-Review".into(),
@@ -444,6 +485,36 @@ mod tests {
             match_comment(&e, &msgs, &none()).is_none(),
             "nothing to recognise it by"
         );
+    }
+
+    #[test]
+    fn a_message_by_another_account_than_the_sender_confirms_nothing() {
+        let msgs = vec![message(
+            "Zq3-Kd",
+            2,
+            2,
+            "sam@example.com",
+            "2019-03-14 17:02:11.000000000",
+            "Patch Set 2:\n\nbionicbb:retry",
+        )];
+        for sender in ["Sam Reviewer", "sam reviewer", "sam@example.com", "sam"] {
+            let mut e = event(None);
+            e.author = Some(sender.into());
+            let c = match_comment(&e, &msgs, &none()).expect(sender);
+            assert_eq!(c.message_id, "Zq3-Kd", "{sender}");
+            e.comment_date = Some(T);
+            assert!(match_comment(&e, &msgs, &none()).is_some(), "{sender}");
+        }
+        for sender in [Some("Mallory"), Some("Sam R."), Some(""), None] {
+            for date in [None, Some(T)] {
+                let mut e = event(date);
+                e.author = sender.map(str::to_string);
+                assert!(
+                    match_comment(&e, &msgs, &none()).is_none(),
+                    "{sender:?} {date:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use bionicbb_core::config::Config;
 use bionicbb_core::error::{ApiError, ErrorKind};
-use bionicbb_core::event::Decision;
+use bionicbb_core::event::{ChangeFacts, Decision};
 use bionicbb_core::gerrit::{ChangeRef, GerritClient, Notify, QueryOption, ReviewInput, Revision};
 use bionicbb_core::jenkins::JenkinsClient;
 use bionicbb_core::ledger::{self, Begin, EffectKey, Ledger};
@@ -31,8 +31,8 @@ pub enum Outcome {
 }
 
 /// Where an effect comes from: the mail and, for comments, the identity of
-/// the comment (its date, else the mail's Message-ID), which tells a new
-/// `retry` from a second mail about the same comment.
+/// the comment, which tells a new `retry` from a second mail (or a copy)
+/// about the same comment.
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub gmail_id: String,
@@ -41,6 +41,18 @@ pub struct Origin {
     /// The notification's `Date:` (unix seconds), for the mail-to-trigger
     /// latency; `None` when the mail had none.
     pub mail_date: Option<i64>,
+}
+
+impl Origin {
+    /// The identity of a comment's commands: the Gerrit change message they
+    /// were confirmed against (its `id`), whatever mail reported it, so that
+    /// every mail about it, and a REST reconcile of it, collapse onto the
+    /// same effect keys. `None` when Gerrit confirmed no comment (then
+    /// nothing but skips is decided).
+    pub fn comment_identity(facts: Option<&ChangeFacts>) -> Option<String> {
+        let comment = facts?.comment.as_ref()?;
+        Some(format!("change-message:{}", comment.message_id))
+    }
 }
 
 /// The clients and the ledger effects are done with.
