@@ -69,10 +69,7 @@ impl EffectKey {
     /// Asking build-listener to drop the bot's rejection, because of the
     /// comment `comment` (the identity of the Gerrit change message).
     pub fn drop_rejection(change_number: u64, patch_set: u32, comment: &str) -> EffectKey {
-        EffectKey::from_parts(
-            "drop-rejection",
-            json!([change_number, patch_set, comment]),
-        )
+        EffectKey::from_parts("drop-rejection", json!([change_number, patch_set, comment]))
     }
 
     /// The `index`-th decision about mail `gmail_id`, for effects that have
