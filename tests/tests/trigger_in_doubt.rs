@@ -418,3 +418,41 @@ async fn a_trigger_that_reaches_jenkins_after_the_client_gave_up_builds_once() {
     assert_eq!(w.queued_or_built(), 1, "{output}\n{later}");
     assert!(later.contains(FOUND), "{later}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_lookup_builds_again_and_says_why() {
+    let w = World::new().await;
+    let upload = w.deliver_new_patch_set();
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(w.gmail.in_trash(), vec![upload]);
+    w.jenkins.start_next(JOB).await.unwrap();
+    // Two more builds with the same parameters that no trigger of the bot
+    // asked for (someone used the job's "Build with Parameters" page).
+    let same = w.jenkins.builds()[0].params.clone();
+    let jenkins = client(&w.jenkins);
+    let job = JobPath::parse(JOB).unwrap();
+    for _ in 0..2 {
+        jenkins.trigger(&job, &same).await.unwrap();
+        w.jenkins.start_next(JOB).await.unwrap();
+    }
+
+    // A retry whose trigger never reaches Jenkins: two unowned builds could
+    // be its own, and only one trigger is in doubt.
+    let retry = w.deliver_retry();
+    w.jenkins.faults().fail_next(
+        Some(Method::POST),
+        "buildWithParameters",
+        1,
+        Fault::status(502, "Bad Gateway"),
+    );
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "a lost answer fails --once:\n{output}");
+    let output = w.once_until_trashed(&retry, 20).await;
+    assert!(
+        output.contains("which one is ours cannot be told"),
+        "{output}"
+    );
+    assert!(!output.contains(FOUND), "{output}");
+    assert_eq!(w.queued_or_built(), 4, "{output}");
+}
