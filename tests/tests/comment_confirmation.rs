@@ -322,3 +322,56 @@ async fn the_client_reads_published_comments_in_gerrits_shape() {
     let err = gerrit.comments(&missing).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
 }
+
+/// `04-comment-retry-2.x.eml` (Gerrit 2.13: no comment date) with its
+/// sender and Message-ID replaced.
+fn retry_2x_mail(sender: &str, message_id: &str) -> Vec<u8> {
+    let text = String::from_utf8(fixture("04-comment-retry-2.x.eml")).unwrap();
+    let from = "From: \"Dana Dev (Code Review)\"";
+    let id = "1456224069331-0c4d8e22@";
+    assert!(text.contains(from) && text.contains(id));
+    text.replace(from, &format!("From: \"{sender} (Code Review)\""))
+        .replace(id, &format!("{message_id}@"))
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_undated_comment_mail_builds_nothing_and_another_sender_is_refused() {
+    let base = world::World::new().await;
+    let change = base.sample_change(2);
+    base.gerrit.add_message(
+        change,
+        2,
+        base.sam,
+        "Patch Set 2:\n\nbionicbb:retry",
+        &gerrit_date(1_456_224_069),
+    );
+    let genuine = base.deliver(&retry_2x_mail("Sam Reviewer", "1456224069331-0c4d8e22"));
+    let (status, output) = base.once().await;
+    assert!(status.success(), "{output}");
+    assert_eq!(base.jenkins.triggers(), 1, "the genuine retry: {output}");
+    assert_eq!(base.gmail.in_trash(), vec![genuine]);
+
+    // A copy of it with a new Message-ID: the same Gerrit message, the same
+    // command, already done.
+    base.deliver(&retry_2x_mail("Sam Reviewer", "1456300000000-feedbeef"));
+    let (status, output) = base.once().await;
+    assert!(status.success(), "{output}");
+    assert_eq!(base.jenkins.triggers(), 1, "a replayed copy: {output}");
+    assert!(output.contains("already triggered"), "{output}");
+
+    // A copy claiming another sender: Gerrit's message is Sam's, not theirs.
+    base.deliver(&retry_2x_mail("Mallory", "1456300000001-deadbeef"));
+    let (status, output) = base.once().await;
+    assert!(status.success(), "{output}");
+    assert_eq!(base.jenkins.triggers(), 1, "a copy from Mallory: {output}");
+    assert!(
+        output.contains(&no_comment_matching_on(change, 2)),
+        "{output}"
+    );
+    assert_eq!(base.gmail.in_trash().len(), 3, "every copy is done with");
+}
+
+fn no_comment_matching_on(change: u64, ps: u32) -> String {
+    format!("Gerrit has no comment on change {change} patch set {ps} matching this mail")
+}

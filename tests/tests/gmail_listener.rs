@@ -24,6 +24,26 @@ fn edited(name: &str, replacements: &[(&str, &str)]) -> Vec<u8> {
     text.into_bytes()
 }
 
+/// `mail` as if `sender` had acted: its `From:` line replaced the way
+/// Gerrit writes it.
+fn sent_by(mail: &[u8], sender: &str) -> Vec<u8> {
+    let text = String::from_utf8(mail.to_vec()).expect("UTF-8 mail");
+    let mut out = String::new();
+    let mut replaced = false;
+    for line in text.split_inclusive('\n') {
+        if !replaced && line.starts_with("From: ") {
+            out.push_str(&format!(
+                "From: \"{sender} (Code Review)\" <gerrit@example.org>\r\n"
+            ));
+            replaced = true;
+        } else {
+            out.push_str(line);
+        }
+    }
+    assert!(replaced, "no From: line");
+    out.into_bytes()
+}
+
 fn gerrit_date(secs: i64) -> String {
     format_timestamp(secs, 0)
 }
@@ -101,7 +121,7 @@ async fn retry_from_a_trusted_reviewer_builds_and_from_a_stranger_does_not() {
         "Patch Set 2:\n\nbionicbb:retry",
         &gerrit_date(1_456_224_000),
     );
-    w.deliver(&fixture("04-comment-retry-2.x.eml"));
+    w.deliver(&sent_by(&fixture("04-comment-retry-2.x.eml"), "Mallory"));
     let (status, output) = w.once().await;
     assert_ok(status, &output);
     assert!(w.builds().is_empty(), "{output}");
@@ -115,9 +135,12 @@ async fn retry_from_a_trusted_reviewer_builds_and_from_a_stranger_does_not() {
         "Patch Set 2:\n\nbionicbb:retry",
         &gerrit_date(1_456_224_069),
     );
-    w.deliver(&edited(
-        "04-comment-retry-2.x.eml",
-        &[("1456224069331-0c4d8e22@", "1456224069999-0c4d8e23@")],
+    w.deliver(&sent_by(
+        &edited(
+            "04-comment-retry-2.x.eml",
+            &[("1456224069331-0c4d8e22@", "1456224069999-0c4d8e23@")],
+        ),
+        "Sam Reviewer",
     ));
     let (status, output) = w.once().await;
     assert_ok(status, &output);
@@ -135,7 +158,7 @@ async fn clean_from_a_trusted_reviewer_triggers_the_clean_job() {
     w.gerrit.add_message(
         n,
         3,
-        w.sam,
+        w.dana,
         "Patch Set 3:\n\nbionicbb:clean",
         &gerrit_date(1_552_667_400),
     );
@@ -152,10 +175,14 @@ async fn clean_from_a_trusted_reviewer_triggers_the_clean_job() {
 async fn a_target_command_builds_with_its_lunch_target_base64_mail() {
     let w = World::new().await;
     let n = w.sample_change(4);
+    // 14 is from José Núñez.
+    let jose = w
+        .gerrit
+        .add_account("José Núñez", "jose@example.com", "jose", "pw-jose");
     w.gerrit.add_message(
         n,
         4,
-        w.sam,
+        jose,
         "Patch Set 4:\n\nbionicbb:arm",
         &gerrit_date(1_678_960_800),
     );
@@ -176,7 +203,7 @@ async fn an_unknown_command_gets_exactly_one_reply() {
     w.gerrit.add_message(
         n,
         2,
-        w.sam,
+        w.dana,
         "Patch Set 2:\n\nbionicbb:frobnicate",
         &gerrit_date(1_456_224_069),
     );
@@ -242,7 +269,7 @@ async fn quoted_printable_and_flowed_mails_parse_and_act() {
     w.gerrit.add_message(
         n,
         5,
-        w.sam,
+        w.dana,
         "Patch Set 5: Code-Review+1\n\nbionicbb:x86_64 because the denormal path only regressed",
         &gerrit_date(1_476_911_823),
     );
@@ -586,7 +613,7 @@ async fn commands_from_an_untrusted_author_run_nothing() {
             &format!("Patch Set {patch_sets}:\n\n{text}"),
             &gerrit_date(date),
         );
-        let id = w.deliver(&fixture(mail));
+        let id = w.deliver(&sent_by(&fixture(mail), "Mallory"));
         let (status, output) = w.once().await;
         assert_ok(status, &output);
         assert_eq!(w.jenkins.triggers(), 0, "{mail}: {output}");
@@ -604,7 +631,7 @@ async fn a_new_retry_builds_again_but_a_copy_of_the_same_mail_does_not() {
     w.gerrit.add_message(
         n,
         2,
-        w.sam,
+        w.dana,
         "Patch Set 2:\n\nbionicbb:retry",
         &gerrit_date(1_456_224_069),
     );
@@ -618,11 +645,12 @@ async fn a_new_retry_builds_again_but_a_copy_of_the_same_mail_does_not() {
         2,
         "the upload and one retry: {output}"
     );
-    // Another retry comment later: a new mail, a new build.
+    // Another retry comment later: a new mail, a new build. (04 is from
+    // Dana, so Dana wrote both.)
     w.gerrit.add_message(
         n,
         2,
-        w.sam,
+        w.dana,
         "Patch Set 2:\n\nbionicbb:retry",
         &gerrit_date(1_456_230_000),
     );
@@ -655,8 +683,21 @@ async fn a_trigger_with_an_unknown_outcome_is_sent_again_next_poll() {
         w.builds().is_empty(),
         "the fake drops a request its client gave up on"
     );
+    // Until the first attempt can no longer land (its timeout plus Jenkins'
+    // quiet period), polls wait for it; then the trigger is sent again.
     let (status, output) = w.once().await;
-    assert_ok(status, &output);
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("may still reach Jenkins"), "{output}");
+    assert!(w.builds().is_empty(), "{output}");
+    let mut output = String::new();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (status, out) = w.once().await;
+        output.push_str(&out);
+        if status.success() {
+            break;
+        }
+    }
     assert!(output.contains("unknown outcome"), "{output}");
     // Triggered again, once.
     assert_eq!(w.builds().len(), 1, "{output}");
@@ -844,7 +885,7 @@ async fn a_reply_in_doubt_is_looked_for_before_posting_again() {
     w.gerrit.add_message(
         n,
         2,
-        w.sam,
+        w.dana,
         "Patch Set 2:\n\nbionicbb:frobnicate",
         &gerrit_date(1_456_224_069),
     );

@@ -12,10 +12,12 @@ use bionicbb_core::config::Secret;
 use bionicbb_core::jenkins::{JenkinsClient, JobPath, QueueItemId};
 use bionicbb_core::retry::RetryPolicy;
 use bionicbb_core::{ErrorKind, tls};
+use bionicbb_tests::fakes::gerrit::format_timestamp;
 use bionicbb_tests::fakes::jenkins::JenkinsFake;
 use bionicbb_tests::fault::Fault;
 use bionicbb_tests::harness::{JENKINS_TOKEN, JENKINS_USER};
-use bionicbb_tests::world::{self, fixture};
+use bionicbb_tests::mailgen::{self, MailChange, Person};
+use bionicbb_tests::world::{self, KEY, fixture};
 
 const JOB: &str = "bionic-presubmit";
 const FOUND: &str = "found the build the lost answer had started";
@@ -77,41 +79,54 @@ async fn a_lost_trigger_answer_is_a_502_but_the_item_is_queued_and_found() {
     // Only the parameters sent are compared (LUNCH is a default).
     assert_eq!(
         jenkins.find_queued(&folder, &ours).await.unwrap(),
-        Some(QueueItemId(folder_item.id))
+        vec![QueueItemId(folder_item.id)]
     );
     let other = params(&[("REF", "refs/changes/56/123456/5")]);
-    assert_eq!(jenkins.find_queued(&folder, &other).await.unwrap(), None);
+    assert_eq!(jenkins.find_queued(&folder, &other).await.unwrap(), vec![]);
     assert_eq!(
         jenkins
-            .find_build(&folder, &ours, now_ms() - 1000)
+            .find_builds(&folder, &ours, now_ms() - 1000)
             .await
             .unwrap(),
-        None,
+        vec![],
         "still waiting: no build yet"
     );
 
     // Once started, the item is a build, found only since its trigger.
     let number = fake.start_next("android/bionic presubmit").await.unwrap();
-    assert_eq!(jenkins.find_queued(&folder, &ours).await.unwrap(), None);
-    let (found, url) = jenkins
-        .find_build(&folder, &ours, now_ms() - 1000)
+    assert_eq!(jenkins.find_queued(&folder, &ours).await.unwrap(), vec![]);
+    let found = jenkins
+        .find_builds(&folder, &ours, now_ms() - 1000)
         .await
-        .unwrap()
-        .expect("the build is found");
-    assert_eq!(found, number);
+        .unwrap();
+    assert_eq!(found.len(), 1, "the build is found: {found:?}");
+    assert_eq!(found[0].number, number);
     assert_eq!(
-        url,
+        found[0].queue_id,
+        Some(folder_item.id),
+        "with its queue item"
+    );
+    assert_eq!(
+        found[0].url,
         format!("{}job/android/job/bionic%20presubmit/{number}/", fake.url())
     );
     assert_eq!(
         jenkins
-            .find_build(&folder, &ours, now_ms() + 120_000)
+            .find_builds(&folder, &ours, now_ms() + 120_000)
             .await
             .unwrap(),
-        None,
+        vec![],
         "a build older than the trigger (beyond the clock slack) is not ours"
     );
-    assert_eq!(jenkins.find_build(&folder, &other, 0).await.unwrap(), None);
+    assert_eq!(
+        jenkins.find_builds(&folder, &other, 0).await.unwrap(),
+        vec![]
+    );
+    let declared = jenkins.declared_parameters(&folder).await.unwrap();
+    assert_eq!(
+        declared.into_iter().collect::<Vec<_>>(),
+        vec!["LUNCH".to_string(), "REF".to_string()]
+    );
     let requests = fake.faults().requests();
     assert!(
         requests
@@ -146,6 +161,53 @@ impl World {
 
     fn deliver_new_patch_set(&self) -> String {
         self.deliver(&fixture("02-newpatchset-2.x.eml"))
+    }
+
+    /// A trusted reviewer's `bionicbb:retry` on patch set 2, as Gerrit
+    /// stores it (a change message dated now) and mails it.
+    fn deliver_retry(&self) -> String {
+        let date = now_ms() / 1000;
+        self.gerrit.add_message(
+            123456,
+            2,
+            self.sam,
+            "Patch Set 2:\n\nbionicbb:retry",
+            &format_timestamp(date, 0),
+        );
+        let change = MailChange {
+            host: "gerrit.example.org".into(),
+            project: "platform/bionic".into(),
+            branch: "master".into(),
+            change_key: KEY.into(),
+            number: 123456,
+            subject: "Fix strtod rounding for denormals".into(),
+            owner: Person::new("Dana Dev", "dana@example.com"),
+        };
+        let sam = Person::new("Sam Reviewer", "sam@example.com");
+        self.deliver(&mailgen::comment(
+            &change,
+            2,
+            &sam,
+            "",
+            "bionicbb:retry",
+            date,
+        ))
+    }
+
+    /// Runs `gmail-listener --once` until mail `id` is trashed (a run that
+    /// waits for an earlier trigger fails with the mail kept); at most
+    /// `runs` runs, a second apart.
+    async fn once_until_trashed(&self, id: &str, runs: usize) -> String {
+        let mut all = String::new();
+        for _ in 0..runs {
+            let (_, output) = self.once().await;
+            all.push_str(&output);
+            if self.gmail.in_trash().iter().any(|t| t == id) {
+                return all;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        panic!("mail {id} still not handled after {runs} runs:\n{all}");
     }
 
     /// Items waiting plus builds started.
@@ -240,4 +302,157 @@ async fn a_trigger_jenkins_refused_with_503_is_sent_again() {
     assert_eq!(w.gmail.in_trash(), vec![id]);
     // The Gerrit fake saw no vote or message from these runs.
     assert!(w.gerrit.reviews_posted().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_retry_trigger_does_not_adopt_the_build_of_the_upload() {
+    let w = World::new().await;
+    // The upload builds patch set 2: its trigger answered with its item,
+    // which has started as a build since.
+    let upload = w.deliver_new_patch_set();
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(w.gmail.in_trash(), vec![upload]);
+    let first = w.jenkins.start_next(JOB).await.unwrap();
+
+    // A trusted retry on the same patch set: the trigger never reaches
+    // Jenkins, and the gateway answers 502, so the outcome is unknown.
+    let retry = w.deliver_retry();
+    w.jenkins.faults().fail_next(
+        Some(Method::POST),
+        "buildWithParameters",
+        1,
+        Fault::status(502, "Bad Gateway"),
+    );
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "a lost answer fails --once:\n{output}");
+    assert_eq!(w.queued_or_built(), 1, "{output}");
+
+    // The only build with these parameters is the upload's: the retry must
+    // not take it for its own, and builds again.
+    let output = w.once_until_trashed(&retry, 20).await;
+    assert!(!output.contains(FOUND), "{output}");
+    let builds = w.builds();
+    assert_eq!(
+        builds.len(),
+        2,
+        "the upload and the retry:\n{builds:?}\n{output}"
+    );
+    assert!(
+        builds.iter().all(|(_, p)| p["PATCHSET"] == "2"),
+        "{builds:?}"
+    );
+    assert_eq!(w.jenkins.builds()[0].number, first);
+}
+
+/// The parameters the original bionicbb's jobs declare: the bot also sends
+/// `CHANGE_NUMBER` and `PATCHSET`, which Jenkins drops.
+const ORIGINAL_FOUR: [(&str, &str); 4] = [
+    ("REF", ""),
+    ("CHANGE_ID", ""),
+    ("PROJECT", ""),
+    ("LUNCH_TARGET", "aosp_arm64-eng"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_found_on_a_job_that_declares_only_the_original_parameters() {
+    let w = World::new().await;
+    w.jenkins.add_job(JOB, &ORIGINAL_FOUR);
+    let id = first_poll_loses_the_answer(&w).await;
+    let waiting = w.jenkins.queue()[0].clone();
+    assert!(
+        !waiting.params.contains_key("PATCHSET"),
+        "Jenkins keeps only declared parameters: {waiting:?}"
+    );
+    // Found while it waits...
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(output.contains(FOUND), "{output}");
+    assert_eq!(w.jenkins.triggers(), 1, "not triggered again:\n{output}");
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+
+    // ...and once started.
+    let w = World::new().await;
+    w.jenkins.add_job(JOB, &ORIGINAL_FOUR);
+    let id = first_poll_loses_the_answer(&w).await;
+    w.jenkins.start_next(JOB).await.unwrap();
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(output.contains(FOUND), "{output}");
+    assert_eq!(w.jenkins.triggers(), 1, "not triggered again:\n{output}");
+    assert_eq!(w.queued_or_built(), 1);
+    assert_eq!(w.gmail.in_trash(), vec![id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_that_reaches_jenkins_after_the_client_gave_up_builds_once() {
+    let w = World::new().await;
+    let id = w.deliver_new_patch_set();
+    // The configured Jenkins timeout is 5 s: the client gives up on the
+    // trigger, which has not reached Jenkins yet.
+    let gate = w.jenkins.hold_next_trigger();
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "a lost answer fails --once:\n{output}");
+    assert_eq!(w.labelled(), vec![id.clone()], "{output}");
+
+    // The next poll comes before the first trigger has landed: Jenkins shows
+    // nothing yet, which does not mean that nothing will come.
+    let (_, output) = w.once().await;
+    // Whatever it queued leaves the queue, so that Jenkins cannot merge the
+    // late trigger into it and hide a second build.
+    if !w.jenkins.queue().is_empty() {
+        w.jenkins.start_next(JOB).await.unwrap();
+    }
+    // The first trigger lands, after the client gave up on it.
+    let landed = w.jenkins.triggers() + 1;
+    gate.notify_one();
+    while w.jenkins.triggers() < landed {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let later = w.once_until_trashed(&id, 20).await;
+    assert_eq!(
+        w.jenkins.triggers(),
+        1,
+        "one trigger reached Jenkins, the late one:\n{output}\n{later}"
+    );
+    assert_eq!(w.queued_or_built(), 1, "{output}\n{later}");
+    assert!(later.contains(FOUND), "{later}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_lookup_builds_again_and_says_why() {
+    let w = World::new().await;
+    let upload = w.deliver_new_patch_set();
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert_eq!(w.gmail.in_trash(), vec![upload]);
+    w.jenkins.start_next(JOB).await.unwrap();
+    // Two more builds with the same parameters that no trigger of the bot
+    // asked for (someone used the job's "Build with Parameters" page).
+    let same = w.jenkins.builds()[0].params.clone();
+    let jenkins = client(&w.jenkins);
+    let job = JobPath::parse(JOB).unwrap();
+    for _ in 0..2 {
+        jenkins.trigger(&job, &same).await.unwrap();
+        w.jenkins.start_next(JOB).await.unwrap();
+    }
+
+    // A retry whose trigger never reaches Jenkins: two unowned builds could
+    // be its own, and only one trigger is in doubt.
+    let retry = w.deliver_retry();
+    w.jenkins.faults().fail_next(
+        Some(Method::POST),
+        "buildWithParameters",
+        1,
+        Fault::status(502, "Bad Gateway"),
+    );
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "a lost answer fails --once:\n{output}");
+    let output = w.once_until_trashed(&retry, 20).await;
+    assert!(
+        output.contains("which one is ours cannot be told"),
+        "{output}"
+    );
+    assert!(!output.contains(FOUND), "{output}");
+    assert_eq!(w.queued_or_built(), 4, "{output}");
 }

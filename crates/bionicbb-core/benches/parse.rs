@@ -175,6 +175,7 @@ fn main() {
             .map(|i| format!("libc/bionic/file{i}.cpp"))
             .collect(),
         comment: Some(CommentFacts {
+            message_id: "Zq3-Kd".into(),
             author_account_id: Some(1000097),
             author_email: Some("sam@example.com".into()),
             message: "Patch Set 2:\n\nbionicbb:retry".into(),

@@ -341,6 +341,7 @@ mod tests {
 
     fn comment_by(email: &str) -> Option<CommentFacts> {
         Some(CommentFacts {
+            message_id: "Zq3-Kd".into(),
             author_account_id: Some(1000097),
             author_email: Some(email.into()),
             message: "Patch Set 2:\n\nbionicbb:retry".into(),

@@ -146,6 +146,9 @@ pub struct ChangeFacts {
 /// A change message Gerrit confirms, with its author as Gerrit reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommentFacts {
+    /// The change message's `id`: the identity of the commands it carries,
+    /// whichever mail (or copy of one) reported it.
+    pub message_id: String,
     pub author_account_id: Option<u64>,
     pub author_email: Option<String>,
     /// The message text as Gerrit stores it.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bionicbb_core::config::Config;
 use bionicbb_core::decide::decide;
 use bionicbb_core::error::ErrorKind;
-use bionicbb_core::event::{Decision, MessageType};
+use bionicbb_core::event::Decision;
 use bionicbb_core::gerrit::GerritClient;
 use bionicbb_core::ledger::{self, EventRecord, Ledger, metric_names as names};
 use bionicbb_core::mail;
@@ -253,18 +253,7 @@ impl Listener {
         let origin = Origin {
             gmail_id: id.to_string(),
             project: event.project.clone(),
-            comment_identity: (event.message_type == MessageType::Comment).then(|| {
-                event
-                    .comment_date
-                    .map(|d| format!("comment-date:{d}"))
-                    .or_else(|| {
-                        parsed
-                            .message_id
-                            .as_ref()
-                            .map(|m| format!("message-id:{m}"))
-                    })
-                    .unwrap_or_else(|| format!("gmail:{id}"))
-            }),
+            comment_identity: Origin::comment_identity(facts.as_ref()),
             mail_date: event.date,
         };
         let mut passing = Vec::new();

@@ -3,7 +3,9 @@
 //!
 //! Remote API (the parts bionicbb uses), with Jenkins' answers:
 //! - `POST job/{a}/job/{b}/buildWithParameters`: 201 + `Location:
-//!   {root}queue/item/{id}/`; identical parameters to a waiting item return
+//!   {root}queue/item/{id}/`; only the parameters the job declares are
+//!   kept, undeclared ones dropped, missing ones defaulted (SECURITY-170);
+//!   identical parameters to a waiting item return
 //!   that item; a disabled job redirects (302) to the job page; a job without
 //!   parameters gives 500 "This build is not parameterized!"; unknown job 404;
 //!   GET 405. `POST .../build` queues with default parameters.
@@ -11,8 +13,8 @@
 //!   forgotten 5 minutes after leaving), `POST queue/cancelItem?id=` (204,
 //!   404 `Provided id (N) not found`, 422 once started).
 //! - `GET queue/api/json` (the waiting items), `GET job/.../api/json` (with
-//!   `builds`, newest first, each with its `ParametersAction` and
-//!   `timestamp`), `GET job/.../{n}/api/json`; all honour `tree=` with
+//!   the declared `property[parameterDefinitions]` and `builds`, newest
+//!   first, each with its `ParametersAction`, `timestamp` and `queueId`), `GET job/.../{n}/api/json`; all honour `tree=` with
 //!   nested selections and `{M,N}` ranges. `POST job/.../{n}/stop` (302 to
 //!   the build).
 //! - `GET crumbIssuer/api/json`: a crumb bound to a new `JSESSIONID.*` cookie.
@@ -21,6 +23,10 @@
 //! password needs the crumb of its session on every POST (403 "No valid
 //! crumb was included in the request" otherwise); wrong credentials 401;
 //! anonymous POSTs 403.
+//!
+//! Faults of its own: [`JenkinsFake::lose_next_trigger_answer`] (queued,
+//! answered 502) and [`JenkinsFake::hold_next_trigger`] (queued late,
+//! after the caller may have given up).
 //!
 //! Starting a build sends QUEUED then STARTED, finishing it COMPLETED then
 //! FINALIZED, to the endpoint set with
@@ -352,6 +358,16 @@ impl JenkinsFake {
     /// up waiting for Jenkins. Calls add up.
     pub fn lose_next_trigger_answer(&self) {
         self.shared.lock().lose_answers += 1;
+    }
+
+    /// The next trigger is held on its way (a slow network, a busy
+    /// Jenkins): it reaches the queue, and is answered, only when the
+    /// returned gate is opened (`notify_one`), so a client that gave up
+    /// meanwhile still gets its build queued. Calls add up, one trigger each.
+    pub fn hold_next_trigger(&self) -> Arc<tokio::sync::Notify> {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        self.shared.lock().late_triggers.push_back(gate.clone());
+        gate
     }
 
     /// How long items that left the queue stay visible (5 minutes by default).

@@ -151,6 +151,11 @@ impl JenkinsClient {
         &self.base
     }
 
+    /// How long one request may take before the client gives up on it.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Queues a build of `job` with `params` (form-encoded in the POST body)
     /// and returns its queue item. Parameters the job does not define are
     /// ignored by Jenkins and missing ones take their defaults; a request

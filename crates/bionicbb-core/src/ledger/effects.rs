@@ -67,12 +67,9 @@ impl EffectKey {
     }
 
     /// Asking build-listener to drop the bot's rejection, because of the
-    /// comment in mail `gmail_id`.
-    pub fn drop_rejection(change_number: u64, patch_set: u32, gmail_id: &str) -> EffectKey {
-        EffectKey::from_parts(
-            "drop-rejection",
-            json!([change_number, patch_set, gmail_id]),
-        )
+    /// comment `comment` (the identity of the Gerrit change message).
+    pub fn drop_rejection(change_number: u64, patch_set: u32, comment: &str) -> EffectKey {
+        EffectKey::from_parts("drop-rejection", json!([change_number, patch_set, comment]))
     }
 
     /// The `index`-th decision about mail `gmail_id`, for effects that have
@@ -81,9 +78,9 @@ impl EffectKey {
         EffectKey::from_parts("mail", json!([gmail_id, index]))
     }
 
-    /// This key narrowed by an extra discriminator (e.g. the Gmail id or
-    /// comment date of a `retry` command, so each command builds once but a
-    /// new command builds again).
+    /// This key narrowed by an extra discriminator (the Gerrit change
+    /// message a `retry` command was confirmed against, so each command
+    /// builds once but a new command builds again).
     pub fn with(self, discriminator: &str) -> EffectKey {
         EffectKey(format!("{}+{}", self.0, Value::from(discriminator)))
     }

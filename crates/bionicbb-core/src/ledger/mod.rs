@@ -50,6 +50,7 @@ mod error;
 mod histograms;
 mod mails;
 mod outbox;
+mod owned;
 mod prune;
 mod schema;
 mod status;
@@ -59,6 +60,7 @@ pub use error::LedgerError;
 pub use histograms::{BUCKETS, HistogramSnapshot, metric_names};
 pub use mails::MailState;
 pub use outbox::{NewOutboxItem, OutboxItem, OutboxState};
+pub use owned::JenkinsItem;
 pub use status::EventRecord;
 
 use std::path::{Path, PathBuf};

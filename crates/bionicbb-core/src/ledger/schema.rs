@@ -123,6 +123,33 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE mails ADD COLUMN in_hand INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE mails ADD COLUMN in_hand_since INTEGER;
     "#,
+    // 4: which Jenkins queue items and builds each build effect owns (see
+    // `owned.rs`), so that a lookup after a lost answer never adopts what
+    // another effect holds. `item` is `queue:<id>` or `build:<job>#<number>`.
+    // Effects recorded before this version own the queue item or build their
+    // result (or progress) names.
+    r#"
+    CREATE TABLE jenkins_owned (
+        item       TEXT NOT NULL,
+        effect_key TEXT NOT NULL REFERENCES effects (key) ON DELETE CASCADE,
+        PRIMARY KEY (item, effect_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX jenkins_owned_effect ON jenkins_owned (effect_key);
+
+    INSERT OR IGNORE INTO jenkins_owned (item, effect_key)
+    SELECT 'queue:' || json_extract(known, '$.queue_id'), key
+    FROM (SELECT key, coalesce(result, progress) AS known FROM effects
+          WHERE kind = 'build')
+    WHERE json_valid(known) AND json_type(known, '$.queue_id') = 'integer';
+
+    INSERT OR IGNORE INTO jenkins_owned (item, effect_key)
+    SELECT 'build:' || json_extract(payload, '$.job') || '#' || json_extract(known, '$.build'), key
+    FROM (SELECT key, payload, coalesce(result, progress) AS known FROM effects
+          WHERE kind = 'build')
+    WHERE json_valid(known) AND json_valid(payload)
+      AND json_type(known, '$.build') = 'integer'
+      AND json_type(payload, '$.job') = 'text';
+    "#,
 ];
 
 /// The schema version this program writes.

@@ -1,11 +1,13 @@
 //! The in-memory state of the fake Jenkins: jobs, users and sessions, the
 //! queue, builds, and how each is rendered by the remote API.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
 use super::notify::{Artifacts, BuildState, EnvVars, JobState, ScmState};
 use super::{AutoRun, Delivery};
@@ -112,6 +114,9 @@ pub(super) struct Model {
     pub left_ttl: Duration,
     /// Triggers still to be answered with a 502 after queuing the build.
     pub lose_answers: usize,
+    /// Gates of the next triggers: each reaches the queue when its gate
+    /// opens.
+    pub late_triggers: VecDeque<Arc<Notify>>,
 }
 
 impl Model {
@@ -130,6 +135,7 @@ impl Model {
             deliveries: Vec::new(),
             left_ttl: LEFT_ITEM_TTL,
             lose_answers: 0,
+            late_triggers: VecDeque::new(),
         }
     }
 

@@ -154,14 +154,14 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
             }
             cancel(&shared, &query)
         }
-        ["job", ..] => job_route(&shared, &method, &segments, &query, &body, tree),
+        ["job", ..] => job_route(&shared, &method, &segments, &query, &body, tree).await,
         [] if get => html(StatusCode::OK, "Dashboard [Jenkins]"),
         _ => not_found(),
     }
 }
 
 /// `job/a/job/b/<rest>`: splits the job's full name from the rest.
-fn job_route(
+async fn job_route(
     shared: &Shared,
     method: &Method,
     segments: &[&str],
@@ -192,7 +192,21 @@ fn job_route(
             }
             let mut supplied = query.to_vec();
             supplied.extend(url::form_urlencoded::parse(body).into_owned());
-            trigger(shared, &job, &supplied, *action == "buildWithParameters")
+            let with_params = *action == "buildWithParameters";
+            let late = shared.lock().late_triggers.pop_front();
+            match late {
+                None => trigger(shared, &job, &supplied, with_params),
+                Some(gate) => {
+                    // The request reaches Jenkins only once the test opens
+                    // the gate, whether or not the caller still waits.
+                    let shared = shared.clone();
+                    let landing = tokio::spawn(async move {
+                        gate.notified().await;
+                        trigger(&shared, &job, &supplied, with_params)
+                    });
+                    landing.await.unwrap_or_else(|_| bad_gateway())
+                }
+            }
         }
         [number, tail @ ..] => {
             let Ok(number) = number.parse::<u64>() else {

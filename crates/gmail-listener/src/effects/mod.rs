@@ -3,17 +3,16 @@
 //! second mail about the same event never builds or replies twice, and a
 //! passing fault never loses an effect (the mail stays for the next poll).
 
-use std::collections::BTreeMap;
-
 use bionicbb_core::config::Config;
 use bionicbb_core::error::{ApiError, ErrorKind};
-use bionicbb_core::event::Decision;
+use bionicbb_core::event::{ChangeFacts, Decision};
 use bionicbb_core::gerrit::{ChangeRef, GerritClient, Notify, QueryOption, ReviewInput, Revision};
-use bionicbb_core::jenkins::{JenkinsClient, JobPath};
-use bionicbb_core::ledger::{self, Begin, EffectKey, Ledger, metric_names as names};
+use bionicbb_core::jenkins::JenkinsClient;
+use bionicbb_core::ledger::{self, Begin, EffectKey, Ledger};
 
-use crate::lost_trigger::{self, Found, TriggerFailure};
 use serde_json::{Value, json};
+
+mod build;
 
 /// What became of one decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +31,8 @@ pub enum Outcome {
 }
 
 /// Where an effect comes from: the mail and, for comments, the identity of
-/// the comment (its date, else the mail's Message-ID), which tells a new
-/// `retry` from a second mail about the same comment.
+/// the comment, which tells a new `retry` from a second mail (or a copy)
+/// about the same comment.
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub gmail_id: String,
@@ -42,6 +41,18 @@ pub struct Origin {
     /// The notification's `Date:` (unix seconds), for the mail-to-trigger
     /// latency; `None` when the mail had none.
     pub mail_date: Option<i64>,
+}
+
+impl Origin {
+    /// The identity of a comment's commands: the Gerrit change message they
+    /// were confirmed against (its `id`), whatever mail reported it, so that
+    /// every mail about it, and a REST reconcile of it, collapse onto the
+    /// same effect keys. `None` when Gerrit confirmed no comment (then
+    /// nothing but skips is decided).
+    pub fn comment_identity(facts: Option<&ChangeFacts>) -> Option<String> {
+        let comment = facts?.comment.as_ref()?;
+        Some(format!("change-message:{}", comment.message_id))
+    }
 }
 
 /// The clients and the ledger effects are done with.
@@ -111,128 +122,6 @@ impl Effects {
                 self.drop_rejection(&key, &change_id, *patch_set).await
             }
         }
-    }
-
-    async fn build(
-        &self,
-        key: &EffectKey,
-        job: &str,
-        params: &BTreeMap<String, String>,
-        mail_date: Option<i64>,
-    ) -> Outcome {
-        let payload = json!({ "job": job, "params": params });
-        let in_doubt_since = match self
-            .ledger
-            .begin_effect(key, "build", &payload, ledger::now())
-        {
-            Err(e) => return passing_ledger(e),
-            Ok(Begin::AlreadyDone { result }) => {
-                let what = format!("{job}: already triggered ({result})");
-                return self.triggered(what, &result);
-            }
-            Ok(Begin::InDoubt {
-                result_so_far: Some(progress),
-                ..
-            }) if progress.get("queue_id").is_some() => {
-                // The trigger answered before the crash: the build is queued.
-                return match self.ledger.finish_effect(key, &progress, ledger::now()) {
-                    Ok(()) => {
-                        self.triggered(format!("{job}: was triggered ({progress})"), &progress)
-                    }
-                    Err(e) => passing_ledger(e),
-                };
-            }
-            Ok(Begin::InDoubt { started_at, .. }) => Some(started_at),
-            Ok(Begin::New) => None,
-        };
-        let path = match JobPath::parse(job) {
-            Ok(p) => p,
-            Err(e) => return self.fail(key, format!("{job}: invalid job name: {e}")),
-        };
-        if let Some(started_at) = in_doubt_since {
-            // An earlier trigger's answer was lost: ask Jenkins before
-            // triggering again (see `lost_trigger`).
-            let found = match self.look_for_lost_trigger(&path, params, started_at).await {
-                Ok(found) => found,
-                Err(e) => {
-                    return Outcome::Passing(format!(
-                        "{job}: looking for the build an earlier trigger may have started: {e}"
-                    ));
-                }
-            };
-            if let Some(result) = found.result() {
-                tracing::info!(%job, ?found, "found the build the lost answer had started");
-                if let Err(e) = self.ledger.record_effect_progress(key, &result) {
-                    return passing_ledger(e);
-                }
-                if let Err(e) = self.ledger.finish_effect(key, &result, ledger::now()) {
-                    return passing_ledger(e);
-                }
-                self.count_trigger(job, mail_date);
-                return self.triggered(format!("{job}: was triggered ({result})"), &result);
-            }
-            tracing::info!(
-                %job, started_at,
-                "an earlier trigger of this build had an unknown outcome, and Jenkins has no such \
-                 item or build: triggering it again"
-            );
-        }
-        match self.jenkins.trigger(&path, params).await {
-            Ok(id) => {
-                let result = json!({ "queue_id": id.0 });
-                if let Err(e) = self.ledger.record_effect_progress(key, &result) {
-                    return passing_ledger(e);
-                }
-                if let Err(e) = self.ledger.finish_effect(key, &result, ledger::now()) {
-                    return passing_ledger(e);
-                }
-                self.count_trigger(job, mail_date);
-                tracing::info!(%job, queue_item = id.0, "build triggered");
-                self.triggered(format!("{job}: queued as item {id}"), &result)
-            }
-            Err(e) => match lost_trigger::classify(&e) {
-                TriggerFailure::Permanent => {
-                    tracing::error!(%job, error = %e, "Jenkins refused the build for good");
-                    self.fail(key, format!("{job}: {e}"))
-                }
-                TriggerFailure::NotQueued => {
-                    // Jenkins answered with an error: nothing was queued,
-                    // free the key for the next poll.
-                    if let Err(le) = self.ledger.fail_effect(key, &e.to_string()) {
-                        return passing_ledger(le);
-                    }
-                    Outcome::Passing(format!("{job}: {e}"))
-                }
-                TriggerFailure::Unknown => {
-                    // Maybe queued: leave the effect started. It comes back
-                    // in doubt, and the next poll asks Jenkins first.
-                    tracing::warn!(
-                        %job, error = %e,
-                        "the trigger's answer was lost; the next poll looks for the build \
-                         before triggering again"
-                    );
-                    Outcome::Passing(format!("{job}: {e}"))
-                }
-            },
-        }
-    }
-
-    /// Asks Jenkins for what an earlier trigger, begun at `started_at`
-    /// (unix seconds), left: an item still waiting with our parameters, else
-    /// a build with them that started since.
-    async fn look_for_lost_trigger(
-        &self,
-        path: &JobPath,
-        params: &BTreeMap<String, String>,
-        started_at: i64,
-    ) -> Result<Found, ApiError> {
-        let queued = self.jenkins.find_queued(path, params).await?;
-        if queued.is_some() {
-            return Ok(Found::from_lookups(queued, None));
-        }
-        let since_ms = started_at.saturating_mul(1000);
-        let built = self.jenkins.find_build(path, params, since_ms).await?;
-        Ok(Found::from_lookups(None, built))
     }
 
     async fn reply(&self, key: &EffectKey, change: &ChangeRef, ps: u32, message: &str) -> Outcome {
@@ -376,45 +265,6 @@ impl Effects {
             return self.fail(key, format!("drop-rejection: HTTP {status}"));
         }
         self.fail_passing(key, format!("drop-rejection: HTTP {status}"))
-    }
-
-    /// Counts a trigger and observes how long after the notification's date
-    /// it happened (nothing to observe when the mail had no `Date:`).
-    fn count_trigger(&self, job: &str, mail_date: Option<i64>) {
-        let labels = names::labels(&[("job", job)]);
-        if let Err(e) = self
-            .ledger
-            .bump_counter(names::BUILDS_TRIGGERED, &labels, 1)
-        {
-            tracing::warn!(error = %e, "cannot count the build");
-        }
-        let Some(date) = mail_date else {
-            return;
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or_default();
-        // A mail dated in the future (a skewed clock) counts as 0 seconds.
-        let seconds = now - date as f64;
-        if let Err(e) = self
-            .ledger
-            .observe(names::MAIL_TO_TRIGGER_SECONDS, &labels, seconds)
-        {
-            tracing::warn!(error = %e, "cannot record the mail-to-trigger latency");
-        }
-    }
-
-    /// [`Outcome::Triggered`] when `result` names the queue item, else a
-    /// plain [`Outcome::Done`].
-    fn triggered(&self, what: String, result: &Value) -> Outcome {
-        match result.get("queue_id").and_then(Value::as_u64) {
-            Some(id) => Outcome::Triggered {
-                what,
-                queue_url: format!("{}queue/item/{id}/", self.config.jenkins.url),
-            },
-            None => Outcome::Done(what),
-        }
     }
 
     /// Records a permanent refusal: the effect did not happen and never will.

@@ -1,0 +1,140 @@
+//! Which Jenkins queue items and builds each build effect owns.
+//!
+//! A trigger that answered owns the queue item Jenkins named. A trigger
+//! whose answer was lost may adopt what a lookup finds on Jenkins, but only
+//! a queue item or build that no *other* effect owns: the same job and
+//! parameters legitimately run twice (an upload and a `retry` of the same
+//! patch set), so parameters alone are not an identity. Jenkins may merge
+//! two triggers into one waiting item and name it in both answers; then both
+//! effects own it (that is what Jenkins did), and neither can adopt it later.
+
+use std::fmt;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::effects::EffectKey;
+use super::{Ledger, Result, sql};
+
+/// Something on Jenkins an effect can own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum JenkinsItem {
+    /// A queue item, by its id (unique across the Jenkins instance).
+    Queue(u64),
+    /// A build, by its job's full name (`folder/name`) and number.
+    Build { job: String, number: u64 },
+}
+
+impl fmt::Display for JenkinsItem {
+    /// The stored text: `queue:<id>` or `build:<job>#<number>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JenkinsItem::Queue(id) => write!(f, "queue:{id}"),
+            JenkinsItem::Build { job, number } => write!(f, "build:{job}#{number}"),
+        }
+    }
+}
+
+impl Ledger {
+    /// Records that effect `key` (begun before) owns `items`.
+    pub fn own_jenkins_items(&self, key: &EffectKey, items: &[JenkinsItem]) -> Result<()> {
+        const OP: &str = "record the Jenkins items an effect owns";
+        self.write(OP, |tx| insert(tx, key, items, OP))
+    }
+
+    /// True when an effect other than `key` owns any of `items`.
+    pub fn owned_by_another(&self, key: &EffectKey, items: &[JenkinsItem]) -> Result<bool> {
+        const OP: &str = "look up who owns a Jenkins item";
+        self.read(|conn| {
+            for item in items {
+                let other: Option<String> = conn
+                    .query_row(
+                        "SELECT effect_key FROM jenkins_owned
+                         WHERE item = ?1 AND effect_key <> ?2 LIMIT 1",
+                        params![item.to_string(), key.as_str()],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(sql(OP))?;
+                if other.is_some() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
+    /// Adopts `items` for effect `key` if, checked in the same transaction,
+    /// no other effect owns any of them. False (nothing recorded) otherwise.
+    pub fn adopt_jenkins_items(&self, key: &EffectKey, items: &[JenkinsItem]) -> Result<bool> {
+        const OP: &str = "adopt Jenkins items for an effect";
+        self.write(OP, |tx| {
+            for item in items {
+                let taken: bool = tx
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM jenkins_owned
+                                        WHERE item = ?1 AND effect_key <> ?2)",
+                        params![item.to_string(), key.as_str()],
+                        |row| row.get(0),
+                    )
+                    .map_err(sql(OP))?;
+                if taken {
+                    return Ok(false);
+                }
+            }
+            insert(tx, key, items, OP)?;
+            Ok(true)
+        })
+    }
+
+    /// The items effect `key` owns, in their stored text, sorted.
+    pub fn jenkins_items_of(&self, key: &EffectKey) -> Result<Vec<String>> {
+        const OP: &str = "list the Jenkins items of an effect";
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT item FROM jenkins_owned WHERE effect_key = ?1 ORDER BY item")
+                .map_err(sql(OP))?;
+            let rows = stmt
+                .query_map([key.as_str()], |row| row.get(0))
+                .map_err(sql(OP))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(sql(OP))
+        })
+    }
+
+    /// How many build effects with exactly `payload` (job and parameters, as
+    /// recorded by `begin_effect`) are started and own nothing yet: triggers
+    /// whose outcome is unknown (the caller's own included). Each of them
+    /// may have left one item or build on Jenkins.
+    pub fn unresolved_twins(&self, payload: &serde_json::Value) -> Result<u64> {
+        const OP: &str = "count unresolved triggers";
+        let text = super::to_json(OP, payload)?;
+        self.read(|conn| {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM effects e
+                     WHERE e.kind = 'build' AND e.state = 'started' AND e.payload = ?1
+                       AND NOT EXISTS (SELECT 1 FROM jenkins_owned o WHERE o.effect_key = e.key)",
+                    [text],
+                    |row| row.get(0),
+                )
+                .map_err(sql(OP))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+}
+
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    key: &EffectKey,
+    items: &[JenkinsItem],
+    op: &'static str,
+) -> Result<()> {
+    for item in items {
+        tx.execute(
+            "INSERT OR IGNORE INTO jenkins_owned (item, effect_key) VALUES (?1, ?2)",
+            params![item.to_string(), key.as_str()],
+        )
+        .map_err(sql(op))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! Triggering a build once: the trigger is keyed in the ledger before it
+//! is sent, owns the queue item Jenkins answers with, and a trigger whose
+//! answer was lost is resolved by asking Jenkins (see `lost_trigger`)
+//! rather than by sending it again blindly.
+
+use std::collections::BTreeMap;
+
+use bionicbb_core::error::ApiError;
+use bionicbb_core::jenkins::JobPath;
+use bionicbb_core::ledger::{self, Begin, EffectKey, JenkinsItem, metric_names as names};
+use serde_json::{Value, json};
+
+use super::{Effects, Outcome, passing_ledger};
+use crate::lost_trigger::{self, Found, TriggerFailure};
+
+impl Effects {
+    pub(super) async fn build(
+        &self,
+        key: &EffectKey,
+        job: &str,
+        params: &BTreeMap<String, String>,
+        mail_date: Option<i64>,
+    ) -> Outcome {
+        let payload = json!({ "job": job, "params": params });
+        let in_doubt_since = match self
+            .ledger
+            .begin_effect(key, "build", &payload, ledger::now())
+        {
+            Err(e) => return passing_ledger(e),
+            Ok(Begin::AlreadyDone { result }) => {
+                let what = format!("{job}: already triggered ({result})");
+                return self.triggered(what, &result);
+            }
+            Ok(Begin::InDoubt {
+                result_so_far: Some(progress),
+                ..
+            }) if progress.get("queue_id").is_some() => {
+                // The trigger answered before the crash: the build is queued.
+                let owned = progress
+                    .get("queue_id")
+                    .and_then(Value::as_u64)
+                    .map(JenkinsItem::Queue);
+                if let Err(e) = self.ledger.own_jenkins_items(key, owned.as_slice()) {
+                    return passing_ledger(e);
+                }
+                return match self.ledger.finish_effect(key, &progress, ledger::now()) {
+                    Ok(()) => {
+                        self.triggered(format!("{job}: was triggered ({progress})"), &progress)
+                    }
+                    Err(e) => passing_ledger(e),
+                };
+            }
+            Ok(Begin::InDoubt { started_at, .. }) => Some(started_at),
+            Ok(Begin::New) => None,
+        };
+        let path = match JobPath::parse(job) {
+            Ok(p) => p,
+            Err(e) => return self.fail(key, format!("{job}: invalid job name: {e}")),
+        };
+        if let Some(started_at) = in_doubt_since {
+            // An earlier trigger's answer was lost: ask Jenkins before
+            // triggering again (see `lost_trigger`).
+            match self
+                .resolve_lost_trigger(key, &path, &payload, params, started_at)
+                .await
+            {
+                Err(outcome) => return outcome,
+                Ok(Some(result)) => {
+                    if let Err(e) = self.ledger.record_effect_progress(key, &result) {
+                        return passing_ledger(e);
+                    }
+                    if let Err(e) = self.ledger.finish_effect(key, &result, ledger::now()) {
+                        return passing_ledger(e);
+                    }
+                    self.count_trigger(job, mail_date);
+                    return self.triggered(format!("{job}: was triggered ({result})"), &result);
+                }
+                Ok(None) => {}
+            }
+        }
+        match self.jenkins.trigger(&path, params).await {
+            Ok(id) => {
+                let result = json!({ "queue_id": id.0 });
+                // Owned first: from now on no lookup of another effect can
+                // take this item for its own.
+                if let Err(e) = self
+                    .ledger
+                    .own_jenkins_items(key, &[JenkinsItem::Queue(id.0)])
+                {
+                    return passing_ledger(e);
+                }
+                if let Err(e) = self.ledger.record_effect_progress(key, &result) {
+                    return passing_ledger(e);
+                }
+                if let Err(e) = self.ledger.finish_effect(key, &result, ledger::now()) {
+                    return passing_ledger(e);
+                }
+                self.count_trigger(job, mail_date);
+                tracing::info!(%job, queue_item = id.0, "build triggered");
+                self.triggered(format!("{job}: queued as item {id}"), &result)
+            }
+            Err(e) => match lost_trigger::classify(&e) {
+                TriggerFailure::Permanent => {
+                    tracing::error!(%job, error = %e, "Jenkins refused the build for good");
+                    self.fail(key, format!("{job}: {e}"))
+                }
+                TriggerFailure::NotQueued => {
+                    // Jenkins answered with an error: nothing was queued,
+                    // free the key for the next poll.
+                    if let Err(le) = self.ledger.fail_effect(key, &e.to_string()) {
+                        return passing_ledger(le);
+                    }
+                    Outcome::Passing(format!("{job}: {e}"))
+                }
+                TriggerFailure::Unknown => {
+                    // Maybe queued: leave the effect started. It comes back
+                    // in doubt, and the next poll asks Jenkins first.
+                    tracing::warn!(
+                        %job, error = %e,
+                        "the trigger's answer was lost; the next poll looks for the build \
+                         before triggering again"
+                    );
+                    Outcome::Passing(format!("{job}: {e}"))
+                }
+            },
+        }
+    }
+
+    /// Resolves a trigger of `key`, begun at `started_at` (unix seconds),
+    /// whose answer was lost: `Some(result)` when Jenkins shows a queue item
+    /// or build with our parameters that no other effect owns (now adopted
+    /// in the ledger), `None` when it must be triggered again, `Err` with
+    /// the outcome when it cannot be decided now.
+    async fn resolve_lost_trigger(
+        &self,
+        key: &EffectKey,
+        path: &JobPath,
+        payload: &Value,
+        params: &BTreeMap<String, String>,
+        started_at: i64,
+    ) -> Result<Option<Value>, Outcome> {
+        let job = path.to_string();
+        let looking = |e: ApiError| {
+            Outcome::Passing(format!(
+                "{job}: looking for the build an earlier trigger may have started: {e}"
+            ))
+        };
+        let since_ms = started_at.saturating_mul(1000);
+        let candidates = self
+            .jenkins
+            .find_candidates(path, params, since_ms)
+            .await
+            .map_err(looking)?;
+        let mut free = Vec::new();
+        let mut owned_elsewhere = 0;
+        for candidate in candidates {
+            let items = lost_trigger::items(&job, &candidate);
+            if self
+                .ledger
+                .owned_by_another(key, &items)
+                .map_err(passing_ledger)?
+            {
+                owned_elsewhere += 1;
+            } else {
+                free.push(candidate);
+            }
+        }
+        let unresolved = self
+            .ledger
+            .unresolved_twins(payload)
+            .map_err(passing_ledger)?;
+        let found = lost_trigger::choose(free, unresolved);
+        let now = ledger::now();
+        if !matches!(found, Found::Adopt(_))
+            && lost_trigger::may_still_land(started_at, now, self.jenkins.timeout())
+        {
+            tracing::info!(
+                %job, started_at, ?found,
+                "an earlier trigger of this build had an unknown outcome and may still reach \
+                 Jenkins: looking again next poll rather than triggering it twice"
+            );
+            return Err(Outcome::Passing(format!(
+                "{job}: an earlier trigger may still reach Jenkins; looking again next poll"
+            )));
+        }
+        match found {
+            Found::Adopt(candidate) => {
+                let items = lost_trigger::items(&job, &candidate);
+                if !self
+                    .ledger
+                    .adopt_jenkins_items(key, &items)
+                    .map_err(passing_ledger)?
+                {
+                    // Taken by another effect since we looked: not ours.
+                    return Err(Outcome::Passing(format!(
+                        "{job}: the build found for a lost trigger was just taken by another \
+                         effect; looking again next poll"
+                    )));
+                }
+                let result = lost_trigger::result(&candidate);
+                tracing::info!(%job, found = %result, "found the build the lost answer had started");
+                Ok(Some(result))
+            }
+            Found::Nothing => {
+                tracing::info!(
+                    %job, started_at, owned_elsewhere,
+                    "an earlier trigger of this build had an unknown outcome, and Jenkins has no \
+                     item or build of it that another trigger does not own: triggering it again"
+                );
+                Ok(None)
+            }
+            Found::Ambiguous { free, unresolved } => {
+                tracing::warn!(
+                    %job, started_at, free, unresolved, owned_elsewhere,
+                    "an earlier trigger of this build had an unknown outcome, and Jenkins has \
+                     more unowned builds with its parameters than lost triggers could have \
+                     left, so which one is ours cannot be told: triggering it again rather \
+                     than risk leaving the change without its build"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Counts a trigger and observes how long after the notification's date
+    /// it happened (nothing to observe when the mail had no `Date:`).
+    fn count_trigger(&self, job: &str, mail_date: Option<i64>) {
+        let labels = names::labels(&[("job", job)]);
+        if let Err(e) = self
+            .ledger
+            .bump_counter(names::BUILDS_TRIGGERED, &labels, 1)
+        {
+            tracing::warn!(error = %e, "cannot count the build");
+        }
+        let Some(date) = mail_date else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        // A mail dated in the future (a skewed clock) counts as 0 seconds.
+        let seconds = now - date as f64;
+        if let Err(e) = self
+            .ledger
+            .observe(names::MAIL_TO_TRIGGER_SECONDS, &labels, seconds)
+        {
+            tracing::warn!(error = %e, "cannot record the mail-to-trigger latency");
+        }
+    }
+
+    /// [`Outcome::Triggered`] when `result` names the queue item, else a
+    /// plain [`Outcome::Done`].
+    fn triggered(&self, what: String, result: &Value) -> Outcome {
+        match result.get("queue_id").and_then(Value::as_u64) {
+            Some(id) => Outcome::Triggered {
+                what,
+                queue_url: format!("{}queue/item/{id}/", self.config.jenkins.url),
+            },
+            None => Outcome::Done(what),
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! What Gerrit confirms about the event a mail reports: the change, the
+//! event's patch set (its ref, committer and files) and, for comment mails,
+//! the change message the mail is about, with its author as Gerrit knows
+//! them, once Gerrit shows the mail's votes and commands (in that message
+//! or in comments published with it). Nothing in a mail is trusted; the
+//! policy decides on these facts.
+
+use std::collections::BTreeMap;
+
+use bionicbb_core::error::{ApiError, ErrorKind};
+use bionicbb_core::event::{
+    ChangeFacts, ChangeStatus, Command, CommentFacts, GerritEvent, MessageType,
+};
+use bionicbb_core::gerrit::types::parse_timestamp;
+use bionicbb_core::gerrit::{
+    ChangeInfo, ChangeMessageInfo, ChangeRef, CommentInfo, GerritClient, QueryOption, Revision,
+};
+use bionicbb_core::mail::votes;
+
+/// How far a change message's date may be from the mail's comment date.
+/// Gerrit writes the footer to the second and stores nanoseconds; a
+/// second either way absorbs rounding.
+const DATE_SLACK_SECS: i64 = 1;
+
+/// The change the event names: by number when the mail gives one (with the
+/// project, so a number from another project does not resolve), else by
+/// the unambiguous `project~branch~Change-Id`.
+pub fn change_ref(event: &GerritEvent) -> Result<ChangeRef, String> {
+    let made = match event.change_number {
+        Some(number) => ChangeRef::project_number(&event.project, number),
+        None => ChangeRef::triplet(&event.project, &event.branch, &event.change_id),
+    };
+    made.map_err(|e| format!("the mail names no valid change: {e}"))
+}
+
+/// True when deciding needs the patch set's committer and files: builds,
+/// and comments that carry commands.
+pub fn needs_patch_set_details(event: &GerritEvent) -> bool {
+    match event.message_type {
+        MessageType::NewChange | MessageType::NewPatchSet => true,
+        MessageType::Comment => !event.commands.is_empty(),
+        _ => false,
+    }
+}
+
+/// Asks Gerrit about the event. `Ok(None)` when Gerrit does not know the
+/// change (a forged mail, or a change deleted since): the mail is done and
+/// nothing runs. `Err` for anything else that failed; the caller decides
+/// whether to try again.
+pub async fn gather(
+    gerrit: &GerritClient,
+    event: &GerritEvent,
+) -> Result<Option<ChangeFacts>, ApiError> {
+    let change_ref = match change_ref(event) {
+        Ok(r) => r,
+        Err(reason) => {
+            tracing::warn!(%reason, "treating the mail as naming no change");
+            return Ok(None);
+        }
+    };
+    // ALL_REVISIONS: the event's patch set may no longer be current, and
+    // only this option lists the refs of older patch sets.
+    let options = [
+        QueryOption::AllRevisions,
+        QueryOption::Messages,
+        QueryOption::DetailedAccounts,
+    ];
+    let change = match gerrit.change(&change_ref, &options).await {
+        Ok(change) => change,
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let ps = event.patch_set;
+    let patch_set_ref = change.patch_set_ref(ps).map(str::to_string);
+    let mut committer_email = None;
+    let mut files = Vec::new();
+    if patch_set_ref.is_some() && needs_patch_set_details(event) {
+        // The change was found a moment ago; a 404 now means it vanished.
+        let commit = match gerrit.commit(&change_ref, Revision::PatchSet(ps)).await {
+            Ok(c) => c,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        committer_email = Some(commit.committer.email).filter(|e| !e.is_empty());
+        let listed = match gerrit.files(&change_ref, Revision::PatchSet(ps)).await {
+            Ok(f) => f,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // Gerrit's magic files (`/COMMIT_MSG`, `/MERGE_LIST`,
+        // `/PATCHSET_LEVEL`) are not in the tree.
+        files = listed.into_keys().filter(|f| !f.starts_with('/')).collect();
+    }
+    let comment = if event.message_type == MessageType::Comment {
+        // Comments are fetched only when the change messages alone do not
+        // show the mail's commands.
+        let comments = if needs_comments(event, &change.messages) {
+            match gerrit.comments(&change_ref).await {
+                Ok(c) => c,
+                Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        } else {
+            Comments::new()
+        };
+        match_comment(event, &change.messages, &comments)
+    } else {
+        None
+    };
+    Ok(Some(ChangeFacts {
+        number: change.number,
+        project: change.project.clone(),
+        branch: change.branch.clone(),
+        status: status_of(&change),
+        current_patch_set: current_patch_set(&change),
+        patch_set_ref,
+        committer_email,
+        files,
+        comment,
+    }))
+}
+
+fn status_of(change: &ChangeInfo) -> ChangeStatus {
+    use bionicbb_core::gerrit::ChangeStatus as Gerrit;
+    match change.status {
+        Gerrit::New | Gerrit::Draft => ChangeStatus::New,
+        Gerrit::Merged => ChangeStatus::Merged,
+        // A status this version does not know: never build it.
+        Gerrit::Abandoned | Gerrit::Unknown => ChangeStatus::Abandoned,
+    }
+}
+
+/// The current patch set; the highest listed one when Gerrit did not say.
+fn current_patch_set(change: &ChangeInfo) -> u32 {
+    change
+        .current_patch_set()
+        .or_else(|| change.revisions.values().map(|r| r.number).max())
+        .unwrap_or(0)
+}
+
+/// Published comments as `GET /changes/{id}/comments` returns them:
+/// path → comments (`/PATCHSET_LEVEL` for patchset-level ones).
+pub type Comments = BTreeMap<String, Vec<CommentInfo>>;
+
+/// True when confirming the mail may need the change's published comments:
+/// a comment mail with commands and a comment date, whose change messages
+/// at that date do not show the commands themselves (Gerrit 3.3+ puts text
+/// typed in the reply box in a patchset-level comment, leaving only
+/// `(1 comment)` in the change message).
+pub fn needs_comments(event: &GerritEvent, messages: &[ChangeMessageInfo]) -> bool {
+    event.message_type == MessageType::Comment
+        && !event.commands.is_empty()
+        && event.comment_date.is_some()
+        && match_comment(event, messages, &Comments::new()).is_none()
+}
+
+/// Finds the change message a comment mail is about and checks that Gerrit
+/// shows everything the mail claims, since nothing in a mail is trusted:
+///
+/// - candidates are the messages on the mail's patch set written by the
+///   mail's sender (the `From:` name Gerrit gives the actor, matched to the
+///   message author's name, e-mail or username), at the mail's comment date
+///   (to the second, ±1 s), or all of them when the mail has no date (then
+///   the mail must claim a vote or a command); a mail naming no sender
+///   confirms nothing;
+/// - every vote of the mail must be on the message's `Patch Set N:` line;
+/// - every command must be in the message text, or in a published comment
+///   (patchset-level or inline) on that patch set by the message's author,
+///   published within ±1 s of the comment date.
+///
+/// The latest candidate that confirms the mail wins; `None` when none does,
+/// so that a forged mail copying the date of a real comment and adding a
+/// command, or claiming another sender, confirms nothing. The message's
+/// `id` is the identity of its commands: a copy of the mail (a new
+/// Message-ID, the same sender) finds the same message and so the same
+/// effects, already done. The author is who Gerrit says acted
+/// (`real_author` when someone posted on another's behalf, so trust
+/// follows the account that acted).
+pub fn match_comment(
+    event: &GerritEvent,
+    messages: &[ChangeMessageInfo],
+    comments: &Comments,
+) -> Option<CommentFacts> {
+    let sender = event.author.as_deref()?;
+    let on_patch_set = messages
+        .iter()
+        .filter(|m| m.revision_number == Some(event.patch_set))
+        .filter(|m| written_by(m, sender));
+    let (found, extra) = match event.comment_date {
+        Some(date) => on_patch_set
+            .filter(|m| parse_timestamp(&m.date).is_some_and(|t| near(t, date)))
+            .rev()
+            .find_map(|m| confirm(event, m, comments, Some(date)).map(|extra| (m, extra)))?,
+        None if event.votes.is_empty() && event.commands.is_empty() => return None,
+        None => on_patch_set
+            .rev()
+            .find_map(|m| confirm(event, m, comments, None).map(|extra| (m, extra)))?,
+    };
+    // Gerrit may repeat the author as `real_author`; only a different
+    // account means someone posted on another's behalf.
+    let author = match (&found.author, &found.real_author) {
+        (Some(a), Some(r)) if a.account_id != r.account_id => Some(r),
+        (Some(a), _) => Some(a),
+        (None, r) => r.as_ref(),
+    };
+    let mut message = found.message.clone();
+    for text in extra {
+        message.push_str("\n\n");
+        message.push_str(text);
+    }
+    Some(CommentFacts {
+        message_id: found.id.clone(),
+        author_account_id: author.map(|a| a.account_id),
+        author_email: author.and_then(|a| a.email.clone()),
+        message,
+    })
+}
+
+/// True when `sender` (the mail's `From:` display name) names the
+/// message's author, or the account that posted on their behalf: by full
+/// name, e-mail or username, ignoring case (Gerrit names the actor by full
+/// name, falling back to the e-mail or username when there is none).
+fn written_by(message: &ChangeMessageInfo, sender: &str) -> bool {
+    let sender = sender.trim();
+    !sender.is_empty()
+        && [message.author.as_ref(), message.real_author.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|a| [&a.name, &a.email, &a.username])
+            .flatten()
+            .any(|n| n.trim().eq_ignore_ascii_case(sender))
+}
+
+fn near(t: i64, date: i64) -> bool {
+    (t - date).abs() <= DATE_SLACK_SECS
+}
+
+/// Checks `message` against the mail. `Some` with the texts of the
+/// comments that were needed to show its commands (empty when the message
+/// shows them, or the mail has none); `None` when Gerrit does not confirm
+/// the mail through this message.
+fn confirm<'c>(
+    event: &GerritEvent,
+    message: &ChangeMessageInfo,
+    comments: &'c Comments,
+    date: Option<i64>,
+) -> Option<Vec<&'c str>> {
+    let line = message.message.lines().next().and_then(votes::parse_line);
+    let votes_shown = event.votes.iter().all(|v| {
+        line.as_ref()
+            .is_some_and(|l| l.patch_set == event.patch_set && l.added.contains(v))
+    });
+    if !votes_shown {
+        return None;
+    }
+    let missing: Vec<&Command> = event
+        .commands
+        .iter()
+        .filter(|c| !carries_command(c, &message.message))
+        .collect();
+    if missing.is_empty() {
+        return Some(Vec::new());
+    }
+    // Only a comment published with this review, by the same account.
+    let date = date?;
+    let author = message.author.as_ref()?.account_id;
+    let companions: Vec<&str> = comments
+        .values()
+        .flatten()
+        .filter(|c| c.patch_set == Some(event.patch_set))
+        .filter(|c| c.author.as_ref().is_some_and(|a| a.account_id == author))
+        .filter(|c| parse_timestamp(&c.updated).is_some_and(|t| near(t, date)))
+        .map(|c| c.message.as_str())
+        .collect();
+    let mut used: Vec<&str> = Vec::new();
+    for command in missing {
+        let text = companions
+            .iter()
+            .find(|text| carries_command(command, text))?;
+        if !used.contains(text) {
+            used.push(text);
+        }
+    }
+    Some(used)
+}
+
+/// True when `text` has a line `bionicbb:<name>` (spaces allowed after the
+/// colon, arguments after a space) for `command`. A quoted line (`> ...`)
+/// does not count.
+fn carries_command(command: &Command, text: &str) -> bool {
+    text.lines().any(|line| {
+        line.trim()
+            .strip_prefix("bionicbb:")
+            .map(str::trim_start)
+            .is_some_and(|rest| {
+                rest.strip_prefix(command.name.as_str())
+                    .is_some_and(|after| after.is_empty() || after.starts_with(' '))
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests;
