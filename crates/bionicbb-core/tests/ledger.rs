@@ -341,6 +341,45 @@ fn a_mail_left_in_hand_counts_per_mail_until_its_handling_ends() {
 }
 
 #[test]
+fn a_death_while_the_mail_waits_for_a_server_does_not_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ledger_path(&dir);
+    {
+        let ledger = open(&path);
+        assert_eq!(ledger.hold_mail("m1", 10).unwrap(), 1);
+        // Parsed; now it waits for Gerrit...
+        ledger.pause_mail("m1").unwrap();
+        assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
+        // ...and the process dies while it waits.
+    }
+    let ledger = open(&path);
+    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
+    // A death while deciding (the mark is set again after the wait) counts,
+    // and the deaths before a wait stay counted through it.
+    assert_eq!(ledger.hold_mail("m1", 11).unwrap(), 1);
+    ledger.pause_mail("m1").unwrap();
+    ledger.resume_mail("m1").unwrap();
+    drop(ledger);
+    let ledger = open(&path);
+    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 1);
+    assert_eq!(ledger.hold_mail("m1", 12).unwrap(), 2);
+    ledger.pause_mail("m1").unwrap();
+    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 1);
+    // Pausing twice never goes below zero; a final mail is never marked.
+    for _ in 0..3 {
+        ledger.pause_mail("m1").unwrap();
+    }
+    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
+    ledger.mark_mail_done("m1", "built", 13).unwrap();
+    ledger.resume_mail("m1").unwrap();
+    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
+    // Unknown mails: nothing to do, no error.
+    ledger.pause_mail("nope").unwrap();
+    ledger.resume_mail("nope").unwrap();
+    assert_eq!(ledger.mail_in_hand("nope").unwrap(), 0);
+}
+
+#[test]
 fn mail_states_round_trip_and_done_is_final() {
     let dir = tempfile::tempdir().unwrap();
     let path = ledger_path(&dir);

@@ -226,10 +226,12 @@ impl Listener {
             Err(e) => return self.quarantine(id, &format!("unreadable mail: {e}")).await,
         };
         let event = &parsed.event;
+        self.waiting(id, true);
         let facts = match facts::gather(&self.gerrit, event).await {
             Ok(f) => f,
             Err(e) => return self.failed_try(id, format!("asking Gerrit: {e}")).await,
         };
+        self.waiting(id, false);
         let decisions = decide(event, facts.as_ref(), &self.config);
         let change = facts
             .as_ref()
@@ -250,6 +252,8 @@ impl Listener {
         let Some(effects) = &self.effects else {
             return Handled::Done;
         };
+        // What is left talks to servers about decisions already made.
+        self.waiting(id, true);
         let origin = Origin {
             gmail_id: id.to_string(),
             project: event.project.clone(),

@@ -6,15 +6,19 @@
 //! by a crash (or a failed trash) after it was marked, so the daemon only
 //! removes it from the label again, without redoing anything.
 //!
-//! Poison mail: a mail is marked "in hand" ([`Ledger::hold_mail`]) before it
-//! is read, and released ([`Ledger::release_mail`], or by the write that
-//! records its outcome) when its handling ends,
-//! whatever the outcome (done, quarantined, or left for the next poll after
-//! a passing fault). A mark still set when the mail is next seen means the
-//! process died while handling it; the count of such deaths
-//! ([`Ledger::mail_in_hand`]) lets the caller set aside a mail that keeps
-//! killing the process, without reading it again. The mark is per mail, so
-//! mails handled at the same time never count for each other.
+//! Poison mail: a mail is marked "in hand" ([`Ledger::hold_mail`]) while
+//! the process works on its content (parsing it, deciding about it), and
+//! released ([`Ledger::release_mail`], or by the write that records its
+//! outcome) when its handling ends, whatever the outcome (done, quarantined,
+//! or left for the next poll after a passing fault). While it waits for a
+//! server (Gerrit's facts, the effects), the mark is lifted
+//! ([`Ledger::pause_mail`]) and set again after ([`Ledger::resume_mail`]): a
+//! process killed while it waits was not killed by the mail. A mark still
+//! set when the mail is next seen means the process died working on it; the
+//! count of such deaths ([`Ledger::mail_in_hand`]) lets the caller set aside
+//! a mail that keeps killing the process, without reading it again. The
+//! mark is per mail, so mails handled at the same time never count for each
+//! other.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -107,10 +111,11 @@ impl Ledger {
         from_i64(OP, "in-hand count", count.unwrap_or(0))
     }
 
-    /// Marks a mail in hand before anything is read of it, durably (the
+    /// Marks a mail in hand before its content is parsed, durably (the
     /// transaction is committed when this returns): one more handling
-    /// started. Returns the count, this one included. A mail done or
-    /// quarantined is final and not marked (0 is returned).
+    /// started. Returns the
+    /// count, this one included. A mail done or quarantined is final and
+    /// not marked (0 is returned).
     pub fn hold_mail(&self, gmail_id: &str, now: i64) -> Result<u32> {
         const OP: &str = "mark a mail in hand";
         self.write(OP, |tx| {
@@ -132,6 +137,31 @@ impl Ledger {
                 )
                 .map_err(sql(OP))?;
             from_i64(OP, "in-hand count", count)
+        })
+    }
+
+    /// Lifts this handling's in-hand mark while the mail waits for a
+    /// server: a death now does not count against the mail. Deaths counted
+    /// before stay.
+    pub fn pause_mail(&self, gmail_id: &str) -> Result<()> {
+        self.step_in_hand(gmail_id, "pause a mail in hand", -1)
+    }
+
+    /// Sets the mark lifted by [`Ledger::pause_mail`] again: the process
+    /// works on the mail's content once more.
+    pub fn resume_mail(&self, gmail_id: &str) -> Result<()> {
+        self.step_in_hand(gmail_id, "resume a mail in hand", 1)
+    }
+
+    fn step_in_hand(&self, gmail_id: &str, op: &'static str, step: i64) -> Result<()> {
+        self.write(op, |tx| {
+            tx.execute(
+                "UPDATE mails SET in_hand = max(in_hand + ?2, 0)
+                 WHERE gmail_id = ?1 AND state = 'pending'",
+                params![gmail_id, step],
+            )
+            .map_err(sql(op))?;
+            Ok(())
         })
     }
 

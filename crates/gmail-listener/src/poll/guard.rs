@@ -3,12 +3,16 @@
 //!
 //! Poison mail: whatever a parser bug may do to the process (an abort, a
 //! stack overflow, the kernel's OOM killer), one mail must not stop the bot.
-//! So each mail is marked "in hand" in the ledger, durably, before a byte of
-//! it is read, and released when its handling ends, whatever the outcome
-//! (done, quarantined, or left for the next poll after a passing fault: that
-//! is not a death). A mark found still set when the mail is next seen (at
-//! the first poll after a restart) means the process died while handling
-//! it. After [`MAX_DEATHS`] such deaths the mail is quarantined without
+//! So each mail is marked "in hand" in the ledger, durably, once it is
+//! downloaded and before it is parsed, and released when its handling ends,
+//! whatever the outcome (done, quarantined, or left for the next poll after
+//! a passing fault: that is not a death). While the mail waits for Gerrit or
+//! for its effects, the mark is lifted ([`Listener::waiting`]): a process
+//! killed then (a restart, the OOM killer choosing it for another reason)
+//! was not killed by the mail, and a genuine mail must not be set aside
+//! because the process happened to die twice while a server was slow. A
+//! mark found still set when the mail is next seen (at the first poll after
+//! a restart) means the process died while working on the mail's content. After [`MAX_DEATHS`] such deaths the mail is quarantined without
 //! being read again, the mails behind it go on, and the operator sees it in
 //! the log (an error naming the mail), in the `mails_poisoned_total`
 //! counter and on the status page. The mark is per mail: mails handled at
@@ -59,6 +63,10 @@ impl Listener {
                 Err(e) => return Handled::Pending(format!("ledger: {e}")),
             }
         }
+        let raw = match self.read(id).await {
+            Ok(raw) => raw,
+            Err(handled) => return handled,
+        };
         // A dry run writes nothing, so it marks nothing either.
         let ledger = self.effects.as_ref().map(|e| &e.ledger);
         if let Some(ledger) = ledger
@@ -66,16 +74,30 @@ impl Listener {
         {
             return Handled::Pending(format!("ledger: {e}"));
         }
-        let handled = match self.read(id).await {
-            Ok(raw) => self.handle_raw(id, &raw).await,
-            Err(handled) => handled,
-        };
+        let handled = self.handle_raw(id, &raw).await;
         if let Some(ledger) = ledger
             && let Err(e) = ledger.release_mail(id)
         {
             tracing::warn!(gmail_id = %id, error = %e, "cannot clear the mail's in-hand mark");
         }
         handled
+    }
+
+    /// Lifts the mail's in-hand mark while it waits for a server (`waiting`)
+    /// and sets it again after: a death while waiting is not the mail's
+    /// doing. A failed write only weakens the protection, so it is logged.
+    pub(super) fn waiting(&self, id: &str, waiting: bool) {
+        let Some(ledger) = self.effects.as_ref().map(|e| &e.ledger) else {
+            return;
+        };
+        let written = if waiting {
+            ledger.pause_mail(id)
+        } else {
+            ledger.resume_mail(id)
+        };
+        if let Err(e) = written {
+            tracing::warn!(gmail_id = %id, error = %e, "cannot update the mail's in-hand mark");
+        }
     }
 
     /// Downloads a mail, unless it is too large.
