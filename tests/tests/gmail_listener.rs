@@ -645,8 +645,8 @@ async fn a_new_retry_builds_again_but_a_copy_of_the_same_mail_does_not() {
         2,
         "the upload and one retry: {output}"
     );
-    // Another retry comment later: a new mail, a new build. (04 is from
-    // Dana, so Dana wrote both.)
+    // Another retry comment later: a new mail (a new Message-ID and a new
+    // date), a new build. (04 is from Dana, so Dana wrote both.)
     w.gerrit.add_message(
         n,
         2,
@@ -656,7 +656,13 @@ async fn a_new_retry_builds_again_but_a_copy_of_the_same_mail_does_not() {
     );
     w.deliver(&edited(
         "04-comment-retry-2.x.eml",
-        &[("1456224069331-0c4d8e22@", "1456230000000-0c4d8e99@")],
+        &[
+            ("1456224069331-0c4d8e22@", "1456230000000-0c4d8e99@"),
+            (
+                "Date: Tue, 23 Feb 2016 10:41:09 +0000",
+                "Date: Tue, 23 Feb 2016 12:20:01 +0000",
+            ),
+        ],
     ));
     let (status, output) = w.once().await;
     assert_ok(status, &output);

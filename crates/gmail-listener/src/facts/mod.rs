@@ -192,7 +192,11 @@ pub fn match_comment(
             .rev()
             .find_map(|m| confirm(event, m, comments, Some(date)).map(|extra| (m, extra)))?,
         None if event.votes.is_empty() && event.commands.is_empty() => return None,
+        // Without a comment date (Gerrit 2.x), the mail's own `Date:`, a
+        // moment after the message, tells two requests of the same text
+        // apart: the latest message before it.
         None => on_patch_set
+            .filter(|m| sent_before(m, event.date))
             .rev()
             .find_map(|m| confirm(event, m, comments, None).map(|extra| (m, extra)))?,
     };
@@ -229,6 +233,15 @@ fn written_by(message: &ChangeMessageInfo, sender: &str) -> bool {
             .flat_map(|a| [&a.name, &a.email, &a.username])
             .flatten()
             .any(|n| n.trim().eq_ignore_ascii_case(sender))
+}
+
+/// True unless the message is known to be newer than a mail dated
+/// `mail_date` (Gerrit mails a message after storing it).
+fn sent_before(message: &ChangeMessageInfo, mail_date: Option<i64>) -> bool {
+    match (parse_timestamp(&message.date), mail_date) {
+        (Some(t), Some(mail)) => t <= mail + DATE_SLACK_SECS,
+        _ => true,
+    }
 }
 
 fn near(t: i64, date: i64) -> bool {

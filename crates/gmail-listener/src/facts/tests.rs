@@ -475,3 +475,47 @@ fn change_ref_prefers_the_number() {
     e.change_number = None;
     assert!(change_ref(&e).unwrap().to_string().contains("master"));
 }
+
+#[test]
+fn undated_mails_of_two_retries_by_one_person_find_their_own_messages() {
+    // Sam asked for a retry twice, ten minutes apart; Gerrit 2.x mails carry
+    // no comment date, only the mail's own `Date:`, a moment after each.
+    let msgs = vec![
+        message(
+            "first",
+            2,
+            2,
+            "sam@example.com",
+            "2019-03-14 17:02:11.000000000",
+            "Patch Set 2:\n\nbionicbb:retry",
+        ),
+        message(
+            "second",
+            2,
+            2,
+            "sam@example.com",
+            "2019-03-14 17:12:11.000000000",
+            "Patch Set 2:\n\nbionicbb:retry",
+        ),
+    ];
+    let mut e = event(None);
+    e.date = Some(T + 2);
+    assert_eq!(
+        match_comment(&e, &msgs, &none()).unwrap().message_id,
+        "first"
+    );
+    e.date = Some(T + 600 + 2);
+    assert_eq!(
+        match_comment(&e, &msgs, &none()).unwrap().message_id,
+        "second"
+    );
+    // A mail dated before any message of its text confirms nothing; one
+    // without a date takes the latest.
+    e.date = Some(T - 60);
+    assert!(match_comment(&e, &msgs, &none()).is_none());
+    e.date = None;
+    assert_eq!(
+        match_comment(&e, &msgs, &none()).unwrap().message_id,
+        "second"
+    );
+}
