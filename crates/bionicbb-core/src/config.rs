@@ -48,6 +48,10 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub gmail_listener: GmailListenerConfig,
+    /// What the load accepted but should be fixed, for the daemon to log
+    /// once its logging is set up (the logging settings are in this file).
+    #[serde(skip)]
+    warnings: Vec<ConfigWarning>,
 }
 
 /// Settings only the gmail-listener daemon reads.
@@ -254,6 +258,23 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Something the load accepted but the operator should fix, e.g. a secret
+/// file others can read. It names the key and the file, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The key, as `[section] key`.
+    pub key: String,
+    /// The file the key names.
+    pub file: PathBuf,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}: {}", self.key, self.file.display(), self.message)
+    }
+}
+
 /// A configuration error; its message names the file and, where it can, the key.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {message}", path.display())]
@@ -294,6 +315,12 @@ impl Config {
         let mut config: Config = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         validate::validate(&mut config).map_err(|e| err(e.to_string()))?;
         Ok(config)
+    }
+
+    /// What the load accepted but should be fixed; [`crate::runtime::init_logging`]
+    /// logs them.
+    pub fn warnings(&self) -> &[ConfigWarning] {
+        &self.warnings
     }
 
     /// The ledger database: `state_dir/bionicbb.sqlite3`.

@@ -377,6 +377,44 @@ fn secret_files_are_read_and_trimmed() {
 }
 
 #[test]
+fn open_secret_files_are_warnings_naming_key_and_file_not_the_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    let secret = dir.path().join("secret");
+    std::fs::write(&token, "jenkins-file-token\n").unwrap();
+    std::fs::write(&secret, "listener-file-secret\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = MINIMAL
+        .replace(
+            "api_token = \"jenkins-token\"",
+            &format!("api_token_file = {:?}", token),
+        )
+        .replace(
+            "secret = \"listener-secret\"",
+            &format!("secret_file = {:?}", secret),
+        );
+    let c = parse(&text).unwrap();
+    let warnings: Vec<String> = c.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(c.warnings().len(), 1, "{warnings:?}");
+    let w = &c.warnings()[0];
+    assert_eq!(w.key, "[jenkins] api_token_file");
+    assert_eq!(w.file, token);
+    assert!(w.message.contains("mode 644"), "{w}");
+    assert!(!w.to_string().contains("jenkins-file-token"), "{w}");
+
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let c = parse(&text).unwrap();
+    let keys: Vec<&str> = c.warnings().iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["[jenkins] api_token_file", "[build_listener] secret_file"]
+    );
+    assert!(parse(MINIMAL).unwrap().warnings().is_empty());
+}
+
+#[test]
 fn missing_secret_file_names_config_key_and_file() {
     let text = MINIMAL.replace(
         "api_token = \"jenkins-token\"",
