@@ -13,6 +13,7 @@
 //! trusted addresses are lowercased (a leading `@` is dropped), `notify` is
 //! uppercased, skip prefixes lose their slashes at either end.
 
+mod toml_error;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -312,7 +313,8 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        let mut config: Config = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| err(toml_error::describe(text, &e)))?;
         validate::validate(&mut config).map_err(|e| err(e.to_string()))?;
         Ok(config)
     }

@@ -312,6 +312,132 @@ fn a_typo_in_each_section_names_the_file_and_the_key() {
     }
 }
 
+/// The secret-bearing keys: (section, key, the line MINIMAL gives it, the
+/// other keys of its table, inline).
+const SECRET_KEYS: [(&str, &str, &str, &str); 2] = [
+    (
+        "jenkins",
+        "api_token",
+        "api_token = \"jenkins-token\"",
+        "url = \"https://jenkins.example.org/ci\", user = \"bot\"",
+    ),
+    (
+        "build_listener",
+        "secret",
+        "secret = \"listener-secret\"",
+        "",
+    ),
+];
+
+/// A config error never shows a secret value, however the line holding it
+/// is malformed, and still names the file, the line and the key.
+#[test]
+fn syntax_errors_never_show_a_secret() {
+    let v = "s3cr3t-VALUE-1";
+    let w = "s3cr3t-VALUE-2";
+    for (section, key, line, others) in SECRET_KEYS {
+        // (replacement of the key's line, the faulty key, lines from the
+        // secret's line to the error)
+        let cases = [
+            (format!("{key} = \"{v}\" oops"), key, 0),
+            (format!("{key} = \"{v}\"oops"), key, 0),
+            (format!("{key} = \"{v}"), key, 0),
+            (format!("{key} = \"{v}\\q\""), key, 0),
+            (format!("{key} = {v}"), key, 0),
+            (format!("{key} \"{v}\""), key, 0),
+            (format!("{key} = \"\"\"{v}\n{w}\"\"\" oops"), key, 1),
+            (format!("{key} = '''{v}\n{w}''' oops"), key, 1),
+            (format!("{key} = \"\"\"{v}\n{w}\\q\"\"\""), key, 1),
+            (format!("{key} = \"{v}\"\n{key} = \"{w}\""), key, 1),
+            (format!("{key} = [\"{v}\", \"{w}\"]"), key, 0),
+            (format!("{key} = {{ value = \"{v}\" }}"), key, 0),
+        ];
+        for (replacement, faulty, offset) in cases {
+            let text = MINIMAL.replace(line, &replacement);
+            let at = text.lines().position(|l| l.contains(v)).unwrap() + 1 + offset;
+            let err = error(&text);
+            assert!(!err.contains(v) && !err.contains(w), "{err}\n{text}");
+            assert!(err.contains(&format!("line {at}")), "{err}\n{text}");
+            assert!(
+                err.contains(&format!("[{section}] {faulty}")),
+                "{err}\n{text}"
+            );
+        }
+        // The whole table inline, on one line with the secret, at the top.
+        let table = format!("[{section}]\n{}", others.replace(", ", "\n"));
+        let table = format!("{}\n{line}\n", table.trim_end());
+        assert!(MINIMAL.contains(&table), "{table}");
+        let sep = if others.is_empty() { "" } else { ", " };
+        let inline = |rest: &str| format!("{section} = {{ {others}{sep}{key} = \"{v}\"{rest}\n");
+        let inline_cases = [
+            (inline(" oops }"), key),
+            (inline(", bogus = 1 }"), "bogus"),
+            (inline(", timeout = 5 }"), "timeout"),
+            (inline(", post_started = 5 }"), "post_started"),
+            (inline(&format!(", {key} = \"{w}\" }}")), key),
+            (inline(&format!(" }}\n[{section}]\nx = 1")), section),
+        ];
+        for (replacement, faulty) in inline_cases {
+            // Top-level keys come before the first table.
+            let text = format!("{replacement}{}", MINIMAL.replace(&table, ""));
+            let at = text.lines().position(|l| l.contains(v)).unwrap() + 1;
+            let err = error(&text);
+            assert!(!err.contains(v) && !err.contains(w), "{err}\n{text}");
+            assert!(err.contains("line "), "{err}\n{text}");
+            if faulty != section {
+                assert!(err.contains(&format!("line {at}")), "{err}\n{text}");
+            }
+            assert!(err.contains(faulty), "{err}\n{text}");
+        }
+    }
+}
+
+/// A secret given as a number is refused without echoing it.
+#[test]
+fn type_errors_never_show_a_secret() {
+    for (section, key, line, _) in SECRET_KEYS {
+        let text = MINIMAL.replace(line, &format!("{key} = 987654321"));
+        let err = error(&text);
+        assert!(!err.contains("987654321"), "{err}");
+        assert!(
+            err.contains(&format!("[{section}] {key}: invalid type")),
+            "{err}"
+        );
+    }
+}
+
+/// A password in a URL is refused, and never echoed, whether the URL
+/// parses or not.
+#[test]
+fn urls_with_credentials_are_refused_without_echoing_the_password() {
+    let cases = [
+        ("gerrit", "url = \"https://review.example.org\""),
+        ("jenkins", "url = \"https://jenkins.example.org/ci\""),
+    ];
+    for (section, line) in cases {
+        for url in [
+            "https://bot:pa55word-X@host.example.org/",
+            "https://bot:pa55word-X@host.example.org/?q",
+            "https://bot:pa55word-X@ho st/",
+            "ftp://bot:pa55word-X@host.example.org/",
+        ] {
+            let text = MINIMAL.replace(line, &format!("url = \"{url}\""));
+            let err = error(&text);
+            assert!(!err.contains("pa55word-X"), "{err}");
+            assert!(err.contains(&format!("[{section}] url")), "{err}");
+        }
+    }
+    let err = error(&with(
+        "build_listener",
+        "public_url = \"http://u:pa55word-X@127.0.0.1:1/\"",
+    ));
+    assert!(!err.contains("pa55word-X"), "{err}");
+    assert!(
+        err.contains("[build_listener] public_url: must not hold credentials"),
+        "{err}"
+    );
+}
+
 #[test]
 fn missing_required_keys_are_named() {
     assert_error(&without("user = \"bot\""), "missing field `user`");

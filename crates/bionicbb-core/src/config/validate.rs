@@ -263,6 +263,12 @@ fn positive(value: Duration, key: &str) -> Result<(), KeyError> {
 }
 
 fn http_url(url: &url::Url, key: &str) -> Result<(), KeyError> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return fail(
+            key,
+            "must not hold credentials (user:password@): they belong in the netrc file or the secret keys",
+        );
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return fail(
             key,
