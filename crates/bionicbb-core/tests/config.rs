@@ -540,6 +540,20 @@ fn open_secret_files_are_warnings_naming_key_and_file_not_the_secret() {
     assert!(parse(MINIMAL).unwrap().warnings().is_empty());
 }
 
+/// A secret file is read up to a bound: a path to an endless file is an
+/// error, not a daemon that fills its memory.
+#[test]
+fn endless_secret_files_are_refused() {
+    let text = MINIMAL.replace(
+        "secret = \"listener-secret\"",
+        "secret_file = \"/dev/zero\"",
+    );
+    assert_error(
+        &text,
+        "[build_listener] secret_file: /dev/zero is larger than 65536 bytes",
+    );
+}
+
 #[test]
 fn missing_secret_file_names_config_key_and_file() {
     let text = MINIMAL.replace(

@@ -330,10 +330,28 @@ fn resolve_secret(
     }
 }
 
+/// The largest secret file read: a secret is a line, and a path to an
+/// endless file (`/dev/zero`) must not fill the memory.
+const SECRET_FILE_LIMIT: u64 = 64 * 1024;
+
 /// Reads a secret file: its contents minus trailing `\n` / `\r\n`.
 fn read_secret_file(path: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    use std::io::Read;
+    let cannot_read = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(cannot_read)?
+        .take(SECRET_FILE_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if bytes.len() as u64 > SECRET_FILE_LIMIT {
+        return Err(format!(
+            "{} is larger than {SECRET_FILE_LIMIT} bytes",
+            path.display()
+        ));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("cannot read {}: not UTF-8 text", path.display()))?;
     let secret = text.trim_end_matches(['\n', '\r']);
     if secret.is_empty() {
         return Err(format!("{} is empty", path.display()));
