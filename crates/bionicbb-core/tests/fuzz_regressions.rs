@@ -66,8 +66,8 @@ fn grew(size: usize) {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Generous ceilings for one input in a debug build: a hostile 1 MiB mail
-/// must parse well within them once parsing is linear and bounded.
+/// Generous ceilings for one input in a debug build: a 1 MiB mail parses
+/// well within them when parsing is linear and bounded.
 const TIME_LIMIT: Duration = Duration::from_secs(5);
 const MEMORY_LIMIT: usize = 64 << 20;
 
@@ -80,9 +80,11 @@ const TARGETS: [(&str, Target); 4] = [
     ("config", fuzzing::config),
 ];
 
-fn inputs(target: &str) -> Vec<PathBuf> {
+/// The named inputs of `target`: its corpus and regression files, then
+/// the large inputs built here (too big to keep in the repository).
+fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-    let mut files = Vec::new();
+    let mut files: Vec<PathBuf> = Vec::new();
     for dir in ["corpus", "regressions"] {
         let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
             continue;
@@ -90,7 +92,54 @@ fn inputs(target: &str) -> Vec<PathBuf> {
         files.extend(entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()));
     }
     files.sort();
-    files
+    let mut inputs: Vec<(String, Vec<u8>)> = files
+        .into_iter()
+        .map(|f| (f.display().to_string(), std::fs::read(&f).unwrap()))
+        .collect();
+    inputs.extend(large(target));
+    inputs
+}
+
+const MIB: usize = 1 << 20;
+
+/// A sample grown to 1 MiB: a comment mail whose text is 1 MiB of prose,
+/// quoted lines and command lines; a notification whose build has 1 MiB
+/// of parameters.
+fn large(target: &str) -> Option<(String, Vec<u8>)> {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
+    match target {
+        "mail" => {
+            let sample =
+                std::fs::read_to_string(data.join("emails/04-comment-retry-2.x.eml")).unwrap();
+            let eol = if sample.contains("\r\n") {
+                "\r\n"
+            } else {
+                "\n"
+            };
+            let line = "The build machine ran out of disk last night.";
+            let block = format!("{line}{eol}> bionicbb:clean{eol}bionicbb:retry{eol}");
+            let text = block.repeat(MIB / block.len() + 1);
+            let mail = sample.replacen(line, &text, 1);
+            assert!(mail.len() >= MIB);
+            Some(("1 MiB comment mail".into(), mail.into_bytes()))
+        }
+        "notification" => {
+            let sample =
+                std::fs::read_to_string(data.join("jenkins/04-presubmit-finalized-success.json"))
+                    .unwrap();
+            let params: Vec<String> = (0..MIB / 32)
+                .map(|i| format!("\"P{i:08}\": \"value-{i:012}\""))
+                .collect();
+            let doc = sample.replacen(
+                "\"parameters\": {",
+                &format!("\"parameters\": {{{},", params.join(",")),
+                1,
+            );
+            assert!(doc.len() >= MIB);
+            Some(("1 MiB notification".into(), doc.into_bytes()))
+        }
+        _ => None,
+    }
 }
 
 /// Runs `input` through `run`; its time and its peak memory above what
@@ -108,13 +157,12 @@ fn measure(run: Target, input: &[u8]) -> (Duration, usize) {
 fn every_corpus_and_regression_input_passes_within_bounds() {
     let mut failures = Vec::new();
     for (target, run) in TARGETS {
-        let files = inputs(target);
-        assert!(!files.is_empty(), "no corpus for the {target} target");
+        let inputs = inputs(target);
+        assert!(!inputs.is_empty(), "no corpus for the {target} target");
         let (mut slowest, mut largest) = ((Duration::ZERO, String::new()), (0, String::new()));
-        for file in &files {
-            let input = std::fs::read(file).unwrap();
-            let name = file.display().to_string();
-            let outcome = std::panic::catch_unwind(|| measure(run, &input));
+        for (name, input) in &inputs {
+            let name = name.clone();
+            let outcome = std::panic::catch_unwind(|| measure(run, input));
             let Ok((elapsed, memory)) = outcome else {
                 failures.push(format!("{name}: panicked"));
                 continue;
@@ -136,7 +184,7 @@ fn every_corpus_and_regression_input_passes_within_bounds() {
         }
         println!(
             "{target}: {} inputs; slowest {:?} ({}); most memory {} KiB ({})",
-            files.len(),
+            inputs.len(),
             slowest.0,
             slowest.1,
             largest.0 / 1024,
