@@ -5,9 +5,13 @@
 //! that names the file and the key. Durations are human-readable (`"5m"`,
 //! `"30s"`). Every secret may be given inline or as `*_file` (a path whose
 //! contents, minus the trailing newline, are the secret), never both; files
-//! are read once, at load time. `config.example.toml` documents every key.
+//! are read once, at load time (64 KiB at most). A secret file that group or
+//! others can read is a [`ConfigWarning`], which the daemon logs once its
+//! logging is set up. `config.example.toml` documents every key.
 //!
-//! Validation runs after parsing and reports the first problem as
+//! A TOML error reads `FILE: line L, column C: [section] key: what is
+//! wrong`, without quoting the line (it may hold a secret). Validation runs
+//! after parsing and reports the first problem as
 //! `FILE: [section] key: what is wrong`. Some values are normalized on the
 //! way: the Gerrit and Jenkins URLs get a trailing `/`, e-mail domains and
 //! trusted addresses are lowercased (a leading `@` is dropped), `notify` is
