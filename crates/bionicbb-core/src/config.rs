@@ -5,14 +5,20 @@
 //! that names the file and the key. Durations are human-readable (`"5m"`,
 //! `"30s"`). Every secret may be given inline or as `*_file` (a path whose
 //! contents, minus the trailing newline, are the secret), never both; files
-//! are read once, at load time. `config.example.toml` documents every key.
+//! are read once, at load time (64 KiB at most). A secret file that group or
+//! others can read is a [`ConfigWarning`], which the daemon logs once its
+//! logging is set up. `config.example.toml` documents every key.
 //!
-//! Validation runs after parsing and reports the first problem as
+//! A TOML error reads `FILE: line L, column C: [section] key: what is
+//! wrong`, without quoting the line (it may hold a secret). Validation runs
+//! after parsing and reports the first problem as
 //! `FILE: [section] key: what is wrong`. Some values are normalized on the
 //! way: the Gerrit and Jenkins URLs get a trailing `/`, e-mail domains and
 //! trusted addresses are lowercased (a leading `@` is dropped), `notify` is
 //! uppercased, skip prefixes lose their slashes at either end.
 
+mod defaults;
+mod toml_error;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -48,6 +54,10 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub gmail_listener: GmailListenerConfig,
+    /// What the load accepted but should be fixed, for the daemon to log
+    /// once its logging is set up (the logging settings are in this file).
+    #[serde(skip)]
+    warnings: Vec<ConfigWarning>,
 }
 
 /// Settings only the gmail-listener daemon reads.
@@ -259,6 +269,23 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Something the load accepted but the operator should fix, e.g. a secret
+/// file others can read. It names the key and the file, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The key, as `[section] key`.
+    pub key: String,
+    /// The file the key names.
+    pub file: PathBuf,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}: {}", self.key, self.file.display(), self.message)
+    }
+}
+
 /// A configuration error; its message names the file and, where it can, the key.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {message}", path.display())]
@@ -296,9 +323,16 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        let mut config: Config = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| err(toml_error::describe(text, &e)))?;
         validate::validate(&mut config).map_err(|e| err(e.to_string()))?;
         Ok(config)
+    }
+
+    /// What the load accepted but should be fixed; [`crate::runtime::init_logging`]
+    /// logs them.
+    pub fn warnings(&self) -> &[ConfigWarning] {
+        &self.warnings
     }
 
     /// The ledger database: `state_dir/bionicbb.sqlite3`.
@@ -433,75 +467,6 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             "{s:?} is not a duration like \"30s\" or \"5m\": {e}"
         ))
     })
-}
-
-mod defaults {
-    use super::*;
-
-    pub fn state_dir() -> PathBuf {
-        PathBuf::from("/var/lib/bionicbb")
-    }
-    pub fn http_timeout() -> Duration {
-        Duration::from_secs(30)
-    }
-    pub fn label() -> String {
-        "gerrit".into()
-    }
-    pub fn quarantine_label() -> String {
-        "gerrit-unparsed".into()
-    }
-    pub fn poll_interval() -> Duration {
-        Duration::from_secs(300)
-    }
-    pub fn client_secret_file() -> PathBuf {
-        PathBuf::from("/etc/bionicbb/client_secret.json")
-    }
-    pub fn token_cache_file() -> PathBuf {
-        PathBuf::from("/var/lib/bionicbb/gmail-token.json")
-    }
-    pub fn listen() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 8080))
-    }
-    pub fn public_url() -> url::Url {
-        url::Url::parse("http://127.0.0.1:8080/").expect("valid default URL")
-    }
-    pub fn body_limit() -> usize {
-        4 * 1024 * 1024
-    }
-    pub fn max_mail_size() -> u64 {
-        1024 * 1024
-    }
-    pub fn label_name() -> String {
-        "Verified".into()
-    }
-    pub fn votes() -> BTreeMap<String, i32> {
-        BTreeMap::from([("SUCCESS".into(), 1), ("FAILURE".into(), -1)])
-    }
-    pub fn notify() -> String {
-        "OWNER_REVIEWERS".into()
-    }
-    pub fn targets() -> BTreeMap<String, String> {
-        [
-            ("arm", "aosp_arm-eng"),
-            ("aarch64", "aosp_arm64-eng"),
-            ("mips", "aosp_mips-eng"),
-            ("mips64", "aosp_mips64-eng"),
-            ("x86", "aosp_x86-eng"),
-            ("x86_64", "aosp_x86_64-eng"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-    }
-    pub fn trusted_domains() -> Vec<String> {
-        vec!["google.com".into(), "android.com".into()]
-    }
-    pub fn skip_file_names() -> Vec<String> {
-        vec!["CleanSpec.mk".into()]
-    }
-    pub fn skip_path_prefixes() -> Vec<String> {
-        vec!["tools/bionicbb".into()]
-    }
 }
 
 impl Default for GmailConfig {

@@ -13,6 +13,8 @@ pub mod config;
 pub mod decide;
 pub mod error;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gerrit;
 pub mod http;
 pub mod jenkins;

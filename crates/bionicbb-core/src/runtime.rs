@@ -12,10 +12,20 @@ use crate::gerrit::GerritClient;
 use crate::jenkins::JenkinsClient;
 use crate::retry::RetryPolicy;
 
+/// Installs the log subscriber as `config` says, then logs the warnings of
+/// its load: they could not be logged earlier, since the logging settings
+/// come from the same file. Safe to call twice (the second call installs
+/// nothing and logs the warnings again).
+pub fn init_logging(config: &Config) {
+    install_subscriber(config.log.json);
+    for w in config.warnings() {
+        tracing::warn!(key = %w.key, file = %w.file.display(), "{}", w.message);
+    }
+}
+
 /// Installs the log subscriber: `RUST_LOG` filtering (default `info`), plain
 /// text (ANSI colours only on a terminal) or one JSON object per line.
-/// Safe to call twice (the second call does nothing).
-pub fn init_logging(json: bool) {
+fn install_subscriber(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = if json {

@@ -312,6 +312,132 @@ fn a_typo_in_each_section_names_the_file_and_the_key() {
     }
 }
 
+/// The secret-bearing keys: (section, key, the line MINIMAL gives it, the
+/// other keys of its table, inline).
+const SECRET_KEYS: [(&str, &str, &str, &str); 2] = [
+    (
+        "jenkins",
+        "api_token",
+        "api_token = \"jenkins-token\"",
+        "url = \"https://jenkins.example.org/ci\", user = \"bot\"",
+    ),
+    (
+        "build_listener",
+        "secret",
+        "secret = \"listener-secret\"",
+        "",
+    ),
+];
+
+/// A config error never shows a secret value, however the line holding it
+/// is malformed, and still names the file, the line and the key.
+#[test]
+fn syntax_errors_never_show_a_secret() {
+    let v = "s3cr3t-VALUE-1";
+    let w = "s3cr3t-VALUE-2";
+    for (section, key, line, others) in SECRET_KEYS {
+        // (replacement of the key's line, the faulty key, lines from the
+        // secret's line to the error)
+        let cases = [
+            (format!("{key} = \"{v}\" oops"), key, 0),
+            (format!("{key} = \"{v}\"oops"), key, 0),
+            (format!("{key} = \"{v}"), key, 0),
+            (format!("{key} = \"{v}\\q\""), key, 0),
+            (format!("{key} = {v}"), key, 0),
+            (format!("{key} \"{v}\""), key, 0),
+            (format!("{key} = \"\"\"{v}\n{w}\"\"\" oops"), key, 1),
+            (format!("{key} = '''{v}\n{w}''' oops"), key, 1),
+            (format!("{key} = \"\"\"{v}\n{w}\\q\"\"\""), key, 1),
+            (format!("{key} = \"{v}\"\n{key} = \"{w}\""), key, 1),
+            (format!("{key} = [\"{v}\", \"{w}\"]"), key, 0),
+            (format!("{key} = {{ value = \"{v}\" }}"), key, 0),
+        ];
+        for (replacement, faulty, offset) in cases {
+            let text = MINIMAL.replace(line, &replacement);
+            let at = text.lines().position(|l| l.contains(v)).unwrap() + 1 + offset;
+            let err = error(&text);
+            assert!(!err.contains(v) && !err.contains(w), "{err}\n{text}");
+            assert!(err.contains(&format!("line {at}")), "{err}\n{text}");
+            assert!(
+                err.contains(&format!("[{section}] {faulty}")),
+                "{err}\n{text}"
+            );
+        }
+        // The whole table inline, on one line with the secret, at the top.
+        let table = format!("[{section}]\n{}", others.replace(", ", "\n"));
+        let table = format!("{}\n{line}\n", table.trim_end());
+        assert!(MINIMAL.contains(&table), "{table}");
+        let sep = if others.is_empty() { "" } else { ", " };
+        let inline = |rest: &str| format!("{section} = {{ {others}{sep}{key} = \"{v}\"{rest}\n");
+        let inline_cases = [
+            (inline(" oops }"), key),
+            (inline(", bogus = 1 }"), "bogus"),
+            (inline(", timeout = 5 }"), "timeout"),
+            (inline(", post_started = 5 }"), "post_started"),
+            (inline(&format!(", {key} = \"{w}\" }}")), key),
+            (inline(&format!(" }}\n[{section}]\nx = 1")), section),
+        ];
+        for (replacement, faulty) in inline_cases {
+            // Top-level keys come before the first table.
+            let text = format!("{replacement}{}", MINIMAL.replace(&table, ""));
+            let at = text.lines().position(|l| l.contains(v)).unwrap() + 1;
+            let err = error(&text);
+            assert!(!err.contains(v) && !err.contains(w), "{err}\n{text}");
+            assert!(err.contains("line "), "{err}\n{text}");
+            if faulty != section {
+                assert!(err.contains(&format!("line {at}")), "{err}\n{text}");
+            }
+            assert!(err.contains(faulty), "{err}\n{text}");
+        }
+    }
+}
+
+/// A secret given as a number is refused without echoing it.
+#[test]
+fn type_errors_never_show_a_secret() {
+    for (section, key, line, _) in SECRET_KEYS {
+        let text = MINIMAL.replace(line, &format!("{key} = 987654321"));
+        let err = error(&text);
+        assert!(!err.contains("987654321"), "{err}");
+        assert!(
+            err.contains(&format!("[{section}] {key}: invalid type")),
+            "{err}"
+        );
+    }
+}
+
+/// A password in a URL is refused, and never echoed, whether the URL
+/// parses or not.
+#[test]
+fn urls_with_credentials_are_refused_without_echoing_the_password() {
+    let cases = [
+        ("gerrit", "url = \"https://review.example.org\""),
+        ("jenkins", "url = \"https://jenkins.example.org/ci\""),
+    ];
+    for (section, line) in cases {
+        for url in [
+            "https://bot:pa55word-X@host.example.org/",
+            "https://bot:pa55word-X@host.example.org/?q",
+            "https://bot:pa55word-X@ho st/",
+            "ftp://bot:pa55word-X@host.example.org/",
+        ] {
+            let text = MINIMAL.replace(line, &format!("url = \"{url}\""));
+            let err = error(&text);
+            assert!(!err.contains("pa55word-X"), "{err}");
+            assert!(err.contains(&format!("[{section}] url")), "{err}");
+        }
+    }
+    let err = error(&with(
+        "build_listener",
+        "public_url = \"http://u:pa55word-X@127.0.0.1:1/\"",
+    ));
+    assert!(!err.contains("pa55word-X"), "{err}");
+    assert!(
+        err.contains("[build_listener] public_url: must not hold credentials"),
+        "{err}"
+    );
+}
+
 #[test]
 fn missing_required_keys_are_named() {
     assert_error(&without("user = \"bot\""), "missing field `user`");
@@ -373,6 +499,58 @@ fn secret_files_are_read_and_trimmed() {
             "[build_listener] secret_file: {} is empty",
             secret.display()
         ),
+    );
+}
+
+#[test]
+fn open_secret_files_are_warnings_naming_key_and_file_not_the_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    let secret = dir.path().join("secret");
+    std::fs::write(&token, "jenkins-file-token\n").unwrap();
+    std::fs::write(&secret, "listener-file-secret\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = MINIMAL
+        .replace(
+            "api_token = \"jenkins-token\"",
+            &format!("api_token_file = {:?}", token),
+        )
+        .replace(
+            "secret = \"listener-secret\"",
+            &format!("secret_file = {:?}", secret),
+        );
+    let c = parse(&text).unwrap();
+    let warnings: Vec<String> = c.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(c.warnings().len(), 1, "{warnings:?}");
+    let w = &c.warnings()[0];
+    assert_eq!(w.key, "[jenkins] api_token_file");
+    assert_eq!(w.file, token);
+    assert!(w.message.contains("mode 644"), "{w}");
+    assert!(!w.to_string().contains("jenkins-file-token"), "{w}");
+
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let c = parse(&text).unwrap();
+    let keys: Vec<&str> = c.warnings().iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["[jenkins] api_token_file", "[build_listener] secret_file"]
+    );
+    assert!(parse(MINIMAL).unwrap().warnings().is_empty());
+}
+
+/// A secret file is read up to a bound: a path to an endless file is an
+/// error, not a daemon that fills its memory.
+#[test]
+fn endless_secret_files_are_refused() {
+    let text = MINIMAL.replace(
+        "secret = \"listener-secret\"",
+        "secret_file = \"/dev/zero\"",
+    );
+    assert_error(
+        &text,
+        "[build_listener] secret_file: /dev/zero is larger than 65536 bytes",
     );
 }
 

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    bionicbb_core::runtime::init_logging(config.log.json);
+    bionicbb_core::runtime::init_logging(&config);
     let mut settings = Settings::default();
     if let Some(ms) = args.outbox_base_delay_ms {
         settings.base_delay = Duration::from_millis(ms);

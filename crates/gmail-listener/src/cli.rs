@@ -59,7 +59,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    bionicbb_core::runtime::init_logging(config.log.json);
+    bionicbb_core::runtime::init_logging(&config);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -180,7 +180,12 @@ fn commands_table(cli_config: Option<PathBuf>) -> CommandsConfig {
     }
     let path = config_path(cli_config);
     match Config::load(&path) {
-        Ok(c) => c.commands,
+        Ok(c) => {
+            for w in c.warnings() {
+                eprintln!("gmail-listener parse: warning: {w}");
+            }
+            c.commands
+        }
         Err(e) => {
             eprintln!("gmail-listener parse: {e}; using the default command table");
             CommandsConfig::default()

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Config, JobRole, Secret};
+use super::{Config, ConfigWarning, JobRole, Secret};
 
 /// Jenkins build results a vote may be given for.
 pub const BUILD_RESULTS: [&str; 5] = ["SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED"];
@@ -35,7 +35,8 @@ fn fail<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, KeyE
     })
 }
 
-/// Validates and normalizes `config` in place, then reads its secrets.
+/// Validates and normalizes `config` in place, then reads its secrets;
+/// what is accepted but should be fixed goes to `config.warnings`.
 pub fn validate(config: &mut Config) -> Result<(), KeyError> {
     if config.state_dir.as_os_str().is_empty() {
         return fail("state_dir", "must not be empty");
@@ -101,17 +102,20 @@ pub fn validate(config: &mut Config) -> Result<(), KeyError> {
     commands(config)?;
     policy(config)?;
 
+    let warnings = &mut config.warnings;
     let jenkins = &mut config.jenkins;
     jenkins.resolved_api_token = resolve_secret(
         "jenkins",
         ("api_token", &jenkins.api_token),
         ("api_token_file", &jenkins.api_token_file),
+        warnings,
     )?;
     let listener = &mut config.build_listener;
     listener.resolved_secret = resolve_secret(
         "build_listener",
         ("secret", &listener.secret),
         ("secret_file", &listener.secret_file),
+        warnings,
     )?;
     Ok(())
 }
@@ -262,6 +266,12 @@ fn positive(value: Duration, key: &str) -> Result<(), KeyError> {
 }
 
 fn http_url(url: &url::Url, key: &str) -> Result<(), KeyError> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return fail(
+            key,
+            "must not hold credentials (user:password@): they belong in the netrc file or the secret keys",
+        );
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return fail(
             key,
@@ -289,11 +299,13 @@ fn base_url(url: &mut url::Url, key: &str) -> Result<(), KeyError> {
 }
 
 /// The secret given inline (`inline.0 = "..."`) or in a file
-/// (`file.0 = "/path"`): exactly one of the two.
+/// (`file.0 = "/path"`): exactly one of the two. A file that group or
+/// others may read adds a warning.
 fn resolve_secret(
     section: &str,
     inline: (&str, &Option<Secret>),
     file: (&str, &Option<PathBuf>),
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Result<Secret, KeyError> {
     let (inline_key, inline) = inline;
     let (file_key, file) = file;
@@ -314,37 +326,58 @@ fn resolve_secret(
         }
         (None, Some(path)) => {
             let key = format!("[{section}] {file_key}");
-            read_secret_file(path).or_else(|message| fail(key, message))
+            let secret = read_secret_file(path).or_else(|message| fail(&key, message))?;
+            warnings.extend(open_file_warning(&key, path));
+            Ok(secret)
         }
     }
 }
 
+/// The largest secret file read: a secret is a line, and a path to an
+/// endless file (`/dev/zero`) must not fill the memory.
+const SECRET_FILE_LIMIT: u64 = 64 * 1024;
+
 /// Reads a secret file: its contents minus trailing `\n` / `\r\n`.
 fn read_secret_file(path: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    use std::io::Read;
+    let cannot_read = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(cannot_read)?
+        .take(SECRET_FILE_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if bytes.len() as u64 > SECRET_FILE_LIMIT {
+        return Err(format!(
+            "{} is larger than {SECRET_FILE_LIMIT} bytes",
+            path.display()
+        ));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("cannot read {}: not UTF-8 text", path.display()))?;
     let secret = text.trim_end_matches(['\n', '\r']);
     if secret.is_empty() {
         return Err(format!("{} is empty", path.display()));
     }
-    warn_if_open(path);
     Ok(Secret::new(secret))
 }
 
+/// The warning for a secret file that group or others may access.
 #[cfg(unix)]
-fn warn_if_open(path: &Path) {
+fn open_file_warning(key: &str, path: &Path) -> Option<ConfigWarning> {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let mode = meta.permissions().mode();
-        if crate::netrc::too_open(mode) {
-            tracing::warn!(
-                file = %path.display(),
-                mode = format!("{:o}", mode & 0o777),
-                "secret file is accessible by group or others: chmod 600 it"
-            );
-        }
-    }
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    crate::netrc::too_open(mode).then(|| ConfigWarning {
+        key: key.to_string(),
+        file: path.to_path_buf(),
+        message: format!(
+            "secret file is accessible by group or others (mode {:o}): chmod 600 it",
+            mode & 0o777
+        ),
+    })
 }
 
 #[cfg(not(unix))]
-fn warn_if_open(_path: &Path) {}
+fn open_file_warning(_key: &str, _path: &Path) -> Option<ConfigWarning> {
+    None
+}
