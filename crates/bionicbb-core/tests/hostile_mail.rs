@@ -418,3 +418,53 @@ fn one_giant_folded_header() {
     mail.push_str("Subject: y\n\nbody\n");
     let _ = parse_bounded("giant header value", mail.into_bytes());
 }
+
+#[test]
+fn many_parts_that_open_multiparts_never_closed() {
+    // Each part declares a multipart whose boundary never appears, so a
+    // MIME parser that looks for it scans to the end of the mail, once per
+    // part: quadratic in the size of the mail unless the parts are bounded.
+    let mut mail = headers("multipart/mixed; boundary=\"b0\"");
+    for i in 0..2_000 {
+        let _ = write!(
+            mail,
+            "--b0\nContent-Type: multipart/alternative; boundary=\"never{i}\"\n\n{}\n",
+            "x".repeat(400)
+        );
+    }
+    mail.push_str("--b0--\n");
+    let result = parse_bounded("unclosed multiparts", mail.into_bytes());
+    assert!(
+        matches!(result, Err(MailError::TooManyMultiparts { max: 64 })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn multipart_containers_are_counted_once_per_header_field() {
+    // 64 containers, one of them declared over three folded lines, and the
+    // word in a body line that is not a header: accepted, and parsed.
+    let mut mail = headers("multipart/mixed;\n boundary=\"b0\";\n x=\"multipart/\"");
+    for i in 1..64 {
+        let _ = write!(
+            mail,
+            "--b{}\nContent-Type: multipart/mixed; boundary=\"b{i}\"\n\n",
+            i - 1
+        );
+    }
+    let _ = write!(
+        mail,
+        "--b63\nContent-Type: text/plain\n\nmultipart/ in the text\n"
+    );
+    for i in (0..64).rev() {
+        let _ = writeln!(mail, "--b{i}--");
+    }
+    assert!(mail::mime::check_multiparts(mail.as_bytes()).is_ok());
+    // One more is refused.
+    let more = mail.replacen(
+        "--b63\nContent-Type: text/plain",
+        "--b63\nContent-Type: multipart/mixed; boundary=\"b64\"\n\n--b64\nContent-Type: text/plain",
+        1,
+    );
+    assert!(mail::mime::check_multiparts(more.as_bytes()).is_err());
+}

@@ -27,6 +27,49 @@ pub struct Body {
     pub source: Source,
 }
 
+/// At most this many multipart containers in one mail. Gerrit sends one
+/// (`multipart/alternative`), two when something wraps it.
+pub const MAX_MULTIPARTS: usize = 64;
+
+/// Refuses a mail with more than [`MAX_MULTIPARTS`] `Content-Type:
+/// multipart/...` header fields, before the MIME parser sees it: for each
+/// multipart whose boundary never appears, the parser scans to the end of
+/// the mail, so a mail made of many such parts costs time quadratic in its
+/// size. One pass over the bytes; a header field folded over several lines
+/// counts once.
+pub fn check_multiparts(raw: &[u8]) -> Result<(), MailError> {
+    let mut found = 0;
+    let mut in_content_type = false;
+    let mut counted = false;
+    for line in raw.split(|&b| b == b'\n') {
+        let folded = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !folded {
+            in_content_type = starts_with_ignore_case(line, b"content-type:");
+            counted = false;
+        }
+        if in_content_type && !counted && contains_ignore_case(line, b"multipart/") {
+            counted = true;
+            found += 1;
+            if found > MAX_MULTIPARTS {
+                return Err(MailError::TooManyMultiparts {
+                    max: MAX_MULTIPARTS,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn starts_with_ignore_case(line: &[u8], prefix: &[u8]) -> bool {
+    line.get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+}
+
+fn contains_ignore_case(line: &[u8], needle: &[u8]) -> bool {
+    line.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 /// Picks and decodes the body text of `message`.
 pub fn body(message: &Message<'_>) -> Result<Body, MailError> {
     let mut html_part: Option<&MessagePart<'_>> = None;

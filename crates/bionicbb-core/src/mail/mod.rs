@@ -82,6 +82,8 @@ pub enum MailError {
     Undecodable(String),
     #[error("the mail body is empty")]
     EmptyBody,
+    #[error("more than {max} multipart containers: not a Gerrit notification")]
+    TooManyMultiparts { max: usize },
 }
 
 /// Parses one raw mail (RFC 822 bytes, CRLF or LF line ends).
@@ -89,6 +91,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, MailError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(MailError::EmptyBody);
     }
+    mime::check_multiparts(raw)?;
     let message = MessageParser::default()
         .parse(raw)
         .ok_or(MailError::Malformed)?;
@@ -172,6 +175,7 @@ fn parse_message(message: &Message<'_>) -> Result<ParsedMail, MailError> {
 /// The footer block of a mail, for diagnostics (`Gerrit-Reviewer`,
 /// `Gerrit-Has-Labels`, ... are not part of the event).
 pub fn read_footers(raw: &[u8]) -> Result<Footers, MailError> {
+    mime::check_multiparts(raw)?;
     let message = MessageParser::default()
         .parse(raw)
         .ok_or(MailError::Malformed)?;
