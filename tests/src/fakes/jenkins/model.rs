@@ -8,7 +8,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
 use super::notify::{Artifacts, BuildState, EnvVars, JobState, ScmState};
-use super::{AutoRun, Delivery};
+use super::{AutoRun, Delivery, NotifyFault};
+use crate::fault::Dice;
 
 /// How long Jenkins keeps items that left the queue (`leftItems` cache).
 pub(super) const LEFT_ITEM_TTL: Duration = Duration::from_secs(300);
@@ -112,6 +113,11 @@ pub(super) struct Model {
     pub left_ttl: Duration,
     /// Triggers still to be answered with a 502 after queuing the build.
     pub lose_answers: usize,
+    /// Whether a trigger identical to a waiting item returns that item
+    /// (Jenkins' quiet-period coalescing); on by default.
+    pub coalesce: bool,
+    /// Random faults of the Notification plugin's POSTs.
+    pub notify_faults: Option<Dice<NotifyFault>>,
 }
 
 impl Model {
@@ -130,6 +136,8 @@ impl Model {
             deliveries: Vec::new(),
             left_ttl: LEFT_ITEM_TTL,
             lose_answers: 0,
+            coalesce: true,
+            notify_faults: None,
         }
     }
 
@@ -167,6 +175,7 @@ impl Model {
         if let Some(same) = self
             .queue
             .iter()
+            .filter(|_| self.coalesce)
             .find(|w| w.job == job && w.params == params)
         {
             return Ok((same.id, false));
