@@ -296,3 +296,94 @@ fn failing_body()
     }
     Failing
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn dice_are_seeded_weighted_and_counted() {
+        let menu = || vec![("a", 1, 'a'), ("b", 3, 'b')];
+        let rolls = |seed| {
+            let mut dice = Dice::new(seed, 0.5, menu());
+            (0..400).map(|_| dice.roll()).collect::<Vec<_>>()
+        };
+        assert_eq!(rolls(7), rolls(7));
+        assert_ne!(rolls(7), rolls(8));
+        let mut dice = Dice::new(7, 0.5, menu());
+        let faulted = (0..4000).filter_map(|_| dice.roll()).count();
+        assert!((1800..2200).contains(&faulted), "{faulted}");
+        let counts = dice.counts();
+        assert_eq!(counts.values().sum::<u64>(), faulted as u64);
+        assert!(counts["b"] > 2 * counts["a"], "{counts:?}");
+        dice.set_enabled(false);
+        assert!((0..100).all(|_| dice.roll().is_none()));
+        assert!(Dice::new(1, 0.0, menu()).roll().is_none());
+    }
+
+    /// A server counting the requests it acted on, behind the fault layer.
+    async fn server(faults: Faults) -> (String, Arc<AtomicU32>) {
+        let acted = Arc::new(AtomicU32::new(0));
+        let counter = acted.clone();
+        let app = axum::Router::new()
+            .route(
+                "/act",
+                axum::routing::post(move || {
+                    let counter = counter.clone();
+                    async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        "done"
+                    }
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(faults, inject));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/act", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (url, acted)
+    }
+
+    #[tokio::test]
+    async fn faults_before_and_after_acting() {
+        let faults = Faults::default();
+        let (url, acted) = server(faults.clone()).await;
+        bionicbb_core::tls::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let post = || client.post(&url).send();
+
+        faults.fail_next(None, "/act", 1, Fault::status(503, "busy"));
+        assert_eq!(post().await.unwrap().status(), 503);
+        assert_eq!(acted.load(Ordering::SeqCst), 0, "503 before acting");
+
+        faults.fail_next(None, "/act", 1, Fault::status(500, "oops").after());
+        assert_eq!(post().await.unwrap().status(), 500);
+        assert_eq!(acted.load(Ordering::SeqCst), 1, "500 after acting");
+
+        faults.fail_next(None, "/act", 1, Fault::Drop);
+        assert!(post().await.is_err());
+        assert_eq!(acted.load(Ordering::SeqCst), 1, "reset before acting");
+
+        faults.fail_next(None, "/act", 1, Fault::DropAfter);
+        assert!(post().await.is_err());
+        assert_eq!(acted.load(Ordering::SeqCst), 2, "reset after acting");
+
+        faults.fail_next(None, "/act", 1, Fault::Late(Duration::from_millis(600)));
+        assert!(post().await.unwrap_err().is_timeout());
+        assert_eq!(acted.load(Ordering::SeqCst), 2, "not yet");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(acted.load(Ordering::SeqCst), 3, "lands after the client gave up");
+
+        faults.set_random(Some(Dice::new(3, 1.0, vec![("503", 1, Fault::status(503, "x"))])));
+        assert_eq!(post().await.unwrap().status(), 503);
+        faults.set_random_enabled(false);
+        assert_eq!(post().await.unwrap().status(), 200);
+        assert_eq!(faults.random_counts()["503"], 1);
+    }
+}
