@@ -175,8 +175,8 @@ pub fn check(env: &Env, report: &mut Report) {
             );
         }
     }
-    let deliveries = env.jenkins.deliveries();
-    let mut cleans: BTreeMap<(u64, u32), (usize, usize)> = BTreeMap::new();
+    let unheard = super::driver::unheard_builds(env);
+    let mut cleans: BTreeMap<(u64, u32), (usize, usize, usize)> = BTreeMap::new();
     for b in env.jenkins.builds() {
         let (_, change, ps) = build_key(&b.job, &b.params);
         if b.result.is_none() {
@@ -184,23 +184,21 @@ pub fn check(env: &Env, report: &mut Report) {
             continue;
         }
         if b.job == CLEAN_JOB {
-            cleans.entry((change, ps)).or_default().0 += 1;
+            let entry = cleans.entry((change, ps)).or_default();
+            entry.0 += 1;
+            if unheard.contains(&(b.job.clone(), b.number)) {
+                entry.2 += 1;
+            }
             continue;
         }
         let needle = format!("{VERIFY_JOB} #{} checkbuild", b.number);
         let mine: Vec<_> = reviews.iter().filter(|r| text(r).contains(&needle)).collect();
         match mine.len() {
             0 => {
-                let reached = deliveries.iter().any(|d| {
-                    d.number == b.number
-                        && d.job_url == format!("job/{VERIFY_JOB}/")
-                        && (d.phase == "COMPLETED" || d.phase == "FINALIZED")
-                        && d.outcome.as_ref().is_ok_and(|s| (200..300).contains(s))
-                });
-                let how = if reached {
-                    "build-listener accepted its result"
-                } else {
+                let how = if unheard.contains(&(b.job.clone(), b.number)) {
                     "no completion document reached build-listener"
+                } else {
+                    "build-listener accepted its result"
                 };
                 report.add(
                     LOST_REVIEW,
@@ -230,8 +228,11 @@ pub fn check(env: &Env, report: &mut Report) {
             cleans.entry((r.number, r.patch_set)).or_default().1 += 1;
         }
     }
-    for ((change, ps), (built, reviewed)) in cleans {
-        let what = format!("{CLEAN_JOB} on change {change} patch set {ps}: {built} builds, {reviewed} reviews");
+    for ((change, ps), (built, reviewed, unheard)) in cleans {
+        let what = format!(
+            "{CLEAN_JOB} on change {change} patch set {ps}: {built} builds, {reviewed} reviews; \
+             {unheard} builds' completion documents never reached build-listener"
+        );
         if reviewed < built {
             report.add(LOST_REVIEW, what);
         } else if reviewed > built {

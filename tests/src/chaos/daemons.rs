@@ -11,6 +11,9 @@ use tokio::sync::{Mutex, watch};
 use super::env::Env;
 use crate::harness::Daemon;
 
+/// Milliseconds between two kills.
+const KILL_EVERY_MS: std::ops::Range<u64> = 5000..12000;
+
 pub const NAMES: [&str; 2] = ["build-listener", "gmail-listener"];
 
 pub struct Daemons {
@@ -86,7 +89,7 @@ impl Daemons {
     }
 }
 
-/// Supervises the daemons and kills one at random every 1.5 to 6 s until
+/// Supervises the daemons and kills one at random every 5 to 12 s until
 /// `stop` turns true and each was killed `min_kills` times; then only
 /// supervises until `done` turns true.
 pub async fn chaos(
@@ -97,7 +100,7 @@ pub async fn chaos(
     done: watch::Receiver<bool>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x4b11);
-    let mut next = tokio::time::Instant::now() + Duration::from_millis(rng.random_range(1500..6000));
+    let mut next = tokio::time::Instant::now() + Duration::from_millis(rng.random_range(KILL_EVERY_MS));
     let mut killing = true;
     loop {
         if *done.borrow() {
@@ -114,7 +117,7 @@ pub async fn chaos(
             };
             let pause = Duration::from_millis(rng.random_range(0..400));
             daemons.lock().await.kill(which, pause).await;
-            next = tokio::time::Instant::now() + Duration::from_millis(rng.random_range(1500..6000));
+            next = tokio::time::Instant::now() + Duration::from_millis(rng.random_range(KILL_EVERY_MS));
         }
         if killing && *stop.borrow() {
             let kills = daemons.lock().await.kills;

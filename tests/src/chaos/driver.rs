@@ -14,7 +14,7 @@ use crate::fakes::gerrit::format_timestamp;
 use crate::mailgen::{self, MailChange, Person};
 
 /// How long a step may take to settle before the story goes on anyway.
-const SETTLE: Duration = Duration::from_secs(60);
+const SETTLE: Duration = Duration::from_secs(45);
 const FILES: &[&str] = &["libc/bionic/strtod.cpp"];
 
 struct Story {
@@ -301,15 +301,28 @@ fn quiet(env: &Env, story: &Story) -> bool {
         .iter()
         .filter(|t| t.contains("out/ directory removed"))
         .count();
+    // A build none of whose completion documents reached build-listener
+    // (the plugin does not retry) will not be reviewed: no use waiting.
+    let unheard = unheard_builds(env);
     let reviewed = builds.iter().all(|b| {
         b.job != VERIFY_JOB
+            || unheard.contains(&(b.job.clone(), b.number))
             || bot_texts
                 .iter()
                 .any(|t| t.contains(&format!("{VERIFY_JOB} #{} checkbuild", b.number)))
     });
-    let clean_builds = builds.iter().filter(|b| b.job == CLEAN_JOB).count();
+    let clean_builds = builds
+        .iter()
+        .filter(|b| b.job == CLEAN_JOB && !unheard.contains(&(b.job.clone(), b.number)))
+        .count();
     if !reviewed || cleans < clean_builds {
         return false;
+    }
+    if builds
+        .iter()
+        .any(|b| b.job == VERIFY_JOB && unheard.contains(&(b.job.clone(), b.number)))
+    {
+        return true;
     }
     let expected = env
         .oracle()
@@ -318,6 +331,29 @@ fn quiet(env: &Env, story: &Story) -> bool {
         .copied()
         .unwrap_or(0);
     bot_vote(env, number, story.ps) == expected
+}
+
+/// Builds (job, number) whose COMPLETED and FINALIZED documents were both
+/// sent and neither was accepted by build-listener.
+pub fn unheard_builds(env: &Env) -> std::collections::BTreeSet<(String, u64)> {
+    let mut sent: std::collections::BTreeMap<(String, u64), (u32, bool)> = Default::default();
+    for d in env.jenkins.deliveries() {
+        if !(d.phase == "COMPLETED" || d.phase == "FINALIZED") {
+            continue;
+        }
+        let job = d
+            .job_url
+            .trim_start_matches("job/")
+            .trim_end_matches('/')
+            .to_string();
+        let entry = sent.entry((job, d.number)).or_default();
+        entry.0 += 1;
+        entry.1 |= d.outcome.as_ref().is_ok_and(|s| (200..300).contains(s));
+    }
+    sent.into_iter()
+        .filter(|(_, (tries, heard))| *tries >= 2 && !heard)
+        .map(|(number, _)| number)
+        .collect()
 }
 
 /// The bot's `Verified` vote on a patch set (0: none).
