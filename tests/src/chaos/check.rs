@@ -169,8 +169,11 @@ pub fn check(env: &Env, report: &mut Report) {
             report.add(
                 STALE,
                 format!(
-                    "Verified{vote:+} on change {} patch set {} while {} was current",
-                    r.number, r.patch_set, r.current_patch_set
+                    "Verified{vote:+} on change {} patch set {} while {} was current ({})",
+                    r.number,
+                    r.patch_set,
+                    r.current_patch_set,
+                    text(r).lines().next().unwrap_or_default()
                 ),
             );
         }

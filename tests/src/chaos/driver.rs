@@ -14,7 +14,7 @@ use crate::fakes::gerrit::format_timestamp;
 use crate::mailgen::{self, MailChange, Person};
 
 /// How long a step may take to settle before the story goes on anyway.
-const SETTLE: Duration = Duration::from_secs(45);
+const SETTLE: Duration = Duration::from_secs(120);
 const FILES: &[&str] = &["libc/bionic/strtod.cpp"];
 
 struct Story {
@@ -90,8 +90,17 @@ async fn play(env: &Env, story: &mut Story, step: Step) {
             })
             .await;
             if !started {
-                env.oracle().unsettled.push(format!(
-                    "change {number}: the build of patch set {held} never started"
+                // The bot had not got to the mail yet: once the next patch
+                // set exists, it rightly builds nothing for this one, so
+                // what it must do depends on its speed. Take the
+                // expectation back rather than blame it.
+                let mut oracle = env.oracle();
+                if let Some(count) = oracle.builds.get_mut(&key.0) {
+                    *count -= 1;
+                }
+                oracle.mails.insert(mail_hash(story.last_raw.as_deref().unwrap_or_default()), Vec::new());
+                oracle.unsettled.push(format!(
+                    "change {number}: the build of patch set {held} had not started after {SETTLE:?}; not checked"
                 ));
             }
             let raw = upload(env, story, f);
