@@ -378,9 +378,17 @@ mod tests {
         assert!(post().await.unwrap_err().is_timeout());
         assert_eq!(acted.load(Ordering::SeqCst), 2, "not yet");
         tokio::time::sleep(Duration::from_millis(600)).await;
-        assert_eq!(acted.load(Ordering::SeqCst), 3, "lands after the client gave up");
+        assert_eq!(
+            acted.load(Ordering::SeqCst),
+            3,
+            "lands after the client gave up"
+        );
 
-        faults.set_random(Some(Dice::new(3, 1.0, vec![("503", 1, Fault::status(503, "x"))])));
+        faults.set_random(Some(Dice::new(
+            3,
+            1.0,
+            vec![("503", 1, Fault::status(503, "x"))],
+        )));
         assert_eq!(post().await.unwrap().status(), 503);
         faults.set_random_enabled(false);
         assert_eq!(post().await.unwrap().status(), 200);

@@ -51,7 +51,10 @@ async fn every_build_and_review_exactly_once_under_faults_and_kills() {
     assert!(report.changes >= 50 || events < 300, "{summary}");
     assert!(report.kills.iter().all(|k| *k >= 5), "{summary}");
     assert!(
-        report.faults.values().all(|kinds| kinds.values().sum::<u64>() > 0),
+        report
+            .faults
+            .values()
+            .all(|kinds| kinds.values().sum::<u64>() > 0),
         "every server must have been faulted:\n{summary}"
     );
     assert!(report.ok(), "invariants broken:\n{summary}");

@@ -91,7 +91,11 @@ impl Report {
             }
         }
         if !self.unsettled.is_empty() {
-            let _ = writeln!(s, "  steps that did not settle in time: {}", self.unsettled.len());
+            let _ = writeln!(
+                s,
+                "  steps that did not settle in time: {}",
+                self.unsettled.len()
+            );
             for item in self.unsettled.iter().take(12) {
                 let _ = writeln!(s, "    - {item}");
             }
@@ -131,7 +135,8 @@ pub fn check(env: &Env, report: &mut Report) {
     let actual = env.triggered();
     report.expected_builds = expected.values().sum();
     report.builds = actual.values().sum();
-    let keys: std::collections::BTreeSet<&BuildKey> = expected.keys().chain(actual.keys()).collect();
+    let keys: std::collections::BTreeSet<&BuildKey> =
+        expected.keys().chain(actual.keys()).collect();
     for key in keys {
         let want = expected.get(key).copied().unwrap_or(0);
         let got = actual.get(key).copied().unwrap_or(0);
@@ -195,7 +200,10 @@ pub fn check(env: &Env, report: &mut Report) {
             continue;
         }
         let needle = format!("{VERIFY_JOB} #{} checkbuild", b.number);
-        let mine: Vec<_> = reviews.iter().filter(|r| text(r).contains(&needle)).collect();
+        let mine: Vec<_> = reviews
+            .iter()
+            .filter(|r| text(r).contains(&needle))
+            .collect();
         match mine.len() {
             0 => {
                 let how = if unheard.contains(&(b.job.clone(), b.number)) {

@@ -100,7 +100,8 @@ pub async fn chaos(
     done: watch::Receiver<bool>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x4b11);
-    let mut next = tokio::time::Instant::now() + Duration::from_millis(rng.random_range(KILL_EVERY_MS));
+    let mut next =
+        tokio::time::Instant::now() + Duration::from_millis(rng.random_range(KILL_EVERY_MS));
     let mut killing = true;
     loop {
         if *done.borrow() {
@@ -117,7 +118,8 @@ pub async fn chaos(
             };
             let pause = Duration::from_millis(rng.random_range(0..400));
             daemons.lock().await.kill(which, pause).await;
-            next = tokio::time::Instant::now() + Duration::from_millis(rng.random_range(KILL_EVERY_MS));
+            next = tokio::time::Instant::now()
+                + Duration::from_millis(rng.random_range(KILL_EVERY_MS));
         }
         if killing && *stop.borrow() {
             let kills = daemons.lock().await.kills;

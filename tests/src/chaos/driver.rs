@@ -98,7 +98,10 @@ async fn play(env: &Env, story: &mut Story, step: Step) {
                 if let Some(count) = oracle.builds.get_mut(&key.0) {
                     *count -= 1;
                 }
-                oracle.mails.insert(mail_hash(story.last_raw.as_deref().unwrap_or_default()), Vec::new());
+                oracle.mails.insert(
+                    mail_hash(story.last_raw.as_deref().unwrap_or_default()),
+                    Vec::new(),
+                );
                 oracle.unsettled.push(format!(
                     "change {number}: the build of patch set {held} had not started after {SETTLE:?}; not checked"
                 ));

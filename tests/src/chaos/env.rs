@@ -101,9 +101,8 @@ impl Env {
         gmail.require_token(Some(GMAIL_TOKEN));
         gmail.add_label(LABEL);
         let listener_port = free_port();
-        jenkins.set_notification_endpoint(format!(
-            "http://127.0.0.1:{listener_port}/?token={SECRET}"
-        ));
+        jenkins
+            .set_notification_endpoint(format!("http://127.0.0.1:{listener_port}/?token={SECRET}"));
         let dir = tempfile::tempdir().expect("temporary directory");
         let config = Setup {
             dir: dir.path().to_path_buf(),
@@ -225,7 +224,11 @@ fn check_trash(env: &Weak<Env>, id: &str, labels: &[String], raw: &[u8]) {
         if !oracle.trashed.insert(id.to_string()) {
             return;
         }
-        oracle.mails.get(&mail_hash(raw)).cloned().unwrap_or_default()
+        oracle
+            .mails
+            .get(&mail_hash(raw))
+            .cloned()
+            .unwrap_or_default()
     };
     if need.is_empty() {
         return;
@@ -267,8 +270,16 @@ fn jenkins_menu() -> Vec<(&'static str, u32, Fault)> {
         body: "<html><head><title>502 Bad Gateway</title></head></html>".into(),
     };
     vec![
-        ("500", 3, Fault::status(500, "java.lang.NullPointerException")),
-        ("503", 2, Fault::status(503, "Jenkins is getting ready to work")),
+        (
+            "500",
+            3,
+            Fault::status(500, "java.lang.NullPointerException"),
+        ),
+        (
+            "503",
+            2,
+            Fault::status(503, "Jenkins is getting ready to work"),
+        ),
         ("429", 1, Fault::status(429, "Too Many Requests")),
         ("502 after acting", 2, gateway.after()),
         ("delay past the timeout", 1, Fault::Delay(slow)),
@@ -292,17 +303,35 @@ fn gmail_menu() -> Vec<(&'static str, u32, Fault)> {
         (
             "503",
             1,
-            error(503, "UNAVAILABLE", "global", "backendError", "The service is currently unavailable."),
+            error(
+                503,
+                "UNAVAILABLE",
+                "global",
+                "backendError",
+                "The service is currently unavailable.",
+            ),
         ),
         (
             "429 rateLimitExceeded",
             2,
-            error(429, "RESOURCE_EXHAUSTED", "usageLimits", "rateLimitExceeded", "Too many concurrent requests for user"),
+            error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "usageLimits",
+                "rateLimitExceeded",
+                "Too many concurrent requests for user",
+            ),
         ),
         (
             "403 rateLimitExceeded",
             2,
-            error(403, "PERMISSION_DENIED", "usageLimits", "rateLimitExceeded", "Rate Limit Exceeded"),
+            error(
+                403,
+                "PERMISSION_DENIED",
+                "usageLimits",
+                "rateLimitExceeded",
+                "Rate Limit Exceeded",
+            ),
         ),
         (
             "500 after acting",

@@ -164,8 +164,19 @@ mod tests {
     #[test]
     fn parse_as_what_they_say() {
         let sam = Person::new("Sam Reviewer", "sam@example.com");
-        let raw = comment(&change(), 3, &sam, "Verified+1", "bionicbb:retry", "ab", 1_678_813_331, 7);
-        let e = bionicbb_core::mail::parse(&raw).expect("comment parses").event;
+        let raw = comment(
+            &change(),
+            3,
+            &sam,
+            "Verified+1",
+            "bionicbb:retry",
+            "ab",
+            1_678_813_331,
+            7,
+        );
+        let e = bionicbb_core::mail::parse(&raw)
+            .expect("comment parses")
+            .event;
         assert_eq!(e.message_type.as_str(), "comment");
         assert_eq!((e.change_number, e.patch_set), (None, 3));
         assert_eq!(e.comment_date, None);
@@ -173,7 +184,9 @@ mod tests {
         assert_eq!(e.commands.len(), 1);
         for ps in [1, 2] {
             let raw = patch_set_uploaded(&change(), ps, "ab", 1_678_813_331, 8);
-            let e = bionicbb_core::mail::parse(&raw).expect("upload parses").event;
+            let e = bionicbb_core::mail::parse(&raw)
+                .expect("upload parses")
+                .event;
             let kind = if ps == 1 { "newchange" } else { "newpatchset" };
             assert_eq!(e.message_type.as_str(), kind);
             assert_eq!(e.patch_set, ps);

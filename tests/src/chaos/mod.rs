@@ -109,9 +109,9 @@ pub async fn run(settings: Settings) -> Report {
     };
     check::check(&env, &mut report);
     if !settled {
-        report
-            .unsettled
-            .push(format!("the daemons did not settle within {SETTLE:?} after the faults stopped"));
+        report.unsettled.push(format!(
+            "the daemons did not settle within {SETTLE:?} after the faults stopped"
+        ));
     }
     report.faults = env.fault_counts();
     let mut daemons = daemons.lock().await;
