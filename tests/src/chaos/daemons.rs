@@ -50,16 +50,16 @@ impl Daemons {
 
     /// Restarts a daemon that exited by itself.
     pub fn supervise(&mut self) {
-        for which in 0..2 {
+        for (which, name) in NAMES.iter().enumerate() {
             let Some(daemon) = self.running[which].as_mut() else {
                 continue;
             };
             if let Some(status) = daemon.try_exited() {
                 let output = daemon.output();
                 self.exits
-                    .push(format!("{} exited by itself: {status}", NAMES[which]));
+                    .push(format!("{name} exited by itself: {status}"));
                 self.logs
-                    .push((NAMES[which].to_string(), self.instances[which], output));
+                    .push((name.to_string(), self.instances[which], output));
                 self.spawn(which);
             }
         }
@@ -79,11 +79,11 @@ impl Daemons {
 
     /// Stops both (the checks are done); keeps their output.
     pub async fn stop(&mut self) {
-        for which in 0..2 {
+        for (which, name) in NAMES.iter().enumerate() {
             if let Some(daemon) = self.running[which].take() {
                 let output = daemon.kill().await;
                 self.logs
-                    .push((NAMES[which].to_string(), self.instances[which], output));
+                    .push((name.to_string(), self.instances[which], output));
             }
         }
     }

@@ -57,6 +57,8 @@ pub fn patch_set_uploaded(
 
 /// A `comment` mail: the change message as Gerrit stored it
 /// (`Patch Set N: <votes>` then the text).
+// One argument per field of the mail keeps call sites readable.
+#[allow(clippy::too_many_arguments)]
 pub fn comment(
     change: &MailChange,
     patch_set: u32,

@@ -92,7 +92,10 @@ struct Model {
 /// Called with a message's id, label names and raw bytes each time a client
 /// changes its labels (trash included), while the change is being applied.
 #[derive(Clone)]
-pub struct RelabelHook(pub Arc<dyn Fn(&str, &[String], &[u8]) + Send + Sync>);
+pub struct RelabelHook(pub Arc<RelabelFn>);
+
+/// The hook's function: (id, label names, raw bytes).
+pub type RelabelFn = dyn Fn(&str, &[String], &[u8]) + Send + Sync;
 
 impl std::fmt::Debug for RelabelHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
