@@ -39,7 +39,7 @@ async fn every_build_and_review_exactly_once_under_faults_and_kills() {
         events,
         fault_rate: 0.2,
         min_kills: 5,
-        concurrency: 20,
+        concurrency: 64,
         log_dir: std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("chaos-{seed}")),
     };
     let report = tokio::time::timeout(LIMIT, run(settings))

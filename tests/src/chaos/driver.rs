@@ -15,6 +15,9 @@ use crate::mailgen::{self, MailChange, Person};
 
 /// How long a step may take to settle before the story goes on anyway.
 const SETTLE: Duration = Duration::from_secs(120);
+/// How long a step waits for the bot's vote once nothing else is pending
+/// (a dropped rejection goes through build-listener's outbox).
+const VOTE_GRACE: Duration = Duration::from_secs(20);
 const FILES: &[&str] = &["libc/bionic/strtod.cpp"];
 
 struct Story {
@@ -269,7 +272,22 @@ fn deliver(env: &Env, story: &mut Story, raw: Vec<u8>, needs: Vec<(BuildKey, u32
 /// the bot's vote on the current patch set as the oracle says.
 async fn settle(env: &Env, story: &Story, step: Step) {
     let number = story.mail.number;
-    let settled = wait_until(SETTLE, || quiet(env, story)).await;
+    // Once nothing is pending but the vote, a wrong vote stays wrong.
+    let mut votes_only_since: Option<tokio::time::Instant> = None;
+    let settled = wait_until(SETTLE, || match quiet(env, story) {
+        Quiet::Yes => true,
+        Quiet::No => {
+            votes_only_since = None;
+            false
+        }
+        Quiet::ButTheVote => {
+            votes_only_since
+                .get_or_insert_with(tokio::time::Instant::now)
+                .elapsed()
+                >= VOTE_GRACE
+        }
+    })
+    .await;
     if !settled {
         env.oracle().unsettled.push(format!(
             "change {number} (story {}): {step:?} did not settle within {SETTLE:?}",
@@ -278,20 +296,27 @@ async fn settle(env: &Env, story: &Story, step: Step) {
     }
 }
 
-fn quiet(env: &Env, story: &Story) -> bool {
+enum Quiet {
+    Yes,
+    No,
+    /// Everything is done but the bot's vote is not the expected one.
+    ButTheVote,
+}
+
+fn quiet(env: &Env, story: &Story) -> Quiet {
     let number = story.mail.number;
     let in_label = story.delivered.iter().any(|id| {
         let labels = env.gmail.message_labels(id);
         labels.iter().any(|l| l == LABEL) && !labels.iter().any(|l| l == "TRASH")
     });
     if in_label {
-        return false;
+        return Quiet::No;
     }
     let ours = |params: &std::collections::BTreeMap<String, String>| {
         params.get("CHANGE_NUMBER").map(String::as_str) == Some(&number.to_string())
     };
     if env.jenkins.queue().iter().any(|q| ours(&q.params)) {
-        return false;
+        return Quiet::No;
     }
     let builds: Vec<_> = env
         .jenkins
@@ -300,7 +325,7 @@ fn quiet(env: &Env, story: &Story) -> bool {
         .filter(|b| ours(&b.params))
         .collect();
     if builds.iter().any(|b| b.result.is_none()) {
-        return false;
+        return Quiet::No;
     }
     let bot_texts: Vec<String> = env
         .gerrit
@@ -328,13 +353,13 @@ fn quiet(env: &Env, story: &Story) -> bool {
         .filter(|b| b.job == CLEAN_JOB && !unheard.contains(&(b.job.clone(), b.number)))
         .count();
     if !reviewed || cleans < clean_builds {
-        return false;
+        return Quiet::No;
     }
     if builds
         .iter()
         .any(|b| b.job == VERIFY_JOB && unheard.contains(&(b.job.clone(), b.number)))
     {
-        return true;
+        return Quiet::Yes;
     }
     let expected = env
         .oracle()
@@ -342,7 +367,11 @@ fn quiet(env: &Env, story: &Story) -> bool {
         .get(&(number, story.ps))
         .copied()
         .unwrap_or(0);
-    bot_vote(env, number, story.ps) == expected
+    if bot_vote(env, number, story.ps) == expected {
+        Quiet::Yes
+    } else {
+        Quiet::ButTheVote
+    }
 }
 
 /// Builds (job, number) whose COMPLETED and FINALIZED documents were both
