@@ -184,6 +184,7 @@ pub fn check(env: &Env, report: &mut Report) {
         }
     }
     let unheard = super::driver::unheard_builds(env);
+    let deliveries = env.jenkins.deliveries();
     let mut cleans: BTreeMap<(u64, u32), (usize, usize, usize)> = BTreeMap::new();
     for b in env.jenkins.builds() {
         let (_, change, ps) = build_key(&b.job, &b.params);
@@ -207,9 +208,21 @@ pub fn check(env: &Env, report: &mut Report) {
         match mine.len() {
             0 => {
                 let how = if unheard.contains(&(b.job.clone(), b.number)) {
-                    "no completion document reached build-listener"
+                    let why: Vec<String> = deliveries
+                        .iter()
+                        .filter(|d| d.number == b.number && d.job_url == format!("job/{}/", b.job))
+                        .filter(|d| d.phase == "COMPLETED" || d.phase == "FINALIZED")
+                        .map(|d| match &d.outcome {
+                            Ok(status) => format!("{}: HTTP {status}", d.phase),
+                            Err(e) => format!("{}: {e}", d.phase),
+                        })
+                        .collect();
+                    format!(
+                        "no completion document reached build-listener ({})",
+                        why.join("; ")
+                    )
                 } else {
-                    "build-listener accepted its result"
+                    "build-listener accepted its result".to_string()
                 };
                 report.add(
                     LOST_REVIEW,
