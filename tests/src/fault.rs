@@ -1,5 +1,8 @@
-//! Fault injection shared by the fakes: "fail the next N requests that match".
+//! Fault injection shared by the fakes: "fail the next N requests that
+//! match", and a seeded random plan ([`Dice`]) that faults a share of every
+//! request a fake sees, for chaos tests.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,8 +23,22 @@ pub enum Fault {
     },
     /// Wait this long, then serve normally.
     Delay(Duration),
-    /// Close the connection without a complete answer.
+    /// Close the connection without a complete answer (the server did not act).
     Drop,
+    /// Serve the request, then answer this status instead of the real
+    /// answer: the server acted, the client sees an error.
+    StatusAfter {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+    },
+    /// Serve the request, then close the connection without an answer: the
+    /// server acted, the client cannot know.
+    DropAfter,
+    /// The request is served after this delay in a task of its own, so it
+    /// lands even when the client has given up waiting (a slow proxy or a
+    /// loaded server); the client gets the answer if it is still there.
+    Late(Duration),
 }
 
 impl Fault {
@@ -42,6 +59,77 @@ impl Fault {
             body: body.to_string(),
         }
     }
+
+    /// The same error answer, given after the server acted on the request.
+    pub fn after(self) -> Self {
+        match self {
+            Fault::Status {
+                status,
+                content_type,
+                body,
+            } => Fault::StatusAfter {
+                status,
+                content_type,
+                body,
+            },
+            Fault::Drop => Fault::DropAfter,
+            other => other,
+        }
+    }
+}
+
+/// A seeded random fault plan: each roll faults with probability `rate`,
+/// picking one entry of the menu by weight, and counts what it picked by
+/// kind. The same seed and the same sequence of rolls give the same faults.
+#[derive(Debug)]
+pub struct Dice<T> {
+    rng: rand::rngs::StdRng,
+    rate: f64,
+    menu: Vec<(&'static str, u32, T)>,
+    enabled: bool,
+    counts: BTreeMap<&'static str, u64>,
+}
+
+impl<T: Clone> Dice<T> {
+    /// `menu`: (kind, weight, fault). `rate` is clamped to `0..=1`.
+    pub fn new(seed: u64, rate: f64, menu: Vec<(&'static str, u32, T)>) -> Self {
+        use rand::SeedableRng;
+        Dice {
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            rate: rate.clamp(0.0, 1.0),
+            menu,
+            enabled: true,
+            counts: BTreeMap::new(),
+        }
+    }
+
+    /// The fault for the next request, if it gets one.
+    pub fn roll(&mut self) -> Option<T> {
+        use rand::Rng;
+        let total: u32 = self.menu.iter().map(|(_, w, _)| *w).sum();
+        if !self.enabled || total == 0 || !self.rng.random_bool(self.rate) {
+            return None;
+        }
+        let mut pick = self.rng.random_range(0..total);
+        for (kind, weight, fault) in &self.menu {
+            if pick < *weight {
+                *self.counts.entry(kind).or_default() += 1;
+                return Some(fault.clone());
+            }
+            pick -= weight;
+        }
+        None
+    }
+
+    /// Stops (or resumes) faulting; the counts stay.
+    pub fn set_enabled(&mut self, enabled: bool) {
+        self.enabled = enabled;
+    }
+
+    /// How many faults of each kind were injected.
+    pub fn counts(&self) -> BTreeMap<&'static str, u64> {
+        self.counts.clone()
+    }
 }
 
 #[derive(Debug)]
@@ -58,6 +146,7 @@ struct Rule {
 pub struct Faults {
     rules: Arc<Mutex<Vec<Rule>>>,
     seen: Arc<Mutex<Vec<String>>>,
+    random: Arc<Mutex<Option<Dice<Fault>>>>,
 }
 
 impl Faults {
@@ -77,6 +166,29 @@ impl Faults {
         self.rules.lock().unwrap().clear();
     }
 
+    /// Faults requests at random from now on (after the `fail_next` rules,
+    /// which go first); `None` stops it and forgets the counts.
+    pub fn set_random(&self, dice: Option<Dice<Fault>>) {
+        *self.random.lock().unwrap() = dice;
+    }
+
+    /// Stops (or resumes) the random faults, keeping their counts.
+    pub fn set_random_enabled(&self, enabled: bool) {
+        if let Some(dice) = self.random.lock().unwrap().as_mut() {
+            dice.set_enabled(enabled);
+        }
+    }
+
+    /// How many random faults of each kind were injected.
+    pub fn random_counts(&self) -> BTreeMap<&'static str, u64> {
+        self.random
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(Dice::counts)
+            .unwrap_or_default()
+    }
+
     /// Every request seen so far, as `METHOD /path?query`.
     pub fn requests(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
@@ -84,11 +196,14 @@ impl Faults {
 
     fn take(&self, method: &Method, path: &str) -> Option<Fault> {
         let mut rules = self.rules.lock().unwrap();
-        let index = rules.iter().position(|r| {
+        let Some(index) = rules.iter().position(|r| {
             r.remaining > 0
                 && r.method.as_ref().is_none_or(|m| m == method)
                 && path.contains(&r.path_contains)
-        })?;
+        }) else {
+            drop(rules);
+            return self.random.lock().unwrap().as_mut().and_then(Dice::roll);
+        };
         let rule = &mut rules[index];
         rule.remaining -= 1;
         let fault = rule.fault.clone();
@@ -128,13 +243,40 @@ pub async fn inject(State(faults): State<Faults>, request: Request, next: Next) 
             body,
         )
             .into_response(),
-        Some(Fault::Drop) => {
-            // A body that fails before its first byte makes hyper abort the
-            // connection: the client sees a reset, not an answer.
-            let stream = failing_body();
-            Response::new(Body::from_stream(stream))
+        Some(Fault::Drop) => reset(),
+        Some(Fault::StatusAfter {
+            status,
+            content_type,
+            body,
+        }) => {
+            let _ = next.run(request).await;
+            (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                [("content-type", content_type)],
+                body,
+            )
+                .into_response()
+        }
+        Some(Fault::DropAfter) => {
+            let _ = next.run(request).await;
+            reset()
+        }
+        Some(Fault::Late(d)) => {
+            // Served in its own task: the client hanging up does not cancel it.
+            let late = tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                next.run(request).await
+            });
+            late.await
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
         }
     }
+}
+
+/// A body that fails before its first byte makes hyper abort the
+/// connection: the client sees a reset, not an answer.
+fn reset() -> Response {
+    Response::new(Body::from_stream(failing_body()))
 }
 
 fn failing_body()
@@ -153,4 +295,103 @@ fn failing_body()
         }
     }
     Failing
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn dice_are_seeded_weighted_and_counted() {
+        let menu = || vec![("a", 1, 'a'), ("b", 3, 'b')];
+        let rolls = |seed| {
+            let mut dice = Dice::new(seed, 0.5, menu());
+            (0..400).map(|_| dice.roll()).collect::<Vec<_>>()
+        };
+        assert_eq!(rolls(7), rolls(7));
+        assert_ne!(rolls(7), rolls(8));
+        let mut dice = Dice::new(7, 0.5, menu());
+        let faulted = (0..4000).filter_map(|_| dice.roll()).count();
+        assert!((1800..2200).contains(&faulted), "{faulted}");
+        let counts = dice.counts();
+        assert_eq!(counts.values().sum::<u64>(), faulted as u64);
+        assert!(counts["b"] > 2 * counts["a"], "{counts:?}");
+        dice.set_enabled(false);
+        assert!((0..100).all(|_| dice.roll().is_none()));
+        assert!(Dice::new(1, 0.0, menu()).roll().is_none());
+    }
+
+    /// A server counting the requests it acted on, behind the fault layer.
+    async fn server(faults: Faults) -> (String, Arc<AtomicU32>) {
+        let acted = Arc::new(AtomicU32::new(0));
+        let counter = acted.clone();
+        let app = axum::Router::new()
+            .route(
+                "/act",
+                axum::routing::post(move || {
+                    let counter = counter.clone();
+                    async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        "done"
+                    }
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(faults, inject));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/act", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (url, acted)
+    }
+
+    #[tokio::test]
+    async fn faults_before_and_after_acting() {
+        let faults = Faults::default();
+        let (url, acted) = server(faults.clone()).await;
+        bionicbb_core::tls::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let post = || client.post(&url).send();
+
+        faults.fail_next(None, "/act", 1, Fault::status(503, "busy"));
+        assert_eq!(post().await.unwrap().status(), 503);
+        assert_eq!(acted.load(Ordering::SeqCst), 0, "503 before acting");
+
+        faults.fail_next(None, "/act", 1, Fault::status(500, "oops").after());
+        assert_eq!(post().await.unwrap().status(), 500);
+        assert_eq!(acted.load(Ordering::SeqCst), 1, "500 after acting");
+
+        faults.fail_next(None, "/act", 1, Fault::Drop);
+        assert!(post().await.is_err());
+        assert_eq!(acted.load(Ordering::SeqCst), 1, "reset before acting");
+
+        faults.fail_next(None, "/act", 1, Fault::DropAfter);
+        assert!(post().await.is_err());
+        assert_eq!(acted.load(Ordering::SeqCst), 2, "reset after acting");
+
+        faults.fail_next(None, "/act", 1, Fault::Late(Duration::from_millis(600)));
+        assert!(post().await.unwrap_err().is_timeout());
+        assert_eq!(acted.load(Ordering::SeqCst), 2, "not yet");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            acted.load(Ordering::SeqCst),
+            3,
+            "lands after the client gave up"
+        );
+
+        faults.set_random(Some(Dice::new(
+            3,
+            1.0,
+            vec![("503", 1, Fault::status(503, "x"))],
+        )));
+        assert_eq!(post().await.unwrap().status(), 503);
+        faults.set_random_enabled(false);
+        assert_eq!(post().await.unwrap().status(), 200);
+        assert_eq!(faults.random_counts()["503"], 1);
+    }
 }

@@ -283,6 +283,11 @@ impl Daemon {
         }
     }
 
+    /// The exit status if the process has exited by itself, without waiting.
+    pub fn try_exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Everything the daemon printed so far.
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()

@@ -73,6 +73,8 @@ pub struct PostedReview {
     pub body: serde_json::Value,
     /// The authenticated caller.
     pub account: u64,
+    /// The change's current patch set when the review was applied.
+    pub current_patch_set: u32,
 }
 
 #[derive(Debug, Clone)]

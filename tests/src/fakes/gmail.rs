@@ -86,6 +86,21 @@ struct Model {
     /// Issued page tokens: token -> (query fingerprint, offset).
     page_tokens: HashMap<String, (String, usize)>,
     next_page_token: u64,
+    on_relabel: Option<RelabelHook>,
+}
+
+/// Called with a message's id, label names and raw bytes each time a client
+/// changes its labels (trash included), while the change is being applied.
+#[derive(Clone)]
+pub struct RelabelHook(pub Arc<RelabelFn>);
+
+/// The hook's function: (id, label names, raw bytes).
+pub type RelabelFn = dyn Fn(&str, &[String], &[u8]) + Send + Sync;
+
+impl std::fmt::Debug for RelabelHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RelabelHook")
+    }
 }
 
 impl Model {
@@ -270,6 +285,12 @@ impl GmailFake {
             .collect();
         found.sort_by_key(|x| x.seq);
         found.into_iter().map(|x| x.id.clone()).collect()
+    }
+
+    /// Calls `hook` each time a client relabels or trashes a message, before
+    /// the answer leaves (the hook must not call back into this fake).
+    pub fn on_relabel(&self, hook: Option<RelabelHook>) {
+        self.model().on_relabel = hook;
     }
 
     /// Serves at most `n` messages per list page whatever `maxResults` says.

@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::fault::{self, Faults};
+use crate::fault::{self, Dice, Faults};
 use model::{Job, Model};
 
 /// An item waiting in the queue.
@@ -74,6 +74,18 @@ pub struct Delivery {
     pub phase: String,
     /// The endpoint's status, or the transport error.
     pub outcome: Result<u16, String>,
+}
+
+/// What a random fault does to one notification POST. The plugin does not
+/// retry by default and ignores the status it gets back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyFault {
+    /// Never reaches the endpoint (the connection failed): the document is lost.
+    Lost,
+    /// Sent twice, as the plugin's retry loop does after one failed attempt.
+    Twice,
+    /// Sent after this delay (a slow network; later phases wait behind it).
+    Delay(Duration),
 }
 
 /// Picks a build's result (`SUCCESS`, `FAILURE`, ...) from its job and
@@ -146,7 +158,19 @@ impl Shared {
     async fn notify(&self, endpoint: Option<String>, docs: Vec<notify::JobState>) {
         let Some(endpoint) = endpoint else { return };
         for doc in docs {
-            let outcome = notify::post(&self.http, &endpoint, &doc).await;
+            let fault = self.lock().notify_faults.as_mut().and_then(Dice::roll);
+            let outcome = match fault {
+                Some(NotifyFault::Lost) => Err("fault injection: notification lost".to_string()),
+                Some(NotifyFault::Twice) => {
+                    let _ = notify::post(&self.http, &endpoint, &doc).await;
+                    notify::post(&self.http, &endpoint, &doc).await
+                }
+                Some(NotifyFault::Delay(d)) => {
+                    tokio::time::sleep(d).await;
+                    notify::post(&self.http, &endpoint, &doc).await
+                }
+                None => notify::post(&self.http, &endpoint, &doc).await,
+            };
             if let Err(e) = &outcome {
                 tracing::warn!(error = %e, phase = doc.build.phase, "fake Jenkins: notification failed");
             }
@@ -368,6 +392,34 @@ impl JenkinsFake {
         let gate = Arc::new(tokio::sync::Notify::new());
         self.shared.lock().late_triggers.push_back(gate.clone());
         gate
+    }
+
+    /// Turns Jenkins' coalescing of identical waiting triggers off (every
+    /// trigger that reaches the queue becomes its own build) or back on.
+    pub fn set_coalesce(&self, coalesce: bool) {
+        self.shared.lock().coalesce = coalesce;
+    }
+
+    /// Random faults of the notification POSTs from now on (`None`: none).
+    pub fn set_notify_faults(&self, dice: Option<Dice<NotifyFault>>) {
+        self.shared.lock().notify_faults = dice;
+    }
+
+    /// Stops (or resumes) the notification faults, keeping their counts.
+    pub fn set_notify_faults_enabled(&self, enabled: bool) {
+        if let Some(dice) = self.shared.lock().notify_faults.as_mut() {
+            dice.set_enabled(enabled);
+        }
+    }
+
+    /// How many notification faults of each kind were injected.
+    pub fn notify_fault_counts(&self) -> BTreeMap<&'static str, u64> {
+        self.shared
+            .lock()
+            .notify_faults
+            .as_ref()
+            .map(Dice::counts)
+            .unwrap_or_default()
     }
 
     /// How long items that left the queue stay visible (5 minutes by default).

@@ -487,11 +487,13 @@ fn post_review(
         }
         model.push_message(number, ps, Some(caller), text, date, tag);
     }
+    let current_patch_set = model.change_mut(number).current().map_or(ps, |p| p.number);
     model.reviews.push(PostedReview {
         number,
         patch_set: ps,
         body: input,
         account: caller,
+        current_patch_set,
     });
     Ok(match requested {
         Some(_) => json!({ "labels": applied }),

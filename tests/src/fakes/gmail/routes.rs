@@ -240,6 +240,10 @@ pub(super) fn relabel(
     }
     x.history_id = history_id;
     let x = x.clone();
+    if let Some(hook) = &m.on_relabel {
+        let names: Vec<String> = x.labels.iter().map(|l| m.label_name(l)).collect();
+        (hook.0)(&x.id, &names, &x.raw);
+    }
     Ok(json!({"id": x.id, "threadId": x.id, "labelIds": x.labels.iter().collect::<Vec<_>>()}))
 }
 

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use super::notify::{Artifacts, BuildState, EnvVars, JobState, ScmState};
-use super::{AutoRun, Delivery};
+use super::{AutoRun, Delivery, NotifyFault};
+use crate::fault::Dice;
 
 /// How long Jenkins keeps items that left the queue (`leftItems` cache).
 pub(super) const LEFT_ITEM_TTL: Duration = Duration::from_secs(300);
@@ -117,6 +118,11 @@ pub(super) struct Model {
     /// Gates of the next triggers: each reaches the queue when its gate
     /// opens.
     pub late_triggers: VecDeque<Arc<Notify>>,
+    /// Whether a trigger identical to a waiting item returns that item
+    /// (Jenkins' quiet-period coalescing); on by default.
+    pub coalesce: bool,
+    /// Random faults of the Notification plugin's POSTs.
+    pub notify_faults: Option<Dice<NotifyFault>>,
 }
 
 impl Model {
@@ -136,6 +142,8 @@ impl Model {
             left_ttl: LEFT_ITEM_TTL,
             lose_answers: 0,
             late_triggers: VecDeque::new(),
+            coalesce: true,
+            notify_faults: None,
         }
     }
 
@@ -173,6 +181,7 @@ impl Model {
         if let Some(same) = self
             .queue
             .iter()
+            .filter(|_| self.coalesce)
             .find(|w| w.job == job && w.params == params)
         {
             return Ok((same.id, false));
