@@ -729,6 +729,49 @@ async fn a_review_in_flight_when_the_listener_died_is_waited_out_after_the_resta
     );
 }
 
+/// Gerrit applies the review but answers 500, and a new patch set is
+/// uploaded before the retry: the retry, which would now post without a
+/// vote (the build's patch set is stale), still finds the first post.
+#[tokio::test]
+async fn a_review_applied_before_a_500_is_found_after_a_new_patch_set() {
+    let env = env(4).await;
+    env.gerrit.faults().fail_next(
+        Some(Method::POST),
+        "/review",
+        1,
+        Fault::StatusAfter {
+            status: 500,
+            content_type: "text/plain",
+            body: "Internal server error".into(),
+        },
+    );
+    // The retry's look at the change (the only one asking for its
+    // messages) is answered 2 s late, after the new patch set.
+    env.gerrit.faults().fail_next(
+        Some(Method::GET),
+        "MESSAGES",
+        1,
+        Fault::Delay(Duration::from_secs(2)),
+    );
+    let daemon = env.start(0).await;
+    let (code, _) = env
+        .post("/", sample("03-presubmit-completed-success.json"))
+        .await;
+    assert_eq!(code, 202);
+    env.reviews(1).await;
+    env.gerrit
+        .add_patch_set(env.change, "alice@example.com", &["libc/bionic/malloc.cpp"]);
+    env.drained().await;
+    let reviews = env.gerrit.reviews_posted();
+    assert_eq!(reviews.len(), 1, "{reviews:#?}\n{}", daemon.output());
+    assert_eq!(env.bot_vote(4), Some(1));
+    assert!(
+        daemon.output().contains("not posted again"),
+        "{}",
+        daemon.output()
+    );
+}
+
 #[tokio::test]
 async fn drop_rejection_needs_a_human_plus_one_on_the_current_patch_set() {
     let env = env(3).await;

@@ -287,7 +287,7 @@ impl Worker {
                 Ok(bot) => bot,
                 Err(e) => return Outcome::from_error(e),
             };
-            if already_posted(&change, bot, review.patch_set, &review.message) {
+            if already_posted(&change, bot, review.patch_set, &plan.message) {
                 return Outcome::Done {
                     summary: "already on Gerrit from an earlier attempt; not posted again".into(),
                     counter: "already_posted",
@@ -337,17 +337,25 @@ pub(crate) fn notify(text: &str) -> Option<Notify> {
     serde_json::from_value(Value::String(text.to_ascii_uppercase())).ok()
 }
 
-/// Whether the bot already posted `message` on `patch_set`. Gerrit stores
-/// `Patch Set N: <votes>\n\n<message>` (the message trimmed), so the text
-/// after the first blank line is compared.
-pub fn already_posted(change: &ChangeInfo, bot: u64, patch_set: u32, message: &str) -> bool {
-    let wanted = message.trim();
+/// Whether the bot already posted the review planned as `planned` (the
+/// build's line, unique to the build) on `patch_set`, with or without the
+/// note a final review may add after it (a stale patch set, a closed
+/// change: what Gerrit showed when that attempt was made, which may differ
+/// from what it shows now). Gerrit stores `Patch Set N: <votes>\n\n<message>`
+/// (the message trimmed), so the text after the first blank line is
+/// compared.
+pub fn already_posted(change: &ChangeInfo, bot: u64, patch_set: u32, planned: &str) -> bool {
+    let wanted = planned.trim();
     change.messages.iter().any(|m| {
         m.author.as_ref().is_some_and(|a| a.account_id == bot)
             && m.revision_number == Some(patch_set)
-            && m.message
-                .split_once("\n\n")
-                .is_some_and(|(head, body)| head.starts_with("Patch Set ") && body.trim() == wanted)
+            && m.message.split_once("\n\n").is_some_and(|(head, body)| {
+                let body = body.trim();
+                head.starts_with("Patch Set ")
+                    && body
+                        .strip_prefix(wanted)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with("\n\n"))
+            })
     })
 }
 

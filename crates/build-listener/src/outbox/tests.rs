@@ -211,6 +211,33 @@ fn already_posted_matches_the_bots_text_on_that_patch_set() {
 }
 
 #[test]
+fn already_posted_finds_the_build_whatever_note_followed_it() {
+    let change: ChangeInfo = serde_json::from_value(json!({
+        "project": "p", "branch": "b", "status": "NEW", "_number": 1,
+        "owner": {"_account_id": 7},
+        "messages": [
+            {"id": "a", "author": {"_account_id": 7}, "date": "d", "_revision_number": 4,
+             "message": "Patch Set 4:\n\nj #1 checkbuild SUCCESS: L\n\nPatch set 5 is current: no vote."},
+            {"id": "b", "author": {"_account_id": 7}, "date": "d", "_revision_number": 4,
+             "message": "Patch Set 4: Verified-1\n\nj #2 checkbuild FAILURE: L\nIf you believe..."},
+        ]
+    }))
+    .unwrap();
+    // Posted with a note (stale then), planned without one.
+    assert!(already_posted(&change, 7, 4, "j #1 checkbuild SUCCESS: L"));
+    // Posted with the vote, looked for when the patch set is stale.
+    assert!(already_posted(
+        &change,
+        7,
+        4,
+        "j #2 checkbuild FAILURE: L\nIf you believe..."
+    ));
+    // Another build whose line begins the same is not this one.
+    assert!(!already_posted(&change, 7, 4, "j #1 checkbuild SUCCESS"));
+    assert!(!already_posted(&change, 7, 4, "j #2 checkbuild FAILURE: L"));
+}
+
+#[test]
 fn notify_names() {
     assert_eq!(notify("OWNER_REVIEWERS"), Some(Notify::OwnerReviewers));
     assert_eq!(notify("none"), Some(Notify::None));
