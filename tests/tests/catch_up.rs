@@ -14,6 +14,7 @@ use bionicbb_core::ledger::{self, Begin, EffectKey, JenkinsItem, Ledger};
 use bionicbb_core::retry::RetryPolicy;
 use bionicbb_tests::fakes::gerrit::GerritFake;
 use bionicbb_tests::fakes::jenkins::JenkinsFake;
+use bionicbb_tests::fault::Fault;
 use bionicbb_tests::harness::{
     BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, JENKINS_TOKEN, JENKINS_USER, Setup, free_port,
 };
@@ -248,5 +249,71 @@ async fn a_recent_trigger_is_left_to_its_notification() {
     assert!(env.jenkins.finish(JOB, number, "SUCCESS").await);
     tokio::time::sleep(PASSES).await;
     assert!(env.gerrit.reviews_posted().is_empty());
+    listener.kill().await;
+}
+
+#[tokio::test]
+async fn a_queue_item_jenkins_forgot_is_matched_to_its_build() {
+    let env = env().await;
+    // Jenkins forgets an item that left the queue (after 5 minutes).
+    env.jenkins.set_left_item_ttl(Duration::ZERO);
+    env.trigger(600).await;
+    let number = env.jenkins.start_next(JOB).await.unwrap();
+    assert!(env.jenkins.finish(JOB, number, "FAILURE").await);
+    let listener = env.start().await;
+    let reviews = env.reviews(1).await;
+    assert_eq!(reviews[0].body["labels"], json!({ "Verified": -1 }));
+    tokio::time::sleep(PASSES).await;
+    assert_eq!(env.gerrit.reviews_posted().len(), 1);
+    listener.kill().await;
+}
+
+#[tokio::test]
+async fn a_deleted_build_is_recorded_once_as_without_result() {
+    let env = env().await;
+    env.trigger(300).await;
+    let number = env.jenkins.start_next(JOB).await.unwrap();
+    assert!(env.jenkins.finish(JOB, number, "SUCCESS").await);
+    assert!(env.jenkins.delete_build(JOB, number));
+    let listener = env.start().await;
+    let gone = format!("Jenkins no longer has build #{number}");
+    listener.wait_for_output(&gone, WAIT).await;
+    tokio::time::sleep(PASSES).await;
+    let output = listener.kill().await;
+    assert_eq!(output.matches(&gone).count(), 1, "{output}");
+    assert!(env.gerrit.reviews_posted().is_empty());
+}
+
+#[tokio::test]
+async fn a_jenkins_outage_only_delays_the_review() {
+    let env = env().await;
+    env.trigger(300).await;
+    let number = env.jenkins.start_next(JOB).await.unwrap();
+    assert!(env.jenkins.finish(JOB, number, "SUCCESS").await);
+    env.jenkins.faults().fail_next(
+        None,
+        "/",
+        u32::MAX,
+        Fault::status(503, "Jenkins is restarting"),
+    );
+    let mut listener = env.start().await;
+    listener
+        .wait_for_output("catch-up: Jenkins does not answer", WAIT)
+        .await;
+    tokio::time::sleep(PASSES).await;
+    assert!(listener.try_exited().is_none(), "{}", listener.output());
+    assert!(env.gerrit.reviews_posted().is_empty());
+    // One line per pass, not one per request or per build.
+    let output = listener.output();
+    let lines = output.matches("catch-up: Jenkins does not answer").count();
+    let requests = env.jenkins.faults().requests().len();
+    assert!(
+        lines < requests,
+        "{lines} log lines for {requests} requests"
+    );
+
+    env.jenkins.faults().clear();
+    let reviews = env.reviews(1).await;
+    assert_eq!(reviews[0].body["labels"], json!({ "Verified": 1 }));
     listener.kill().await;
 }

@@ -378,6 +378,17 @@ impl JenkinsFake {
         true
     }
 
+    /// Deletes a build (as an operator or a build-discarder does): its
+    /// pages answer 404 from now on. False if there is no such build.
+    pub fn delete_build(&self, job: &str, number: u64) -> bool {
+        let mut model = self.shared.lock();
+        let before = model.builds.len();
+        model
+            .builds
+            .retain(|b| !(b.job == job && b.number == number));
+        model.builds.len() < before
+    }
+
     /// Stops sending build notifications (as if the plugin had no
     /// endpoint): builds run and finish, and nobody is told.
     pub fn clear_notification_endpoint(&self) {
