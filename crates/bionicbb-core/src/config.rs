@@ -177,6 +177,17 @@ pub struct BuildListenerConfig {
     /// Post a message when a build starts.
     #[serde(default)]
     pub post_started: bool,
+    /// How often build-listener asks Jenkins about the builds the bot
+    /// triggered whose result never reached it (a lost notification).
+    #[serde(default = "defaults::catch_up_interval", deserialize_with = "duration")]
+    pub catch_up_interval: Duration,
+    /// How long after its trigger a build is first asked about: until
+    /// then its notification is expected.
+    #[serde(default = "defaults::catch_up_after", deserialize_with = "duration")]
+    pub catch_up_after: Duration,
+    /// How long after its trigger a build is no longer asked about.
+    #[serde(default = "defaults::catch_up_max_age", deserialize_with = "duration")]
+    pub catch_up_max_age: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

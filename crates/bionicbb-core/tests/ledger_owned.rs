@@ -119,14 +119,16 @@ fn a_ledger_of_the_previous_version_learns_what_its_effects_own() {
             .record_effect_progress(&in_flight, &json!({"queue_id": 7}))
             .unwrap();
     }
-    // Back to what the previous version wrote: no ownership table, version 3.
+    // Back to what version 3 wrote: no ownership table (nor later ones).
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE jenkins_owned; PRAGMA user_version = 3")
-            .unwrap();
+        conn.execute_batch(
+            "DROP TABLE jenkins_owned; DROP TABLE unreported_closed; PRAGMA user_version = 3",
+        )
+        .unwrap();
     }
     let ledger = Ledger::open(&path).unwrap();
-    assert_eq!(ledger.schema_version().unwrap(), 4);
+    assert_eq!(ledger.schema_version().unwrap(), 5);
     assert_eq!(ledger.jenkins_items_of(&answered).unwrap(), vec!["queue:5"]);
     assert_eq!(
         ledger.jenkins_items_of(&found).unwrap(),

@@ -5,7 +5,10 @@
 //! - [`auth`]: the shared-secret check every POST goes through.
 //! - [`routes`]: the handlers; they only validate and write to the ledger,
 //!   never call Gerrit (Jenkins' Notification plugin waits for the answer
-//!   with an executor blocked, and does not retry).
+//!   with an executor blocked, and does not retry). [`record`] is what a
+//!   build document leads to, shared with [`catch_up`].
+//! - [`catch_up`]: the periodic task that asks Jenkins about the builds the
+//!   bot triggered whose notification never arrived, so no vote is lost.
 //! - [`payload`]: the outbox items' JSON, written by the routes and read by
 //!   the worker.
 //! - [`outbox`] and [`drop`]: the background worker that drains the ledger's
@@ -20,6 +23,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod catch_up;
 pub mod conn;
 pub mod drop;
 pub mod in_doubt;
@@ -27,6 +31,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod pages;
 pub mod payload;
+pub mod record;
 pub mod redact;
 pub mod routes;
 pub mod server;

@@ -24,16 +24,15 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bionicbb_core::jenkins::notification::{self, BuildEvent, Phase};
+use bionicbb_core::jenkins::notification;
 use bionicbb_core::ledger::metric_names::{self as names, labels};
-use bionicbb_core::ledger::{self, EventRecord, NewOutboxItem};
-use bionicbb_core::review::{self, ReviewPlan};
+use bionicbb_core::ledger::{self, NewOutboxItem};
+use bionicbb_core::review;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::payload::{
-    DropPayload, KIND_DROP, KIND_REVIEW, ReviewPayload, completed_at_ms, now_ms, order_key,
-};
+use crate::payload::{DropPayload, KIND_DROP, now_ms, order_key};
+use crate::record::{self, Recorded, Via};
 use crate::with_ledger;
 
 fn answer(status: StatusCode, body: Value) -> Response {
@@ -62,38 +61,6 @@ fn ledger_unavailable(error: &str) -> Response {
     )
 }
 
-/// What the ledger keeps of a document (not the whole body, which may carry
-/// megabytes of log).
-fn event_summary(event: &BuildEvent) -> Value {
-    json!({
-        "job": event.job_name,
-        "job_url": event.job_url,
-        "number": event.number,
-        "phase": event.phase.as_str(),
-        "status": event.status.as_ref().map(|s| s.as_str().to_string()),
-        "url": event.build_url,
-        "change": event.target.as_ref().map(|t| t.change.to_string()),
-        "patch_set": event.target.as_ref().map(|t| t.patch_set),
-    })
-}
-
-/// The `events_received_total` labels of a Jenkins document.
-fn jenkins_event_labels(event: &BuildEvent) -> String {
-    labels(&[("source", "jenkins"), ("type", event.phase.as_str())])
-}
-
-/// Counts an accepted document that writes nothing else to the ledger. A
-/// ledger failure here is logged only: the document needs no action.
-async fn count_event(state: &AppState, labels: String) {
-    let counted = with_ledger(&state.ledger, move |l| {
-        l.bump_counter(names::EVENTS_RECEIVED, &labels, 1)
-    })
-    .await;
-    if let Err(e) = counted {
-        tracing::error!("cannot count an event in the ledger: {e}");
-    }
-}
-
 /// `POST /` and `POST /jenkins`.
 pub async fn notification(
     State(state): State<Arc<AppState>>,
@@ -111,98 +78,33 @@ pub async fn notification(
             return bad_request(e.to_string(), e.field());
         }
     };
-    let build = format!("{} #{}", event.job_name, event.number);
-    let config = &state.config;
-    let wants_started = event.phase == Phase::Started && config.build_listener.post_started;
-    if !event.is_completion() && !wants_started {
-        tracing::info!("{build}: {} acknowledged", event.phase);
-        count_event(&state, jenkins_event_labels(&event)).await;
-        return answer(
+    match record::record(&state, &event, Via::Notification, received_ms).await {
+        Recorded::Acknowledged => answer(
             StatusCode::OK,
             json!({ "status": "acknowledged", "phase": event.phase.as_str() }),
-        );
-    }
-    let planned = match review::plan(&event, config) {
-        ReviewPlan::Post(planned) => planned,
-        ReviewPlan::Ignore { reason } => {
-            let unknown = review::job_role(&event, config).is_none();
+        ),
+        Recorded::Ignored { reason, unknown } => {
             let status = if unknown {
-                tracing::warn!("{reason}; nothing posted");
                 StatusCode::ACCEPTED
             } else {
-                tracing::info!("{reason}; nothing posted");
                 StatusCode::OK
             };
-            count_event(&state, jenkins_event_labels(&event)).await;
-            return answer(status, json!({ "status": "ignored", "reason": reason }));
+            answer(status, json!({ "status": "ignored", "reason": reason }))
         }
-        ReviewPlan::Invalid { reason } => {
+        Recorded::Invalid { reason } => {
             tracing::warn!("refused a build notification: {reason}");
-            return bad_request(reason, Some("build.parameters"));
+            bad_request(reason, Some("build.parameters"))
         }
-    };
-    let change = planned.change.to_string();
-    let patch_set = planned.patch_set;
-    let completed = completed_at_ms(event.timestamp_ms, received_ms);
-    let payload = ReviewPayload::from_plan(&planned, build.clone(), Some(completed));
-    let item = NewOutboxItem {
-        kind: KIND_REVIEW.to_string(),
-        order_key: order_key(&planned.change),
-        payload: payload.to_value(),
-    };
-    let summary = event_summary(&event);
-    let key = planned.key.clone();
-    let event_labels = jenkins_event_labels(&event);
-    let record = EventRecord {
-        at: ledger::now(),
-        source: "jenkins".to_string(),
-        summary: format!(
-            "{build} {}: review queued for {change}/{patch_set}",
-            event.phase
+        Recorded::Queued { change, patch_set } => answer(
+            StatusCode::ACCEPTED,
+            json!({ "status": "queued", "change": change, "patch_set": patch_set }),
         ),
-        change_number: event_change_number(&change),
-        patch_set: Some(patch_set),
-        decisions: json!([{ "review": change, "patch_set": patch_set, "vote": payload.label }]),
-    };
-    let first = with_ledger(&state.ledger, move |l| {
-        let now = ledger::now();
-        let first = l.record_completion(&key, &summary, item, now)?;
-        if first {
-            l.record_event(&record)?;
-        }
-        // The document is recorded: a failure to count it is only logged.
-        if let Err(e) = l.bump_counter(names::EVENTS_RECEIVED, &event_labels, 1) {
-            tracing::error!("cannot count an event in the ledger: {e}");
-        }
-        Ok(first)
-    })
-    .await;
-    match first {
-        Ok(true) => {
-            state.wake.notify_one();
-            tracing::info!(
-                "{build} {}: review queued for {change}/{patch_set}",
-                event.phase
-            );
-            answer(
-                StatusCode::ACCEPTED,
-                json!({ "status": "queued", "change": change, "patch_set": patch_set }),
-            )
-        }
-        Ok(false) => {
-            tracing::info!("{build} {}: duplicate of an earlier document", event.phase);
-            answer(
-                StatusCode::OK,
-                json!({ "status": "duplicate", "change": change, "patch_set": patch_set }),
-            )
-        }
-        Err(e) => ledger_unavailable(&e),
+        Recorded::Duplicate { change, patch_set } => answer(
+            StatusCode::OK,
+            json!({ "status": "duplicate", "change": change, "patch_set": patch_set }),
+        ),
+        Recorded::LedgerUnavailable(e) => ledger_unavailable(&e),
     }
-}
-
-/// The change number, when the change id is one (for the status page).
-fn event_change_number(change: &str) -> Option<u64> {
-    change.rsplit('~').next().and_then(|n| n.parse().ok())
 }
 
 /// `POST /drop-rejection`.

@@ -1,7 +1,7 @@
-//! The daemon: opens the ledger, starts the outbox worker and the HTTP
-//! server, and stops both on SIGTERM/SIGINT. Under systemd (`Type=notify`)
-//! it reports readiness once it serves, and "stopping" when it begins to
-//! shut down.
+//! The daemon: opens the ledger, starts the outbox worker, the catch-up
+//! task and the HTTP server, and stops them on SIGTERM/SIGINT. Under
+//! systemd (`Type=notify`) it reports readiness once it serves, and
+//! "stopping" when it begins to shut down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use bionicbb_core::runtime;
 use tokio::sync::{Notify, watch};
 
 use crate::app::{AppState, router};
+use crate::catch_up::CatchUp;
 use crate::conn::{self, Limits};
 use crate::outbox::{Settings, Worker};
 
@@ -35,6 +36,7 @@ pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
         Err(e) => return Err(e).context("cannot rewrite old build keys in the ledger"),
     }
     let gerrit = runtime::gerrit_client(&config)?;
+    let jenkins = runtime::jenkins_client(&config)?;
     let listener = tokio::net::TcpListener::bind(config.build_listener.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.build_listener.listen))?;
@@ -51,7 +53,10 @@ pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
     );
     let worker = tokio::spawn(worker.run(stopped.clone()));
 
-    let app = router(AppState::new(config, ledger, wake));
+    let state = AppState::new(config, ledger, wake);
+    // Builds whose notification never arrived are looked up on Jenkins.
+    let catch_up = tokio::spawn(CatchUp::new(state.clone(), jenkins).run(stopped.clone()));
+    let app = router(state);
     let limits = Limits::for_this_process();
     tracing::info!(
         "at most {} connections, each closed after {} idle",
@@ -96,6 +101,9 @@ pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
         tracing::warn!("the outbox worker did not stop within {SHUTDOWN_GRACE:?}; stopping it");
         abort.abort();
     }
+    // The catch-up task holds no work of its own (each ledger write is one
+    // transaction): a look cut short is done again after the restart.
+    catch_up.abort();
     tracing::info!("stopped");
     Ok(())
 }

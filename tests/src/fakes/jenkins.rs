@@ -25,8 +25,10 @@
 //! anonymous POSTs 403.
 //!
 //! Faults of its own: [`JenkinsFake::lose_next_trigger_answer`] (queued,
-//! answered 502) and [`JenkinsFake::hold_next_trigger`] (queued late,
-//! after the caller may have given up).
+//! answered 502), [`JenkinsFake::hold_next_trigger`] (queued late,
+//! after the caller may have given up), and notifications not sent
+//! ([`JenkinsFake::clear_notification_endpoint`]) then sent late
+//! ([`JenkinsFake::resend_completion`]).
 //!
 //! Starting a build sends QUEUED then STARTED, finishing it COMPLETED then
 //! FINALIZED, to the endpoint set with
@@ -358,6 +360,39 @@ impl JenkinsFake {
     /// FINALIZED). False if that build is not running.
     pub async fn finish(&self, job: &str, number: u64, result: &str) -> bool {
         self.shared.finish(job, number, result).await
+    }
+
+    /// Sends the COMPLETED and FINALIZED documents of a finished build
+    /// again, to the endpoint set now: a notification that arrives late
+    /// (or one that was not sent while no endpoint was set). False if the
+    /// build is not finished.
+    pub async fn resend_completion(&self, job: &str, number: u64) -> bool {
+        let (docs, endpoint) = {
+            let model = self.shared.lock();
+            let Some(docs) = model.completion_documents(job, number, &self.shared.root) else {
+                return false;
+            };
+            (docs, model.endpoint.clone())
+        };
+        self.shared.notify(endpoint, docs).await;
+        true
+    }
+
+    /// Deletes a build (as an operator or a build-discarder does): its
+    /// pages answer 404 from now on. False if there is no such build.
+    pub fn delete_build(&self, job: &str, number: u64) -> bool {
+        let mut model = self.shared.lock();
+        let before = model.builds.len();
+        model
+            .builds
+            .retain(|b| !(b.job == job && b.number == number));
+        model.builds.len() < before
+    }
+
+    /// Stops sending build notifications (as if the plugin had no
+    /// endpoint): builds run and finish, and nobody is told.
+    pub fn clear_notification_endpoint(&self) {
+        self.shared.lock().endpoint = None;
     }
 
     /// Where build notifications go, as configured in the plugin: any URL,

@@ -32,6 +32,15 @@ pub fn public_url() -> url::Url {
 pub fn body_limit() -> usize {
     4 * 1024 * 1024
 }
+pub fn catch_up_interval() -> Duration {
+    Duration::from_secs(60)
+}
+pub fn catch_up_after() -> Duration {
+    Duration::from_secs(120)
+}
+pub fn catch_up_max_age() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
 pub fn max_mail_size() -> u64 {
     1024 * 1024
 }

@@ -90,6 +90,18 @@ pub fn validate(config: &mut Config) -> Result<(), KeyError> {
     if listener.body_limit == 0 {
         return fail("[build_listener] body_limit", "must be greater than 0");
     }
+    if listener.catch_up_interval.is_zero() {
+        return fail(
+            "[build_listener] catch_up_interval",
+            "must be greater than 0",
+        );
+    }
+    if listener.catch_up_max_age <= listener.catch_up_after {
+        return fail(
+            "[build_listener] catch_up_max_age",
+            "must be longer than catch_up_after",
+        );
+    }
     if let Some(link_base) = &listener.link_base {
         match url::Url::parse(link_base) {
             Ok(url) => http_url(&url, "[build_listener] link_base")?,

@@ -4,6 +4,8 @@ pub mod job;
 pub mod job_url;
 pub mod lookup;
 pub mod notification;
+pub mod report;
 
 pub use client::{BuildInfo, JenkinsClient, QueueState};
 pub use job::{JobPath, QueueItemId};
+pub use report::BuildReport;

@@ -85,6 +85,11 @@ impl EffectKey {
         EffectKey(format!("{}+{}", self.0, Value::from(discriminator)))
     }
 
+    /// A key as the ledger stored it.
+    pub(super) fn from_stored(text: String) -> EffectKey {
+        EffectKey(text)
+    }
+
     /// The canonical text (what the ledger stores).
     pub fn as_str(&self) -> &str {
         &self.0

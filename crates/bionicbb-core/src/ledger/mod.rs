@@ -54,6 +54,7 @@ mod owned;
 mod prune;
 mod schema;
 mod status;
+mod unreported;
 
 pub use effects::{Begin, EffectKey};
 pub use error::LedgerError;
@@ -62,6 +63,7 @@ pub use mails::MailState;
 pub use outbox::{NewOutboxItem, OutboxItem, OutboxState};
 pub use owned::JenkinsItem;
 pub use status::EventRecord;
+pub use unreported::UnreportedBuild;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};

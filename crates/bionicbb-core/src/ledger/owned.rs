@@ -24,6 +24,24 @@ pub enum JenkinsItem {
     Build { job: String, number: u64 },
 }
 
+impl JenkinsItem {
+    /// Reads the stored text back (see [`fmt::Display`]); `None` if it is
+    /// neither form.
+    pub fn parse(text: &str) -> Option<JenkinsItem> {
+        if let Some(id) = text.strip_prefix("queue:") {
+            return id.parse().ok().map(JenkinsItem::Queue);
+        }
+        let (job, number) = text.strip_prefix("build:")?.rsplit_once('#')?;
+        if job.is_empty() {
+            return None;
+        }
+        Some(JenkinsItem::Build {
+            job: job.to_string(),
+            number: number.parse().ok()?,
+        })
+    }
+}
+
 impl fmt::Display for JenkinsItem {
     /// The stored text: `queue:<id>` or `build:<job>#<number>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

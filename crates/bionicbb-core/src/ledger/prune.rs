@@ -20,6 +20,7 @@ impl Ledger {
             "DELETE FROM effects WHERE (state = 'done' AND finished_at < ?1)
                                     OR (state = 'failed' AND started_at < ?1)",
             "DELETE FROM builds WHERE seen_at < ?1",
+            "DELETE FROM unreported_closed WHERE closed_at < ?1",
             "DELETE FROM outbox WHERE state != 'pending' AND finished_at < ?1",
         ];
         let removed = self.write(OP, |tx| {

@@ -150,6 +150,16 @@ const MIGRATIONS: &[&str] = &[
       AND json_type(known, '$.build') = 'integer'
       AND json_type(payload, '$.job') = 'text';
     "#,
+    // 5: build effects build-listener asked Jenkins about and found without
+    // a result for good (a cancelled queue item, a build that no longer
+    // exists), so they are not asked about again (see `unreported.rs`).
+    r#"
+    CREATE TABLE unreported_closed (
+        effect_key TEXT PRIMARY KEY REFERENCES effects (key) ON DELETE CASCADE,
+        reason     TEXT NOT NULL,
+        closed_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this program writes.

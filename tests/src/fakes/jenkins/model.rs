@@ -251,6 +251,26 @@ impl Model {
         ])
     }
 
+    /// The COMPLETED and FINALIZED documents of a finished build, as
+    /// [`Model::finish`] made them (a late re-delivery). `None` while it
+    /// runs or if there is no such build.
+    pub fn completion_documents(
+        &self,
+        job: &str,
+        number: u64,
+        root: &str,
+    ) -> Option<Vec<JobState>> {
+        let build = self
+            .builds
+            .iter()
+            .find(|b| b.job == job && b.number == number && b.result.is_some())?;
+        let completed_ms = build.start_ms + build.duration_ms;
+        Some(vec![
+            document(build, root, "COMPLETED", completed_ms),
+            document(build, root, "FINALIZED", now_ms()),
+        ])
+    }
+
     pub fn cancel(&mut self, id: u64) -> CancelOutcome {
         self.expire_left();
         if let Some(index) = self.queue.iter().position(|w| w.id == id) {
