@@ -92,7 +92,9 @@ fn done_triggers_without_a_seen_completion_are_listed_until_closed() {
         keys(&ledger, 0, 1000),
         vec![queued.clone(), started.clone()]
     );
+    assert!(!ledger.build_seen(&format!("job:{JOB}#43")).unwrap());
     assert!(seen(&ledger, 43));
+    assert!(ledger.build_seen(&format!("job:{JOB}#43")).unwrap());
     assert_eq!(keys(&ledger, 0, 1000), vec![started.clone()]);
 
     // Closed once (a cancelled item, a build gone): never listed again.

@@ -31,7 +31,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bionicbb_core::error::{ApiError, ErrorKind};
-use bionicbb_core::jenkins::{JenkinsClient, JobPath, QueueItemId, QueueState, notification};
+use bionicbb_core::jenkins::{
+    JenkinsClient, JobPath, QueueItemId, QueueState, job_url, notification,
+};
 use bionicbb_core::ledger::{self, JenkinsItem, UnreportedBuild};
 use tokio::sync::watch;
 
@@ -127,6 +129,17 @@ impl CatchUp {
                 Err(look) => return look,
             },
         };
+        // Its queue item just told the number of a build whose notification
+        // did arrive (the usual case): nothing to ask.
+        let key = job_url::build_key(&build.job, number, "");
+        match with_ledger(&self.state.ledger, move |l| l.build_seen(&key)).await {
+            Ok(true) => return Look::Done,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!("catch-up: {what}: ledger: {e}");
+                return Look::Done;
+            }
+        }
         let report = match self.jenkins.build_report(&path, number).await {
             Ok(report) => report,
             Err(e) if e.kind == ErrorKind::NotFound => {

@@ -117,7 +117,15 @@ impl Env {
         // Short timeouts: a slow fault costs a second, not thirty.
         let text = std::fs::read_to_string(&config).expect("read config");
         let timeout = format!("timeout = \"{}ms\"", CLIENT_TIMEOUT.as_millis());
-        std::fs::write(&config, text.replace("timeout = \"5s\"", &timeout)).expect("config");
+        // build-listener asks Jenkins about a build whose notifications were
+        // lost soon after it was triggered, not 2 minutes later: a step
+        // settles within seconds.
+        let text = text.replace("timeout = \"5s\"", &timeout).replacen(
+            "\n[jobs]\n",
+            "catch_up_interval = \"1s\"\ncatch_up_after = \"2s\"\n\n[jobs]\n",
+            1,
+        );
+        std::fs::write(&config, text).expect("config");
         let host = gerrit.url().host_str().unwrap_or("127.0.0.1").to_string();
         let env = Arc::new(Env {
             gerrit,

@@ -1,11 +1,27 @@
 //! The keys of builds already seen (see [`Ledger::record_completion`]),
 //! rewritten when their form changes.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Ledger, Result, sql};
 
 impl Ledger {
+    /// Whether the completion of build `build_key` was recorded
+    /// ([`Ledger::record_completion`]).
+    pub fn build_seen(&self, build_key: &str) -> Result<bool> {
+        const OP: &str = "look up a build";
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT 1 FROM builds WHERE build_key = ?1",
+                [build_key],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(sql(OP))
+        })
+    }
+
     /// Rewrites the keys of builds already seen into their current form:
     /// `rekey` gives the new key of an old one (`None`: keep it). Keys
     /// starting with `current_prefix` are current and not looked at. Where

@@ -10,7 +10,8 @@
 //! - build-listener: the builds already seen (the first completion document
 //!   of a build wins) and the outbox of Gerrit work ([`OutboxItem`]), ordered
 //!   per change and retried with its attempts, next attempt time and last
-//!   error;
+//!   error; and the triggers it found on Jenkins to have no result for good
+//!   (see [`Ledger::unreported_builds`]);
 //! - both: the recent events and component status shown on the status page,
 //!   and the metric counters, so counts survive restarts.
 //!
