@@ -212,7 +212,7 @@ pub struct JobsConfig {
 pub enum JobRole {
     /// Post the result and vote.
     Verify,
-    /// Post "out/ directory removed".
+    /// Post "out/ directory removed (<job> #<number>: <link>)".
     Clean,
     /// Log and post nothing.
     Ignore,

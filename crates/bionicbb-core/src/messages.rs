@@ -43,9 +43,10 @@ pub fn build_started(job: &str, number: u64, link: &str) -> String {
     format!("{job} #{number} checkbuild STARTED: {link}")
 }
 
-/// The clean job succeeded.
-pub fn clean_done() -> String {
-    "out/ directory removed".to_string()
+/// The clean job succeeded. The build is named after the original's text,
+/// so two clean builds on one patch set post two distinct messages.
+pub fn clean_done(job: &str, number: u64, link: &str) -> String {
+    format!("out/ directory removed ({job} #{number}: {link})")
 }
 
 /// The clean job did not succeed: say so rather than claim the directory is gone.
@@ -178,7 +179,10 @@ mod tests {
 
     #[test]
     fn clean_texts() {
-        assert_eq!(clean_done(), "out/ directory removed");
+        assert_eq!(
+            clean_done("clean-bionic-presubmit", 9, "L"),
+            "out/ directory removed (clean-bionic-presubmit #9: L)"
+        );
         assert_eq!(
             clean_failed("clean-bionic-presubmit", 9, &BuildStatus::Failure, "L"),
             "clean-bionic-presubmit #9 clean FAILURE: L\n\

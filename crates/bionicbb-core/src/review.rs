@@ -135,7 +135,7 @@ pub fn plan(event: &BuildEvent, config: &Config) -> ReviewPlan {
         }
         (JobRole::Clean, Some(status)) => {
             let message = if *status == BuildStatus::Success {
-                messages::clean_done()
+                messages::clean_done(&event.job_name, event.number, &link)
             } else {
                 messages::clean_failed(&event.job_name, event.number, status, &link)
             };

@@ -211,7 +211,12 @@ fn configured_votes_replace_the_defaults() {
 fn clean_job_posts_out_removed_without_vote() {
     let config = config();
     let p = post(plan(&event("20-clean-finalized-success.json"), &config));
-    assert_eq!(p.message, "out/ directory removed");
+    assert!(
+        p.message
+            .starts_with("out/ directory removed (clean-bionic-presubmit #77: "),
+        "{}",
+        p.message
+    );
     assert_eq!(p.label, None);
     assert_eq!((p.change, p.patch_set), (ChangeRef::Number(123456), 4));
     assert_eq!(p.key, "job:clean-bionic-presubmit#77");

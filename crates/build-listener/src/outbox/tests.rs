@@ -243,3 +243,24 @@ fn notify_names() {
     assert_eq!(notify("none"), Some(Notify::None));
     assert_eq!(notify("bogus"), None);
 }
+
+#[test]
+fn two_clean_builds_on_one_patch_set_are_told_apart() {
+    use bionicbb_core::messages::clean_done;
+    let first = clean_done("clean-bionic-presubmit", 21, "L/21/");
+    let second = clean_done("clean-bionic-presubmit", 22, "L/22/");
+    let change: ChangeInfo = serde_json::from_value(json!({
+        "project": "p", "branch": "b", "status": "NEW", "_number": 1,
+        "owner": {"_account_id": 7},
+        "messages": [
+            {"id": "a", "author": {"_account_id": 7}, "date": "d", "_revision_number": 1,
+             "message": format!("Patch Set 1:\n\n{first}")},
+        ]
+    }))
+    .unwrap();
+    assert!(already_posted(&change, 7, 1, &first));
+    assert!(
+        !already_posted(&change, 7, 1, &second),
+        "the second clean build's review is not the first's"
+    );
+}
