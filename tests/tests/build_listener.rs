@@ -1047,8 +1047,9 @@ async fn metrics_and_status_over_http_follow_a_build_and_its_review() {
         assert!(code == 200 || code == 202, "{name}: {code}");
     }
     env.reviews(1).await;
-    // The counters are written right after the item is marked done: wait
-    // for them rather than for the outbox.
+    // The counter and the histogram are written right after the item is
+    // marked done, one after the other: wait for both rather than for the
+    // outbox.
     let deadline = tokio::time::Instant::now() + WAIT;
     let samples = loop {
         let samples = metrics().await;
@@ -1057,7 +1058,8 @@ async fn metrics_and_status_over_http_follow_a_build_and_its_review() {
             "bionicbb_reviews_posted_total",
             &[("outcome", "posted")],
         );
-        if posted.is_some() {
+        let observed = value_of(&samples, "bionicbb_build_to_review_seconds_count", &[]);
+        if posted.is_some() && observed.is_some() {
             break samples;
         }
         assert!(tokio::time::Instant::now() < deadline, "no review counted");
