@@ -113,7 +113,7 @@ pub const LOST_REVIEW: &str = "every finished build reviewed (lost reviews)";
 pub const DUP_REVIEW: &str = "one review per build (duplicated reviews)";
 pub const WRONG_PS: &str = "reviews on the build's own patch set";
 pub const STALE: &str = "no vote on a stale patch set";
-pub const WRONG_VOTE: &str = "the bot's final vote on each patch set";
+pub const WRONG_VOTE: &str = "the bot's final vote on each change's latest patch set";
 pub const EARLY_TRASH: &str = "no mail trashed before its work was done";
 pub const LEFT: &str = "no mail left in the label";
 pub const QUARANTINED: &str = "no valid mail quarantined";
@@ -263,21 +263,25 @@ pub fn check(env: &Env, report: &mut Report) {
             report.add(DUP_REVIEW, what);
         }
     }
+    // The final vote is checked on each change's latest patch set, the one
+    // whose verdict counts. On a superseded patch set it depends on timing,
+    // not on correctness: a result that reaches Gerrit after the next upload
+    // (its notification was lost and the catch-up found it later) is posted
+    // without a vote, and a human Verified+1 handled after the next upload
+    // cannot drop a vote there (Gerrit only changes votes on the current
+    // patch set). Votes on stale patch sets, lost and duplicated reviews are
+    // checked above for every patch set.
+    let mut latest: BTreeMap<u64, u32> = BTreeMap::new();
+    for (change, ps) in votes.keys() {
+        let last = latest.entry(*change).or_default();
+        *last = (*last).max(*ps);
+    }
     for ((change, ps), want) in votes {
+        if latest.get(&change).is_some_and(|last| ps < *last) {
+            continue;
+        }
         let got = bot_vote(env, change, ps);
-        // A verdict that reached Gerrit only after its patch set was
-        // superseded (its notification was lost and the catch-up found it
-        // later) is rightly posted without a vote: how late depends on the
-        // bot's speed, not on its correctness. A lost review is checked
-        // above, a vote on a stale patch set too.
-        let withheld_as_stale = got == 0
-            && reviews
-                .iter()
-                .rfind(|r| {
-                    r.number == change && r.patch_set == ps && text(r).contains(" checkbuild ")
-                })
-                .is_some_and(|last| last.current_patch_set > ps);
-        if got != want && !withheld_as_stale {
+        if got != want {
             report.add(
                 WRONG_VOTE,
                 format!("change {change} patch set {ps}: Verified {got:+}, expected {want:+}"),
