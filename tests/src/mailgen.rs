@@ -238,20 +238,26 @@ pub fn rfc2822(secs: i64) -> String {
     bionicbb_core::timefmt::format_rfc2822(secs)
 }
 
+/// The change the generators' own tests write mails about.
+#[cfg(test)]
+pub(crate) fn sample_change() -> MailChange {
+    MailChange {
+        host: "gerrit.example.org".into(),
+        project: "platform/bionic".into(),
+        branch: "master".into(),
+        change_key: "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b".into(),
+        number: 123456,
+        subject: "Fix strtod rounding for denormals".into(),
+        owner: Person::new("Dana Dev", "dana@example.com"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn change() -> MailChange {
-        MailChange {
-            host: "gerrit.example.org".into(),
-            project: "platform/bionic".into(),
-            branch: "master".into(),
-            change_key: "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b".into(),
-            number: 123456,
-            subject: "Fix strtod rounding for denormals".into(),
-            owner: Person::new("Dana Dev", "dana@example.com"),
-        }
+        sample_change()
     }
 
     #[test]

@@ -82,15 +82,7 @@ impl Ledger {
                 params![gmail_id, error],
             )
             .map_err(sql(OP))?;
-            let attempts: i64 = tx
-                .query_row(
-                    "SELECT CASE state WHEN 'pending' THEN attempts ELSE 0 END
-                     FROM mails WHERE gmail_id = ?1",
-                    [gmail_id],
-                    |row| row.get(0),
-                )
-                .map_err(sql(OP))?;
-            from_i64(OP, "attempt count", attempts)
+            pending_count(tx, OP, gmail_id, Count::Attempts)
         })
     }
 
@@ -128,15 +120,7 @@ impl Ledger {
                 params![gmail_id, now],
             )
             .map_err(sql(OP))?;
-            let count: i64 = tx
-                .query_row(
-                    "SELECT CASE state WHEN 'pending' THEN in_hand ELSE 0 END
-                     FROM mails WHERE gmail_id = ?1",
-                    [gmail_id],
-                    |row| row.get(0),
-                )
-                .map_err(sql(OP))?;
-            from_i64(OP, "in-hand count", count)
+            pending_count(tx, OP, gmail_id, Count::InHand)
         })
     }
 
@@ -219,4 +203,35 @@ impl Ledger {
             Ok(())
         })
     }
+}
+
+/// A count kept per pending mail.
+#[derive(Clone, Copy)]
+enum Count {
+    Attempts,
+    InHand,
+}
+
+/// A pending mail's count as written in this transaction; 0 once the mail
+/// is done or quarantined (final: nothing counts any more).
+fn pending_count(
+    tx: &rusqlite::Transaction<'_>,
+    op: &'static str,
+    gmail_id: &str,
+    count: Count,
+) -> Result<u32> {
+    let (query, what) = match count {
+        Count::Attempts => (
+            "SELECT CASE state WHEN 'pending' THEN attempts ELSE 0 END FROM mails WHERE gmail_id = ?1",
+            "attempt count",
+        ),
+        Count::InHand => (
+            "SELECT CASE state WHEN 'pending' THEN in_hand ELSE 0 END FROM mails WHERE gmail_id = ?1",
+            "in-hand count",
+        ),
+    };
+    let value: i64 = tx
+        .query_row(query, [gmail_id], |row| row.get(0))
+        .map_err(sql(op))?;
+    from_i64(op, what, value)
 }
