@@ -192,6 +192,26 @@ impl Ledger {
         })
     }
 
+    /// Runs `f` on a clone of this ledger on tokio's blocking pool, so an
+    /// async task waits for the disk without holding a runtime thread, and
+    /// writes of concurrent tasks can share one commit. The way async code
+    /// on a hot path calls the ledger.
+    pub async fn blocking<T, F>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Ledger) -> Result<T> + Send + 'static,
+    {
+        let ledger = self.clone();
+        tokio::task::spawn_blocking(move || f(&ledger))
+            .await
+            .unwrap_or_else(|e| {
+                Err(LedgerError::Invalid {
+                    op,
+                    detail: format!("the ledger call did not finish: {e}"),
+                })
+            })
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves the connection usable: an
         // unfinished transaction was rolled back when it was dropped.
