@@ -147,6 +147,32 @@ pub struct Faults {
     rules: Arc<Mutex<Vec<Rule>>>,
     seen: Arc<Mutex<Vec<String>>>,
     random: Arc<Mutex<Option<Dice<Fault>>>>,
+    latency: Arc<Mutex<Option<Duration>>>,
+    concurrency: Arc<Mutex<Concurrency>>,
+}
+
+/// Requests in flight at once, among those whose `METHOD /path?query`
+/// contains the tracked text.
+#[derive(Debug, Default)]
+struct Concurrency {
+    tracked: Option<String>,
+    now: usize,
+    max: usize,
+}
+
+/// Counts a tracked request in flight until dropped (also when the client
+/// hangs up and the handler is cancelled).
+struct InFlight {
+    concurrency: Arc<Mutex<Concurrency>>,
+    counted: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.counted {
+            self.concurrency.lock().unwrap().now -= 1;
+        }
+    }
 }
 
 impl Faults {
@@ -189,6 +215,41 @@ impl Faults {
             .unwrap_or_default()
     }
 
+    /// Delays every request by `latency` before it is served (a round trip
+    /// of a distant server); `None` serves at once.
+    pub fn set_latency(&self, latency: Option<Duration>) {
+        *self.latency.lock().unwrap() = latency;
+    }
+
+    /// From now on, counts how many requests whose `METHOD /path?query`
+    /// contains `request_contains` are in flight at once (see
+    /// [`Faults::max_in_flight`]).
+    pub fn track_in_flight(&self, request_contains: &str) {
+        *self.concurrency.lock().unwrap() = Concurrency {
+            tracked: Some(request_contains.to_string()),
+            now: 0,
+            max: 0,
+        };
+    }
+
+    /// The most tracked requests that were in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.concurrency.lock().unwrap().max
+    }
+
+    fn enter(&self, request: &str) -> InFlight {
+        let mut c = self.concurrency.lock().unwrap();
+        let counted = c.tracked.as_deref().is_some_and(|t| request.contains(t));
+        if counted {
+            c.now += 1;
+            c.max = c.max.max(c.now);
+        }
+        InFlight {
+            concurrency: self.concurrency.clone(),
+            counted,
+        }
+    }
+
     /// Every request seen so far, as `METHOD /path?query`.
     pub fn requests(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
@@ -222,11 +283,13 @@ pub async fn inject(State(faults): State<Faults>, request: Request, next: Next) 
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
-    faults
-        .seen
-        .lock()
-        .unwrap()
-        .push(format!("{} {}", request.method(), path));
+    let seen = format!("{} {}", request.method(), path);
+    let _in_flight = faults.enter(&seen);
+    faults.seen.lock().unwrap().push(seen);
+    let latency = *faults.latency.lock().unwrap();
+    if let Some(latency) = latency {
+        tokio::time::sleep(latency).await;
+    }
     match faults.take(request.method(), &path) {
         None => next.run(request).await,
         Some(Fault::Delay(d)) => {
@@ -297,6 +360,19 @@ fn failing_body()
     Failing
 }
 
+/// A fake's listener with TCP_NODELAY on every accepted socket: a server
+/// that writes headers and body separately would otherwise wait for the
+/// client's delayed ACK (~40 ms) on each keep-alive request.
+pub fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    fn set(tcp: &mut tokio::net::TcpStream) {
+        let _ = tcp.set_nodelay(true);
+    }
+    listener.tap_io(set as fn(&mut tokio::net::TcpStream))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -342,7 +418,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/act", listener.local_addr().unwrap());
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(crate::fault::no_delay(listener), app).await;
         });
         (url, acted)
     }

@@ -69,7 +69,7 @@ async fn drop_rejection_stub() -> (u16, DropRequests) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = axum::serve(crate::fault::no_delay(listener), app).await;
     });
     (port, seen)
 }

@@ -281,7 +281,7 @@ impl GerritFake {
             .expect("fake Gerrit: bind 127.0.0.1:0");
         let port = listener.local_addr().expect("local address").port();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(crate::fault::no_delay(listener), app).await;
         });
         let base = if prefix.is_empty() {
             format!("http://127.0.0.1:{port}/")

@@ -198,7 +198,7 @@ impl GmailFake {
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(crate::fault::no_delay(listener), app).await;
         });
         GmailFake {
             addr,

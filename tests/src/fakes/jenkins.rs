@@ -244,7 +244,7 @@ impl JenkinsFake {
             fault::inject,
         ));
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(crate::fault::no_delay(listener), app).await;
         });
         JenkinsFake {
             shared,
