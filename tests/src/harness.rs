@@ -288,6 +288,11 @@ impl Daemon {
         self.child.try_wait().ok().flatten()
     }
 
+    /// The process id, while the process runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Everything the daemon printed so far.
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()

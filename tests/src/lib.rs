@@ -2,6 +2,7 @@
 //! formats, and the harness the end-to-end tests use to run the real
 //! binaries against them.
 
+pub mod bench;
 pub mod chaos;
 pub mod fakes;
 pub mod fault;

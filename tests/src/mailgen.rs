@@ -111,6 +111,29 @@ pub fn comment(
     render(change, patch_set, "comment", author, date, &body, &extra)
 }
 
+/// A `merged` or `abandon` mail: the change was closed by `actor`.
+pub fn closed(
+    change: &MailChange,
+    patch_set: u32,
+    actor: &Person,
+    kind: &str,
+    date: i64,
+) -> Vec<u8> {
+    let verb = if kind == "merged" {
+        "submitted"
+    } else {
+        "abandoned"
+    };
+    let body = format!(
+        "{} has {verb} this change. ( {}?usp=email )\n\nChange subject: {}\n{}\n",
+        actor.name,
+        change.url(),
+        change.subject,
+        ".".repeat(70),
+    );
+    render(change, patch_set, kind, actor, date, &body, &[])
+}
+
 fn render(
     change: &MailChange,
     patch_set: u32,
