@@ -24,8 +24,8 @@
 use std::borrow::Cow;
 
 use base64::Engine;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use bionicbb_core::error::{ApiError, ErrorKind, Service};
 use bionicbb_core::retry::retry;
 use google_gmail1::common;
@@ -147,19 +147,16 @@ impl Mailbox {
         let request = request
             .body(common::to_body::<String>(None))
             .map_err(|e| transient(format!("{WHAT}: cannot build the request: {e}")))?;
-        let response = self.hub.client.request(request).await.map_err(|e| {
-            transient(format!(
-                "{WHAT}: {}",
-                bionicbb_core::http::error_chain(&e)
-            ))
-        })?;
+        let response =
+            self.hub.client.request(request).await.map_err(|e| {
+                transient(format!("{WHAT}: {}", bionicbb_core::http::error_chain(&e)))
+            })?;
         let (parts, mut body) = response.into_parts();
-        let header = |name: hyper::header::HeaderName| {
-            parts.headers.get(name).and_then(|v| v.to_str().ok())
-        };
+        let header =
+            |name: hyper::header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
         if !parts.status.is_success() {
             let retry_after = header(hyper::header::RETRY_AFTER).and_then(parse_retry_after);
-            let bytes = match read_capped(&mut body, ERROR_BODY_CAP).await {
+            let bytes = match read_capped(&mut body, ERROR_BODY_CAP, None).await {
                 Capped::Whole(bytes) => bytes,
                 // An error answer is judged by its status alone then.
                 Capped::Over(_) | Capped::Failed(_) => Vec::new(),
@@ -180,7 +177,7 @@ impl Mailbox {
                 announced,
             }));
         }
-        let answer = match read_capped(&mut body, bound).await {
+        let answer = match read_capped(&mut body, bound, announced).await {
             Capped::Whole(answer) => answer,
             Capped::Over(received) => {
                 tracing::info!(gmail_id = %id, received, bound, "stopped reading an oversized mail");
@@ -207,13 +204,15 @@ enum Capped {
     Failed(String),
 }
 
-/// Reads `body`, keeping at most `cap` bytes.
-async fn read_capped<B>(body: &mut B, cap: u64) -> Capped
+/// Reads `body`, keeping at most `cap` bytes; `expected` is its announced
+/// length, room made for at once.
+async fn read_capped<B>(body: &mut B, cap: u64, expected: Option<u64>) -> Capped
 where
     B: hyper::body::Body<Data = hyper::body::Bytes> + Unpin,
     B::Error: std::error::Error,
 {
-    let mut out = Vec::new();
+    let room = expected.unwrap_or(0).min(cap);
+    let mut out = Vec::with_capacity(usize::try_from(room).unwrap_or(0));
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(frame) => frame,
@@ -222,9 +221,16 @@ where
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let received = (out.len() + data.len()) as u64;
-        if received > cap {
-            return Capped::Over(received);
+        let received = out.len() + data.len();
+        if received as u64 > cap {
+            return Capped::Over(received as u64);
+        }
+        // Grows by doubling, but never past the cap (a plain `extend`
+        // could double to nearly twice the cap).
+        if out.capacity() < received {
+            let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+            let target = (out.capacity() * 2).max(received).min(cap);
+            out.reserve_exact(target - out.len());
         }
         out.extend_from_slice(&data);
     }

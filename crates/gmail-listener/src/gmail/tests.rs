@@ -204,7 +204,12 @@ fn answers_read_without_the_hub_are_classified_alike() {
     let body = json!({"error": {"code": 429, "message": "slow down",
         "errors": [{"reason": "rateLimitExceeded"}]}})
     .to_string();
-    let err = classify_answer("messages.get", 429, Some(Duration::from_secs(3)), body.as_bytes());
+    let err = classify_answer(
+        "messages.get",
+        429,
+        Some(Duration::from_secs(3)),
+        body.as_bytes(),
+    );
     assert_eq!(err.kind, ErrorKind::RateLimited);
     assert_eq!(err.retry_after, Some(Duration::from_secs(3)));
     let err = classify_answer("messages.get", 502, None, b"<html>bad gateway</html>");

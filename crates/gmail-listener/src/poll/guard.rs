@@ -25,9 +25,9 @@
 //! over the limit is quarantined without more than that bound ever being
 //! held in memory, and without a second request to learn its size first.
 
+use crate::gmail::{Download, Oversize};
 use bionicbb_core::error::ErrorKind;
 use bionicbb_core::ledger::{self, EventRecord, MailState, metric_names as names};
-use crate::gmail::{Download, Oversize};
 use serde_json::json;
 
 use super::{Handled, Listener};

@@ -225,14 +225,15 @@ fn revision(model: &Model, c: &Change, p: &PatchSet, opts: Options, current: boo
         "ref".into(),
         json!(super::GerritFake::patch_set_ref(c.number, p.number)),
     );
-    if opts.all_commits || (opts.current_commit && current) {
+    let details = !model.revision_details_unavailable;
+    if details && (opts.all_commits || (opts.current_commit && current)) {
         let mut commit = commit(model, c, p);
         if let Value::Object(commit) = &mut commit {
             commit.remove("commit");
         }
         out.insert("commit".into(), commit);
     }
-    if opts.all_files || (opts.current_files && current) {
+    if details && (opts.all_files || (opts.current_files && current)) {
         // Gerrit's `ChangeJson` drops the magic files from this map (only
         // `.../files` lists them).
         let mut files = files(c, p);

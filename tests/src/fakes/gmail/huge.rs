@@ -22,7 +22,8 @@ use serde_json::Value;
 const CHUNK: usize = 48 * 1024 * 3;
 
 /// One line of the filler the body goes on with.
-const FILLER_LINE: &[u8] = b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n";
+const FILLER_LINE: &[u8] =
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n";
 
 /// The part of a huge mail after its stored bytes.
 #[derive(Debug, Clone)]
