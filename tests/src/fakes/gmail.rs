@@ -2,7 +2,9 @@
 //! format: string ids, `messages` absent from empty list pages, newest
 //! first, page tokens bound to the query they were issued for, PADDED
 //! base64url in `raw` but UNPADDED base64url in `format=full` part bodies,
-//! and Google's error JSON.
+//! and Google's error JSON. A huge mail ([`GmailFake::deliver_huge`]) is
+//! never held whole: its `format=raw` answer is streamed chunked, counting
+//! the bytes handed out.
 //!
 //! Simplifications: every message is its own thread; `q` is accepted and
 //! ignored; in `format=full`, an attached `message/rfc822` part is a leaf
