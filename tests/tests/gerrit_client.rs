@@ -295,6 +295,87 @@ async fn files_and_commit() {
     );
 }
 
+/// The raw JSON of an anonymous GET (XSSI guard stripped).
+async fn wire_get(fake: &GerritFake, path_and_query: &str) -> serde_json::Value {
+    let body = reqwest::get(fake.url().join(path_and_query).unwrap())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let body = body.strip_prefix(")]}'").expect("the XSSI guard");
+    serde_json::from_str(body).unwrap()
+}
+
+/// The one query a mail costs carries, per revision, the commit (without
+/// its own `commit` field: the map key is the SHA-1) and the files without
+/// Gerrit's magic ones, as Gerrit's `ChangeJson` renders them; the commit
+/// and files options alone show nothing without a revisions option.
+#[tokio::test]
+async fn all_commits_and_all_files_fill_every_revision_as_gerrit_does() {
+    let s = setup().await;
+    let path = format!("changes/platform%2Fbionic~{}", s.change);
+    let all = wire_get(
+        &s.fake,
+        &format!("{path}?o=ALL_REVISIONS&o=ALL_COMMITS&o=ALL_FILES"),
+    )
+    .await;
+    let revisions = all["revisions"].as_object().unwrap();
+    assert_eq!(revisions.len(), 2);
+    for (sha, revision) in revisions {
+        let ps = revision["_number"].as_u64().unwrap() as u32;
+        assert_eq!(*sha, s.fake.sha(s.change, ps));
+        let commit = revision["commit"].as_object().expect("ALL_COMMITS");
+        assert!(!commit.contains_key("commit"), "{commit:?}");
+        assert_eq!(commit["committer"]["email"], "dana@example.com");
+        assert_eq!(commit["parents"].as_array().unwrap().len(), 1);
+        let files: Vec<&str> = revision["files"]
+            .as_object()
+            .expect("ALL_FILES")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let expected: &[&str] = if ps == 1 {
+            &["libc/bionic/strtod.cpp"]
+        } else {
+            &["libc/bionic/strtod.cpp", "tests/strtod_test.cpp"]
+        };
+        assert_eq!(files, expected, "no /COMMIT_MSG in RevisionInfo.files");
+    }
+    // Only with a revisions option; only the current one with CURRENT_REVISION.
+    let none = wire_get(&s.fake, &format!("{path}?o=ALL_COMMITS&o=ALL_FILES")).await;
+    assert!(none.get("revisions").is_none(), "{none}");
+    let current = wire_get(
+        &s.fake,
+        &format!("{path}?o=CURRENT_REVISION&o=ALL_COMMITS&o=ALL_FILES"),
+    )
+    .await;
+    let revisions = current["revisions"].as_object().unwrap();
+    assert_eq!(revisions.len(), 1);
+    let only = revisions.values().next().unwrap();
+    assert_eq!(only["_number"], 2);
+    assert!(only["commit"].is_object() && only["files"].is_object());
+    // The typed client reads the same answer.
+    let typed = bot_client(&s.fake)
+        .change(
+            &id(&format!("{PROJECT}~{}", s.change)),
+            &[
+                QueryOption::AllRevisions,
+                QueryOption::AllCommits,
+                QueryOption::AllFiles,
+            ],
+        )
+        .await
+        .unwrap();
+    let (_, ps1) = typed.revision(1).unwrap();
+    assert_eq!(
+        ps1.commit.as_ref().unwrap().committer.email,
+        "dana@example.com"
+    );
+    assert_eq!(ps1.commit.as_ref().unwrap().commit, None);
+    assert_eq!(ps1.files.as_ref().unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn posting_a_review_votes_and_records_the_message() {
     let s = setup().await;

@@ -8,7 +8,7 @@ use bionicbb_core::config::GmailConfig;
 use bionicbb_core::error::ErrorKind;
 use bionicbb_core::retry::RetryPolicy;
 use bionicbb_tests::fakes::gmail::GmailFake;
-use gmail_listener::gmail::{Mailbox, classify};
+use gmail_listener::gmail::{Download, Mailbox, Oversize, answer_bound, classify};
 use google_gmail1::api::Scope;
 use serde_json::Value;
 
@@ -184,8 +184,26 @@ async fn an_empty_label_lists_nothing() {
     assert!(s.mailbox.list_all(&label).await.unwrap().is_empty());
 }
 
+/// The default `gmail.max_mail_size`.
+const MAX: u64 = 1024 * 1024;
+
+/// The mail `download` read, or a panic naming what it got instead.
+async fn read(s: &Setup, id: &str, max: u64) -> Vec<u8> {
+    match s.mailbox.download(id, max).await.unwrap() {
+        Download::Mail(raw) => raw,
+        other => panic!("{id}: {other:?}"),
+    }
+}
+
+async fn refused(s: &Setup, id: &str, max: u64) -> Oversize {
+    match s.mailbox.download(id, max).await.unwrap() {
+        Download::TooLarge(over) => over,
+        other => panic!("{id}: read although over {max} bytes: {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn get_raw_returns_the_exact_bytes() {
+async fn download_returns_the_exact_bytes_with_one_request() {
     let s = setup().await;
     // Lengths 0, 1 and 2 modulo 3: no padding, `==` and `=`; and bytes
     // that use the URL-safe alphabet's `-` and `_`.
@@ -202,7 +220,14 @@ async fn get_raw_returns_the_exact_bytes() {
     mails.push(with_binary);
     for raw in &mails {
         let id = s.fake.deliver(raw, &["INBOX"]);
-        assert_eq!(&s.mailbox.get_raw(&id).await.unwrap(), raw);
+        assert_eq!(&read(&s, &id, MAX).await, raw);
+        assert_eq!(
+            seen(&s.fake, &id),
+            [format!(
+                "GET /gmail/v1/users/me/messages/{id}?format=raw&prettyPrint=false"
+            )],
+            "one request per mail"
+        );
         let wire = wire_get(
             &s.fake,
             &format!("gmail/v1/users/me/messages/{id}?format=raw"),
@@ -212,6 +237,95 @@ async fn get_raw_returns_the_exact_bytes() {
         assert_eq!(encoded.len() % 4, 0, "raw is padded on the wire");
         assert!(wire["historyId"].is_string() && wire["internalDate"].is_string());
     }
+}
+
+#[tokio::test]
+async fn a_mail_at_the_limit_is_read_and_one_byte_more_is_too_large() {
+    let s = setup().await;
+    let max = 100_000;
+    let mut at_limit = mail(1);
+    at_limit.resize(max as usize, b'y');
+    let id = s.fake.deliver(&at_limit, &["INBOX"]);
+    assert_eq!(read(&s, &id, max).await, at_limit);
+
+    let mut over = at_limit.clone();
+    over.push(b'z');
+    let id = s.fake.deliver(&over, &["INBOX"]);
+    let oversize = refused(&s, &id, max).await;
+    assert_eq!(oversize.mail_size, Some(max + 1), "{oversize:?}");
+    assert_eq!(oversize.to_string(), format!("{} bytes", max + 1));
+    assert_eq!(seen(&s.fake, &id).len(), 1, "not retried");
+}
+
+#[tokio::test]
+async fn an_answer_announced_longer_than_the_bound_is_not_read() {
+    let s = setup().await;
+    let max = 100_000;
+    let mut big = mail(2);
+    big.resize(3 * max as usize, b'y');
+    let id = s.fake.deliver(&big, &["INBOX"]);
+    let oversize = refused(&s, &id, max).await;
+    assert_eq!(oversize.mail_size, None);
+    assert_eq!(oversize.received, 0, "refused on its Content-Length");
+    assert!(
+        oversize.announced.unwrap() > answer_bound(max),
+        "{oversize:?}"
+    );
+}
+
+/// A mail of 64 MiB (85 MiB of base64) against the 1 MiB limit: the client
+/// stops after the bound, so the fake hands out only a fraction of it (the
+/// bound plus what the sockets' buffers took) and the mailbox keeps nothing.
+#[tokio::test]
+async fn a_huge_streamed_mail_is_refused_after_reading_at_most_the_bound() {
+    let s = setup().await;
+    let size = 64 * 1024 * 1024;
+    let id = s.fake.deliver_huge(&mail(3), size, &["INBOX"]);
+    let oversize = refused(&s, &id, MAX).await;
+    let bound = answer_bound(MAX);
+    assert_eq!(oversize.mail_size, None);
+    assert_eq!(oversize.announced, None, "streamed without a length");
+    assert!(oversize.received > bound, "{oversize:?}");
+    // At most one more chunk than the bound was held (hyper's largest read).
+    assert!(oversize.received <= bound + 512 * 1024, "{oversize:?}");
+    let whole = 4 * size.div_ceil(3);
+    let sent = s.fake.huge_bytes_sent(&id);
+    assert!(sent > bound, "{sent}");
+    assert!(
+        sent < whole / 4,
+        "the fake sent {sent} of {whole} bytes: the client read on"
+    );
+    assert_eq!(seen(&s.fake, &id).len(), 1, "not retried");
+    // The limit holds for a huge mail under a larger limit too.
+    let id = s.fake.deliver_huge(&mail(4), 3 * MAX, &["INBOX"]);
+    let raw = read(&s, &id, 3 * MAX).await;
+    assert_eq!(raw.len() as u64, 3 * MAX);
+    assert!(raw.starts_with(&mail(4)));
+}
+
+#[tokio::test]
+async fn download_rate_limits_are_retried_then_reported() {
+    let s = setup().await;
+    let id = s.fake.deliver(&mail(3), &["INBOX"]);
+    s.fake.rate_limit_next(2, 429);
+    assert_eq!(read(&s, &id, MAX).await, mail(3));
+    s.fake.rate_limit_next(10, 403);
+    let err = s.mailbox.download(&id, MAX).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::RateLimited);
+    assert!(err.message.contains("userRateLimitExceeded"), "{err}");
+}
+
+#[tokio::test]
+async fn download_with_a_wrong_token_is_unauthorized_and_not_retried() {
+    let s = setup_with_token("wrong").await;
+    let id = s.fake.deliver(&mail(5), &["INBOX"]);
+    let err = s.mailbox.download(&id, MAX).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unauthorized);
+    assert_eq!(err.status, Some(401));
+    assert!(err.message.contains("gmail-listener auth"), "{err}");
+    assert_eq!(seen(&s.fake, &id).len(), 1, "not retried");
+    std::fs::write(&s.token_file, "t0k").unwrap();
+    assert_eq!(read(&s, &id, MAX).await, mail(5));
 }
 
 #[tokio::test]
@@ -278,14 +392,18 @@ async fn backend_errors_are_retried() {
     let s = setup().await;
     let id = s.fake.deliver(&mail(3), &["INBOX"]);
     s.fake.backend_error_next(3);
-    assert_eq!(s.mailbox.get_raw(&id).await.unwrap(), mail(3));
+    assert_eq!(read(&s, &id, MAX).await, mail(3));
     assert_eq!(seen(&s.fake, &format!("/messages/{id}")).len(), 4);
 }
 
 #[tokio::test]
 async fn not_found_is_not_retried() {
     let s = setup().await;
-    let err = s.mailbox.get_raw("00000000deadbeef").await.unwrap_err();
+    let err = s
+        .mailbox
+        .download("00000000deadbeef", MAX)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound);
     assert_eq!(err.status, Some(404));
     assert_eq!(seen(&s.fake, "deadbeef").len(), 1);
@@ -379,7 +497,7 @@ async fn format_full_part_data_is_unpadded_and_the_hub_cannot_decode_it() {
         ErrorKind::Malformed
     );
     // Which is why the mailbox fetches `format=raw`.
-    assert_eq!(s.mailbox.get_raw(&id).await.unwrap(), MULTIPART.as_bytes());
+    assert_eq!(read(&s, &id, MAX).await, MULTIPART.as_bytes());
 }
 
 #[tokio::test]

@@ -151,7 +151,7 @@ async fn passing_faults_are_not_poison() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oversized_mail_is_quarantined_without_being_downloaded() {
+async fn an_oversized_mail_is_quarantined_without_being_read() {
     let w = World::new().await;
     // A limit of 100 kB for this test (the default is 1 MiB).
     let text = std::fs::read_to_string(&w.config).unwrap();
@@ -177,20 +177,55 @@ async fn an_oversized_mail_is_quarantined_without_being_downloaded() {
         "{output}"
     );
     assert!(output.contains("too large"), "{output}");
+    // One request for it, whose answer was refused on its length (the
+    // fake's small answers carry a Content-Length; a streamed one is cut
+    // at the bound, see gmail_client.rs), and no size query before it.
     let requests = w.gmail.faults().requests();
-    let fetched: Vec<&String> = requests.iter().filter(|r| r.contains(&big)).collect();
-    assert!(
-        fetched.iter().any(|r| r.contains("format=minimal")),
-        "{fetched:?}"
-    );
-    assert!(
-        !fetched.iter().any(|r| r.contains("format=raw")),
-        "the oversized mail was downloaded: {fetched:?}"
-    );
+    let fetched: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.starts_with("GET ") && r.contains(&big))
+        .collect();
+    assert_eq!(fetched.len(), 1, "{fetched:?}");
+    assert!(fetched[0].contains("format=raw"), "{fetched:?}");
+    assert!(output.contains("an answer of"), "{output}");
     // The genuine mail behind it builds.
     assert_eq!(w.builds().len(), 1, "{output}");
     assert_eq!(w.gmail.in_trash(), vec![genuine]);
     assert_eq!(w.counter(names::MAILS_QUARANTINED, &[]), Some(1));
+}
+
+/// A 64 MiB mail whose answer comes chunked (no length to refuse it on):
+/// the daemon stops reading at the bound of the default 1 MiB limit, so the
+/// fake hands out only a fraction of it, and quarantines it; the mail
+/// behind it builds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_streamed_mail_is_quarantined_after_reading_at_most_the_bound() {
+    let w = World::new().await;
+    w.sample_change(2);
+    let size = 64 * 1024 * 1024;
+    let head = fixture("02-newpatchset-2.x.eml");
+    let huge = w.gmail.deliver_huge(&head, size, &["gerrit"]);
+    let genuine = w.deliver(&edited_message_id());
+    let (status, output) = w.once().await;
+    assert!(status.success(), "exit {status:?}; output:\n{output}");
+    assert_eq!(
+        w.gmail.messages_with_label("gerrit-unparsed"),
+        vec![huge.clone()],
+        "{output}"
+    );
+    assert!(output.contains("too large"), "{output}");
+    let whole = 4 * size.div_ceil(3);
+    let sent = w.gmail.huge_bytes_sent(&huge);
+    assert!(sent < whole / 4, "{sent} of {whole} bytes sent");
+    assert_eq!(
+        seen(
+            w.gmail.faults().requests(),
+            &format!("GET /gmail/v1/users/me/messages/{huge}")
+        ),
+        1
+    );
+    assert_eq!(w.builds().len(), 1, "{output}");
+    assert_eq!(w.gmail.in_trash(), vec![genuine]);
 }
 
 /// The new-patch-set fixture under another Message-ID.

@@ -2,7 +2,9 @@
 //! format: string ids, `messages` absent from empty list pages, newest
 //! first, page tokens bound to the query they were issued for, PADDED
 //! base64url in `raw` but UNPADDED base64url in `format=full` part bodies,
-//! and Google's error JSON.
+//! and Google's error JSON. A huge mail ([`GmailFake::deliver_huge`]) is
+//! never held whole: its `format=raw` answer is streamed chunked, counting
+//! the bytes handed out.
 //!
 //! Simplifications: every message is its own thread; `q` is accepted and
 //! ignored; in `format=full`, an attached `message/rfc822` part is a leaf
@@ -20,6 +22,7 @@ use axum::routing::{get, post};
 
 use crate::fault::{self, Fault, Faults};
 
+mod huge;
 mod routes;
 mod wire;
 
@@ -87,6 +90,8 @@ struct Model {
     page_tokens: HashMap<String, (String, usize)>,
     next_page_token: u64,
     on_relabel: Option<RelabelHook>,
+    /// Messages whose body goes on past their stored bytes.
+    huge: HashMap<String, huge::Huge>,
 }
 
 /// Called with a message's id, label names and raw bytes each time a client
@@ -256,6 +261,30 @@ impl GmailFake {
             history_id,
         });
         id
+    }
+
+    /// Delivers a mail of `size` bytes: `head` (its header and the start of
+    /// its body) followed by filler lines, never held in memory: its
+    /// `format=raw` answer is streamed as it is produced (other formats see
+    /// only `head`). Returns its id.
+    pub fn deliver_huge(&self, head: &[u8], size: u64, labels: &[&str]) -> String {
+        let id = self.deliver(head, labels);
+        let huge = huge::Huge {
+            filler: size.saturating_sub(head.len() as u64),
+            sent: Arc::default(),
+        };
+        self.model().huge.insert(id.clone(), huge);
+        id
+    }
+
+    /// Bytes of huge message `id`'s `format=raw` answers handed to
+    /// connections so far (what a client that hung up early did not read
+    /// stays unsent).
+    pub fn huge_bytes_sent(&self, id: &str) -> u64 {
+        self.model()
+            .huge
+            .get(id)
+            .map_or(0, |h| h.sent.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// The label names of message `id` (empty if there is no such message).

@@ -4,6 +4,10 @@
 //! them, once Gerrit shows the mail's votes and commands (in that message
 //! or in comments published with it). Nothing in a mail is trusted; the
 //! policy decides on these facts.
+//!
+//! One change query answers all of it (see [`query_options`]); the
+//! published comments are a second request only when the change messages
+//! cannot confirm a comment mail's commands.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +18,7 @@ use bionicbb_core::event::{
 use bionicbb_core::gerrit::types::parse_timestamp;
 use bionicbb_core::gerrit::{
     ChangeInfo, ChangeMessageInfo, ChangeRef, CommentInfo, GerritClient, QueryOption, Revision,
+    RevisionInfo,
 };
 use bionicbb_core::mail::votes;
 
@@ -43,14 +48,28 @@ pub fn needs_patch_set_details(event: &GerritEvent) -> bool {
     }
 }
 
+/// True when the decision depends on what Gerrit says: builds and
+/// comments. Any other mail (merged, abandoned, ...) is "nothing to do"
+/// whatever Gerrit would answer, so asking would be a wasted round trip.
+pub fn needs_gerrit(event: &GerritEvent) -> bool {
+    matches!(
+        event.message_type,
+        MessageType::NewChange | MessageType::NewPatchSet | MessageType::Comment
+    )
+}
+
 /// Asks Gerrit about the event. `Ok(None)` when Gerrit does not know the
 /// change (a forged mail, or a change deleted since): the mail is done and
-/// nothing runs. `Err` for anything else that failed; the caller decides
-/// whether to try again.
+/// nothing runs; and, without asking, when the decision does not depend on
+/// Gerrit ([`needs_gerrit`]). `Err` for anything else that failed; the
+/// caller decides whether to try again.
 pub async fn gather(
     gerrit: &GerritClient,
     event: &GerritEvent,
 ) -> Result<Option<ChangeFacts>, ApiError> {
+    if !needs_gerrit(event) {
+        return Ok(None);
+    }
     let change_ref = match change_ref(event) {
         Ok(r) => r,
         Err(reason) => {
@@ -58,38 +77,22 @@ pub async fn gather(
             return Ok(None);
         }
     };
-    // ALL_REVISIONS: the event's patch set may no longer be current, and
-    // only this option lists the refs of older patch sets.
-    let options = [
-        QueryOption::AllRevisions,
-        QueryOption::Messages,
-        QueryOption::DetailedAccounts,
-    ];
-    let change = match gerrit.change(&change_ref, &options).await {
+    let details = needs_patch_set_details(event);
+    let change = match gerrit.change(&change_ref, &query_options(details)).await {
         Ok(change) => change,
         Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     let ps = event.patch_set;
-    let patch_set_ref = change.patch_set_ref(ps).map(str::to_string);
+    let revision = change.revision(ps).map(|(_, r)| r);
+    let patch_set_ref = revision.map(|r| r.git_ref.clone());
     let mut committer_email = None;
     let mut files = Vec::new();
-    if patch_set_ref.is_some() && needs_patch_set_details(event) {
-        // The change was found a moment ago; a 404 now means it vanished.
-        let commit = match gerrit.commit(&change_ref, Revision::PatchSet(ps)).await {
-            Ok(c) => c,
-            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+    if let Some(revision) = revision.filter(|_| details) {
+        let Some(details) = patch_set_details(gerrit, &change_ref, ps, revision).await? else {
+            return Ok(None);
         };
-        committer_email = Some(commit.committer.email).filter(|e| !e.is_empty());
-        let listed = match gerrit.files(&change_ref, Revision::PatchSet(ps)).await {
-            Ok(f) => f,
-            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        // Gerrit's magic files (`/COMMIT_MSG`, `/MERGE_LIST`,
-        // `/PATCHSET_LEVEL`) are not in the tree.
-        files = listed.into_keys().filter(|f| !f.starts_with('/')).collect();
+        (committer_email, files) = details;
     }
     let comment = if event.message_type == MessageType::Comment {
         // Comments are fetched only when the change messages alone do not
@@ -118,6 +121,55 @@ pub async fn gather(
         files,
         comment,
     }))
+}
+
+/// The options of the one change query a mail costs. `ALL_REVISIONS`: the
+/// event's patch set may no longer be current, and only this option lists
+/// the older ones (with their refs). When the decision needs the patch
+/// set's committer and files, `ALL_COMMITS` and `ALL_FILES` put them in
+/// each `RevisionInfo` (both are honoured only together with a revisions
+/// option; `ALL_FILES` leaves out the magic `/COMMIT_MSG` and
+/// `/MERGE_LIST`). `MESSAGES` with `DETAILED_ACCOUNTS`: the change
+/// messages and who wrote them, to confirm a comment mail.
+pub fn query_options(details: bool) -> Vec<QueryOption> {
+    let mut options = vec![QueryOption::AllRevisions];
+    if details {
+        options.extend([QueryOption::AllCommits, QueryOption::AllFiles]);
+    }
+    options.extend([QueryOption::Messages, QueryOption::DetailedAccounts]);
+    options
+}
+
+/// The committer's e-mail and the files of patch set `ps`, read from its
+/// `RevisionInfo`. A server that could not compute one of them leaves it
+/// out of the answer (and logs why); then it is asked for on its own.
+/// `Ok(None)` when the change vanished in between.
+async fn patch_set_details(
+    gerrit: &GerritClient,
+    change_ref: &ChangeRef,
+    ps: u32,
+    revision: &RevisionInfo,
+) -> Result<Option<(Option<String>, Vec<String>)>, ApiError> {
+    let committer = match &revision.commit {
+        Some(commit) => commit.committer.email.clone(),
+        None => match gerrit.commit(change_ref, Revision::PatchSet(ps)).await {
+            Ok(commit) => commit.committer.email,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        },
+    };
+    let listed = match &revision.files {
+        Some(files) => files.keys().cloned().collect::<Vec<_>>(),
+        None => match gerrit.files(change_ref, Revision::PatchSet(ps)).await {
+            Ok(files) => files.into_keys().collect(),
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        },
+    };
+    // Gerrit's magic files (`/COMMIT_MSG`, `/MERGE_LIST`) are not in the
+    // tree; `.../files` lists them, `ALL_FILES` already leaves them out.
+    let files = listed.into_iter().filter(|f| !f.starts_with('/')).collect();
+    Ok(Some((Some(committer).filter(|e| !e.is_empty()), files)))
 }
 
 fn status_of(change: &ChangeInfo) -> ChangeStatus {

@@ -519,3 +519,91 @@ fn undated_mails_of_two_retries_by_one_person_find_their_own_messages() {
         "second"
     );
 }
+
+#[test]
+fn the_one_query_asks_for_commits_and_files_only_when_deciding_needs_them() {
+    let names = |details| {
+        query_options(details)
+            .into_iter()
+            .map(QueryOption::as_str)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(true),
+        [
+            "ALL_REVISIONS",
+            "ALL_COMMITS",
+            "ALL_FILES",
+            "MESSAGES",
+            "DETAILED_ACCOUNTS"
+        ]
+    );
+    assert_eq!(
+        names(false),
+        ["ALL_REVISIONS", "MESSAGES", "DETAILED_ACCOUNTS"]
+    );
+    let mut comment = event(None);
+    assert!(needs_patch_set_details(&comment), "a command builds");
+    comment.commands.clear();
+    assert!(!needs_patch_set_details(&comment));
+}
+
+/// A mail of a type decided without Gerrit gets the same decisions whatever
+/// Gerrit would have said, so skipping the request loses nothing.
+#[test]
+fn mail_types_decided_without_gerrit_do_not_depend_on_it() {
+    let config = bionicbb_core::config::Config::parse(
+        r#"
+        state_dir = "/tmp/bionicbb-test"
+        [gerrit]
+        url = "https://gerrit.example.org/"
+        bot_email = "bionicbb@example.com"
+        [jenkins]
+        url = "https://jenkins.example.org/"
+        user = "bionicbb"
+        api_token = "token"
+        [build_listener]
+        secret = "s3cret"
+        [jobs]
+        default = "bionic-presubmit"
+        [policy]
+        trusted_committer_domains = ["example.com"]
+        trusted_commenter_domains = ["example.com"]
+        "#,
+        std::path::Path::new("test.toml"),
+    )
+    .expect("test config");
+    let facts = ChangeFacts {
+        number: 123456,
+        project: "platform/bionic".into(),
+        branch: "master".into(),
+        status: ChangeStatus::New,
+        current_patch_set: 2,
+        patch_set_ref: Some("refs/changes/56/123456/2".into()),
+        committer_email: Some("dana@example.com".into()),
+        files: vec!["libc/bionic/strtod.cpp".into()],
+        comment: None,
+    };
+    for kind in [
+        "merged",
+        "abandon",
+        "restore",
+        "revert",
+        "merge-failed",
+        "deleteVote",
+        "deleteReviewer",
+        "setassignee",
+    ] {
+        let mut e = event(Some(T));
+        e.message_type = MessageType::from(kind.to_string());
+        assert!(!needs_gerrit(&e), "{kind}");
+        let without = bionicbb_core::decide::decide(&e, None, &config);
+        let with = bionicbb_core::decide::decide(&e, Some(&facts), &config);
+        assert_eq!(without, with, "{kind}");
+    }
+    for kind in ["newchange", "newpatchset", "comment"] {
+        let mut e = event(Some(T));
+        e.message_type = MessageType::from(kind.to_string());
+        assert!(needs_gerrit(&e), "{kind}");
+    }
+}

@@ -5,6 +5,7 @@
 //! error bodies as `Error::Failure(response)`; so the status has to be read
 //! from Google's error object (`error.code`), and the reason list
 //! (`error.errors[].reason`) decides between "slow down" and "forbidden".
+//! Answers read without the hub ([`classify_answer`]) go the same way.
 
 use std::time::Duration;
 
@@ -86,10 +87,33 @@ pub fn classify(what: &str, err: google_gmail1::Error, retry_after: Option<Durat
     }
 }
 
+/// Classifies a non-2xx answer read outside the hub: Google's JSON error
+/// object when the body holds one, else the status alone. `retry_after` is
+/// the answer's `Retry-After`.
+pub fn classify_answer(
+    what: &str,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> ApiError {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) if value.get("error").is_some() => from_json(what, &value, retry_after),
+        _ => from_status(
+            status,
+            &[],
+            format!("{what}: HTTP {status} without a JSON error body"),
+            retry_after,
+        ),
+    }
+}
+
 /// A failed token lookup: a broken network on the way to the token endpoint
 /// is passing; anything else (no cached token, refresh token revoked,
 /// unreadable token file) needs the operator.
-fn token_error(what: &str, err: &(dyn std::error::Error + Send + Sync + 'static)) -> ApiError {
+pub(super) fn token_error(
+    what: &str,
+    err: &(dyn std::error::Error + Send + Sync + 'static),
+) -> ApiError {
     let transient = matches!(
         err.downcast_ref::<yup_oauth2::Error>(),
         Some(

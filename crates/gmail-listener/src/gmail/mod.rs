@@ -6,9 +6,11 @@
 //! different default scope per method, which a cached token does not
 //! cover), runs under a per-attempt timeout, and is retried only for passing
 //! faults. Mail is fetched with `format=raw` because the hub cannot decode
-//! the unpadded base64url Gmail sends in `format=full` part bodies.
+//! the unpadded base64url Gmail sends in `format=full` part bodies, and
+//! read as a stream within the size limit (see [`download`]).
 
 mod auth;
+pub mod download;
 mod errors;
 
 use std::collections::HashSet;
@@ -24,8 +26,10 @@ use google_gmail1::hyper_util::client::legacy::connect::HttpConnector;
 use google_gmail1::hyper_util::rt::TokioExecutor;
 
 pub use auth::{MODIFY_SCOPE, REDIRECT_URI, TokenFile, authorize, check_token_cache, extract_code};
+pub use download::{Download, Oversize, answer_bound};
 pub use errors::{
-    AUTH_HINT, DAILY_LIMIT_WAIT, MailboxError, RetryAfterProbe, classify, parse_retry_after,
+    AUTH_HINT, DAILY_LIMIT_WAIT, MailboxError, RetryAfterProbe, classify, classify_answer,
+    parse_retry_after,
 };
 
 /// The connector of every hub: TLS with the system's roots, plain HTTP
@@ -38,6 +42,18 @@ pub type GmailHub = google_gmail1::Gmail<Connector>;
 const ME: &str = "me";
 /// The largest page `messages.list` serves.
 const PAGE_SIZE: u32 = 500;
+/// Where the Gmail API lives unless the configuration says otherwise.
+const GOOGLE_BASE_URL: &str = "https://gmail.googleapis.com/";
+
+/// `base_url` with a final `/` (the hub appends `gmail/v1/users/...` by
+/// concatenation), or Google's.
+fn base_url_of(base_url: Option<&str>) -> String {
+    match base_url {
+        Some(url) if url.ends_with('/') => url.to_string(),
+        Some(url) => format!("{url}/"),
+        None => GOOGLE_BASE_URL.to_string(),
+    }
+}
 
 /// Builds a hub with `auth`, pointed at `base_url` (which must end with `/`)
 /// instead of `https://gmail.googleapis.com/` when given.
@@ -55,13 +71,8 @@ pub fn hub_with<A: GetToken + 'static>(
         .build();
     let client: common::Client<Connector> = Client::builder(TokioExecutor::new()).build(connector);
     let mut hub = google_gmail1::Gmail::new(client, auth);
-    if let Some(url) = base_url {
-        // The hub appends `gmail/v1/users/...` to the base by concatenation.
-        let url = if url.ends_with('/') {
-            url.to_string()
-        } else {
-            format!("{url}/")
-        };
+    if base_url.is_some() {
+        let url = base_url_of(base_url);
         hub.base_url(url.clone());
         hub.root_url(url);
     }
@@ -72,12 +83,15 @@ pub fn hub_with<A: GetToken + 'static>(
 #[derive(Clone)]
 pub struct Mailbox {
     hub: GmailHub,
+    /// The hub's base URL (ends with `/`), for the calls made without it.
+    base_url: String,
     policy: RetryPolicy,
 }
 
 impl std::fmt::Debug for Mailbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mailbox")
+            .field("base_url", &self.base_url)
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
@@ -104,9 +118,14 @@ macro_rules! call {
 }
 
 impl Mailbox {
-    /// A mailbox over an existing hub.
-    pub fn new(hub: GmailHub, policy: RetryPolicy) -> Mailbox {
-        Mailbox { hub, policy }
+    /// A mailbox over an existing hub, built by [`hub_with`] with the same
+    /// `base_url`.
+    pub fn new(hub: GmailHub, base_url: Option<&str>, policy: RetryPolicy) -> Mailbox {
+        Mailbox {
+            hub,
+            base_url: base_url_of(base_url),
+            policy,
+        }
     }
 
     /// The daemon's mailbox: a bearer token from `bearer_token_file` when
@@ -128,7 +147,7 @@ impl Mailbox {
             attempt_timeout: config.timeout,
             ..RetryPolicy::default()
         };
-        Ok(Mailbox::new(hub, policy))
+        Ok(Mailbox::new(hub, base, policy))
     }
 
     /// The same mailbox with another retry policy.
@@ -238,44 +257,6 @@ impl Mailbox {
         // Gmail lists newest first; mail is handled in arrival order.
         ids.reverse();
         Ok(ids)
-    }
-
-    /// Gmail's estimate of the size of message `id` in bytes, read without
-    /// downloading the message (`format=minimal`): to refuse a huge mail
-    /// before reading it.
-    pub async fn size_estimate(&self, id: &str) -> Result<u64, ApiError> {
-        let message = call!(self, "messages.get", |hub| hub
-            .users()
-            .messages_get(ME, id)
-            .format("minimal"))
-        .await?;
-        message
-            .size_estimate
-            .and_then(|size| u64::try_from(size).ok())
-            .ok_or_else(|| {
-                ApiError::new(
-                    Service::Gmail,
-                    ErrorKind::Malformed,
-                    format!("messages.get: message {id} came without a valid `sizeEstimate`"),
-                )
-            })
-    }
-
-    /// The RFC 822 bytes of message `id` (`format=raw`; the hub decodes the
-    /// padded base64url).
-    pub async fn get_raw(&self, id: &str) -> Result<Vec<u8>, ApiError> {
-        let message = call!(self, "messages.get", |hub| hub
-            .users()
-            .messages_get(ME, id)
-            .format("raw"))
-        .await?;
-        message.raw.ok_or_else(|| {
-            ApiError::new(
-                Service::Gmail,
-                ErrorKind::Malformed,
-                format!("messages.get: message {id} came without `raw`"),
-            )
-        })
     }
 
     /// Moves message `id` to the trash (it leaves every label listing).

@@ -158,3 +158,63 @@ fn retry_after_parsing() {
         None
     );
 }
+
+#[test]
+fn the_answer_bound_covers_the_padded_base64_and_the_envelope() {
+    use super::download::{ENVELOPE_ROOM, answer_bound};
+    assert_eq!(answer_bound(1), 4 + ENVELOPE_ROOM);
+    assert_eq!(answer_bound(3), 4 + ENVELOPE_ROOM);
+    assert_eq!(answer_bound(4), 8 + ENVELOPE_ROOM);
+    assert_eq!(answer_bound(1024 * 1024), 1_398_104 + ENVELOPE_ROOM);
+    assert_eq!(answer_bound(u64::MAX), u64::MAX, "saturates");
+}
+
+#[test]
+fn raw_is_decoded_padded_or_not_and_escaped_padding_too() {
+    use super::download::{Download, decode};
+    let mail = b"Subject: x\r\n\r\nbody??>!".to_vec(); // 22 bytes: `==` padding
+    let padded = "U3ViamVjdDogeA0KDQpib2R5Pz8-IQ";
+    for raw in [
+        padded.to_string(),
+        format!("{padded}=="),
+        format!("{padded}\\u003d\\u003d"),
+    ] {
+        let answer = format!(r#"{{"id":"a","labelIds":["INBOX"],"raw":"{raw}"}}"#);
+        assert_eq!(
+            decode("a", answer.as_bytes(), 1000, None).unwrap(),
+            Download::Mail(mail.clone()),
+            "{raw}"
+        );
+    }
+    let answer = format!(r#"{{"raw":"{padded}=="}}"#);
+    match decode("a", answer.as_bytes(), 21, None).unwrap() {
+        Download::TooLarge(over) => assert_eq!(over.mail_size, Some(22)),
+        other => panic!("{other:?}"),
+    }
+    for bad in [r#"{"id":"a"}"#, r#"{"raw":"***"}"#, r#"{"raw":"#, "<html>"] {
+        let err = decode("a", bad.as_bytes(), 1000, None).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed, "{bad}");
+        assert!(!err.message.contains("***"), "no content in errors: {err}");
+    }
+}
+
+#[test]
+fn answers_read_without_the_hub_are_classified_alike() {
+    use super::classify_answer;
+    let body = json!({"error": {"code": 429, "message": "slow down",
+        "errors": [{"reason": "rateLimitExceeded"}]}})
+    .to_string();
+    let err = classify_answer(
+        "messages.get",
+        429,
+        Some(Duration::from_secs(3)),
+        body.as_bytes(),
+    );
+    assert_eq!(err.kind, ErrorKind::RateLimited);
+    assert_eq!(err.retry_after, Some(Duration::from_secs(3)));
+    let err = classify_answer("messages.get", 502, None, b"<html>bad gateway</html>");
+    assert_eq!(err.kind, ErrorKind::Transient);
+    assert_eq!(err.status, Some(502));
+    let err = classify_answer("messages.get", 404, None, b"");
+    assert_eq!(err.kind, ErrorKind::NotFound);
+}

@@ -18,10 +18,14 @@
 //! counter and on the status page. The mark is per mail: mails handled at
 //! the same time never count for each other.
 //!
-//! Size: Gmail tells a mail's size (`sizeEstimate`) without sending it; a
-//! mail over `gmail.max_mail_size` is quarantined unread (and a download
-//! that turns out larger than the estimate said is refused as well).
+//! Size: a mail is read with one `messages.get?format=raw` whose answer is
+//! read as a stream and abandoned as soon as it is longer than the answer
+//! for a mail of `gmail.max_mail_size` bytes can be (base64 of the mail
+//! plus Gmail's JSON around it, [`crate::gmail::answer_bound`]): a mail
+//! over the limit is quarantined without more than that bound ever being
+//! held in memory, and without a second request to learn its size first.
 
+use crate::gmail::{Download, Oversize};
 use bionicbb_core::error::ErrorKind;
 use bionicbb_core::ledger::{self, EventRecord, MailState, metric_names as names};
 use serde_json::json;
@@ -103,22 +107,11 @@ impl Listener {
     /// Downloads a mail, unless it is too large.
     async fn read(&self, id: &str) -> Result<Vec<u8>, Handled> {
         let max = self.config.gmail.max_mail_size;
-        let size = match self.mailbox.size_estimate(id).await {
-            Ok(size) => size,
-            Err(e) if e.kind == ErrorKind::NotFound => return Err(self.disappeared(id)),
-            Err(e) => return Err(self.failed_try(id, e.to_string()).await),
-        };
-        if size > max {
-            return Err(self.too_large(id, size).await);
-        }
-        let raw = match self.mailbox.get_raw(id).await {
-            Ok(raw) => raw,
-            Err(e) if e.kind == ErrorKind::NotFound => return Err(self.disappeared(id)),
-            Err(e) => return Err(self.failed_try(id, e.to_string()).await),
-        };
-        match u64::try_from(raw.len()) {
-            Ok(size) if size <= max => Ok(raw),
-            _ => Err(self.too_large(id, raw.len() as u64).await),
+        match self.mailbox.download(id, max).await {
+            Ok(Download::Mail(raw)) => Ok(raw),
+            Ok(Download::TooLarge(over)) => Err(self.too_large(id, &over).await),
+            Err(e) if e.kind == ErrorKind::NotFound => Err(self.disappeared(id)),
+            Err(e) => Err(self.failed_try(id, e.to_string()).await),
         }
     }
 
@@ -127,11 +120,11 @@ impl Listener {
         Handled::Done
     }
 
-    async fn too_large(&self, id: &str, size: u64) -> Handled {
+    async fn too_large(&self, id: &str, size: &Oversize) -> Handled {
         let max = self.config.gmail.max_mail_size;
         self.quarantine(
             id,
-            &format!("too large to read: {size} bytes (gmail.max_mail_size is {max})"),
+            &format!("too large to read: {size} (gmail.max_mail_size is {max} bytes)"),
         )
         .await
     }

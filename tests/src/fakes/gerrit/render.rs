@@ -208,7 +208,10 @@ fn labels(model: &Model, c: &Change, opts: Options) -> Value {
     Value::Object(out)
 }
 
-/// A RevisionInfo. No `fetch` map: the fake has no download plugin.
+/// A RevisionInfo. No `fetch` map: the fake has no download plugin. With
+/// `ALL_COMMITS` (or `CURRENT_COMMIT` on the current one) a `commit`
+/// without its own `commit` field (the map key is the SHA-1); with
+/// `ALL_FILES` (or `CURRENT_FILES`) the files without the magic ones.
 fn revision(model: &Model, c: &Change, p: &PatchSet, opts: Options, current: bool) -> Value {
     let mut out = Map::new();
     out.insert("kind".into(), json!("REWORK"));
@@ -222,15 +225,22 @@ fn revision(model: &Model, c: &Change, p: &PatchSet, opts: Options, current: boo
         "ref".into(),
         json!(super::GerritFake::patch_set_ref(c.number, p.number)),
     );
-    if opts.all_commits || (opts.current_commit && current) {
+    let details = !model.revision_details_unavailable;
+    if details && (opts.all_commits || (opts.current_commit && current)) {
         let mut commit = commit(model, c, p);
         if let Value::Object(commit) = &mut commit {
             commit.remove("commit");
         }
         out.insert("commit".into(), commit);
     }
-    if opts.all_files || (opts.current_files && current) {
-        out.insert("files".into(), files(c, p));
+    if details && (opts.all_files || (opts.current_files && current)) {
+        // Gerrit's `ChangeJson` drops the magic files from this map (only
+        // `.../files` lists them).
+        let mut files = files(c, p);
+        if let Value::Object(files) = &mut files {
+            files.retain(|path, _| !path.starts_with('/'));
+        }
+        out.insert("files".into(), files);
     }
     Value::Object(out)
 }

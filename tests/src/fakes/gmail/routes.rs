@@ -169,6 +169,9 @@ pub(super) async fn messages_get(
     let mut out = minimal(x);
     match param(&pairs, "format").unwrap_or("full") {
         "minimal" => {}
+        "raw" if m.huge.contains_key(&id) => {
+            return super::huge::raw_answer(out, x.raw.clone(), &m.huge[&id]);
+        }
         // `raw` is base64url WITH padding.
         "raw" => out["raw"] = Value::String(URL_SAFE.encode(&x.raw)),
         format @ ("full" | "metadata") => match MessageParser::default().parse(&x.raw) {
