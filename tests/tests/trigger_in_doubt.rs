@@ -456,3 +456,52 @@ async fn an_ambiguous_lookup_builds_again_and_says_why() {
     assert!(!output.contains(FOUND), "{output}");
     assert_eq!(w.queued_or_built(), 4, "{output}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_trigger_in_doubt_is_waited_out_from_its_own_send() {
+    let w = World::new().await;
+    let id = w.deliver_new_patch_set();
+    // The first trigger never reaches Jenkins, and its answer is lost.
+    w.jenkins
+        .faults()
+        .fail_next(Some(Method::POST), "buildWithParameters", 1, Fault::Drop);
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "a lost answer fails --once:\n{output}");
+    // Once it can no longer land, the bot triggers again; that trigger is
+    // held on its way past the client's timeout.
+    let gate = w.jenkins.hold_next_trigger();
+    let mut again = String::new();
+    for _ in 0..40 {
+        let (_, output) = w.once().await;
+        if output.contains("triggering it again") {
+            again = output;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(!again.is_empty(), "the bot never triggered again");
+    assert_eq!(
+        w.jenkins.triggers(),
+        0,
+        "the second trigger is held:\n{again}"
+    );
+
+    // The next poll comes while the second trigger is still on its way: it
+    // may still land, counted from its own send, not from the first one.
+    let (_, output) = w.once().await;
+    if !w.jenkins.queue().is_empty() {
+        w.jenkins.start_next(JOB).await.unwrap();
+    }
+    let landed = w.jenkins.triggers() + 1;
+    gate.notify_one();
+    while w.jenkins.triggers() < landed {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let later = w.once_until_trashed(&id, 30).await;
+    assert_eq!(
+        w.queued_or_built(),
+        1,
+        "one build: the held trigger's\n{again}\n{output}\n{later}"
+    );
+    assert!(later.contains(FOUND), "{later}");
+}

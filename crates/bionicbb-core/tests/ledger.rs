@@ -194,6 +194,33 @@ fn in_doubt_without_progress_has_no_result_so_far() {
 }
 
 #[test]
+fn an_effect_sent_again_is_in_doubt_from_its_newest_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&ledger_path(&dir));
+    let key = EffectKey::drop_rejection(1, 1, "mail-1");
+    ledger.begin_effect(&key, "drop", &json!(null), 5).unwrap();
+    ledger.restart_effect(&key, 40).unwrap();
+    assert_eq!(
+        ledger.begin_effect(&key, "drop", &json!(null), 50).unwrap(),
+        Begin::InDoubt {
+            payload: Value::Null,
+            started_at: 40,
+            result_so_far: None
+        }
+    );
+    // Only an effect in doubt is restarted.
+    ledger
+        .finish_effect(&key, &json!({"ok": true}), 60)
+        .unwrap();
+    assert!(ledger.restart_effect(&key, 70).is_err());
+    assert!(
+        ledger
+            .restart_effect(&EffectKey::drop_rejection(2, 1, "mail-2"), 70)
+            .is_err()
+    );
+}
+
+#[test]
 fn a_failed_effect_frees_its_key_and_a_done_one_cannot_fail() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(&ledger_path(&dir));

@@ -215,6 +215,30 @@ impl Ledger {
         })
     }
 
+    /// Records that an effect in doubt is about to be sent again, at `now`:
+    /// its `started_at` becomes the time of this newest attempt, so an
+    /// answer lost again is waited out from the attempt that may still
+    /// land, not from the first one.
+    pub fn restart_effect(&self, key: &EffectKey, now: i64) -> Result<()> {
+        const OP: &str = "restart an effect in doubt";
+        self.write(OP, |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE effects SET started_at = ?2, runs = runs + 1
+                     WHERE key = ?1 AND state = 'started'",
+                    params![key.as_str(), now],
+                )
+                .map_err(sql(OP))?;
+            if n == 0 {
+                return Err(LedgerError::NotFound {
+                    op: OP,
+                    what: format!("started effect {key}"),
+                });
+            }
+            Ok(())
+        })
+    }
+
     /// Marks a started (or failed, once the server showed it did happen)
     /// effect done. Idempotent: finishing a done effect keeps the first
     /// result.

@@ -75,7 +75,13 @@ impl Effects {
                     self.count_trigger(job, mail_date);
                     return self.triggered(format!("{job}: was triggered ({result})"), &result);
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    // Sent again: from now on, this attempt is the one that
+                    // may still land if its answer is lost too.
+                    if let Err(e) = self.ledger.restart_effect(key, ledger::now()) {
+                        return passing_ledger(e);
+                    }
+                }
             }
         }
         match self.jenkins.trigger(&path, params).await {
