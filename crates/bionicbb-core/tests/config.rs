@@ -970,10 +970,7 @@ fn gmail_listener_concurrency_is_between_1_and_64() {
             "[gmail_listener] concurrency: must be between 1 and 64",
         );
     }
-    assert_error(
-        &with("gmail_listener", "concurrency = -1"),
-        "concurrency",
-    );
+    assert_error(&with("gmail_listener", "concurrency = -1"), "concurrency");
 }
 
 #[test]

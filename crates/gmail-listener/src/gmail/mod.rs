@@ -24,8 +24,8 @@ use google_gmail1::hyper_util::client::legacy::Client;
 use google_gmail1::hyper_util::client::legacy::connect::HttpConnector;
 use google_gmail1::hyper_util::rt::TokioExecutor;
 
-pub use batch::BATCH_MODIFY_MAX;
 pub use auth::{MODIFY_SCOPE, REDIRECT_URI, TokenFile, authorize, check_token_cache, extract_code};
+pub use batch::BATCH_MODIFY_MAX;
 pub use errors::{
     AUTH_HINT, DAILY_LIMIT_WAIT, MailboxError, RetryAfterProbe, classify, parse_retry_after,
 };

@@ -71,7 +71,7 @@ pub(super) struct Prepared {
 /// What a download gave.
 pub(super) enum Fetched {
     /// Parsed: to be handled in its change's order.
-    Ready(Prepared),
+    Ready(Box<Prepared>),
     /// Finished before its turn (taken out, quarantined, left pending).
     Finished(String, Handled),
 }
@@ -192,7 +192,7 @@ impl Listener {
                     match fetched {
                         Fetched::Ready(mail) => {
                             let key = mail.key.clone();
-                            if let Some(mail) = chains.push(seq, key, mail) {
+                            if let Some(mail) = chains.push(seq, key, *mail) {
                                 held -= 1;
                                 self.hold_back(mail, report).await;
                             }

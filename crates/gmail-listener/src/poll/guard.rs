@@ -54,11 +54,11 @@ impl Listener {
     /// Its in-hand mark is lifted when this returns.
     pub(super) async fn fetch(&self, id: String) -> Fetched {
         match self.prepare(&id).await {
-            Ok(parsed) => Fetched::Ready(Prepared {
+            Ok(parsed) => Fetched::Ready(Box::new(Prepared {
                 key: ChangeKey::of(&parsed.event),
                 id,
                 parsed,
-            }),
+            })),
             Err(handled) => Fetched::Finished(id, handled),
         }
     }
