@@ -344,6 +344,7 @@ mod tests {
         ))
         .unwrap();
         let mut event = bionicbb_core::mail::parse(&raw).unwrap().event;
+        event.change_number = Some(123456);
         assert_eq!(ChangeKey::of(&event), key(123456));
         event.change_number = None;
         assert_eq!(
