@@ -298,3 +298,35 @@ impl Listener {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_attempt_limit_is_a_week_of_polls_whatever_the_interval() {
+        assert_eq!(max_attempts(Duration::from_secs(15)), 40_320);
+        assert_eq!(max_attempts(Duration::from_secs(300)), 2_016);
+        assert_eq!(max_attempts(Duration::from_secs(1)), 604_800);
+        assert_eq!(max_attempts(Duration::from_millis(1500)), 604_800);
+        assert_eq!(max_attempts(Duration::from_secs(30 * 24 * 3600)), 1);
+    }
+
+    #[test]
+    fn held_back_mails_make_the_poll_not_ok() {
+        let report = PollReport {
+            mails: 3,
+            done: 1,
+            pending: 1,
+            held_back: 1,
+            ..PollReport::default()
+        };
+        assert!(!report.ok());
+        let status = report.status(1_700_000_000);
+        assert!(status.listed);
+        assert_eq!(
+            status.error.as_deref(),
+            Some("2 mails left for the next poll")
+        );
+    }
+}
