@@ -247,6 +247,14 @@ impl Daemon {
         Self::start(name, Command::new(binary(name)), args)
     }
 
+    /// Like [`Daemon::spawn`], with environment variables set (`RUST_LOG`
+    /// among them, for a test that reads debug lines).
+    pub fn spawn_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(binary(name));
+        cmd.envs(env.iter().copied());
+        Self::start(name, cmd, args)
+    }
+
     /// Like [`Daemon::spawn`], with at most `nofile` open file descriptors
     /// (`ulimit -n` in a shell that then becomes the daemon).
     pub fn spawn_with_nofile(name: &str, nofile: u32, args: &[&str]) -> Daemon {
@@ -263,7 +271,8 @@ impl Daemon {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if std::env::var_os("RUST_LOG").is_none() {
+        let set = cmd.as_std().get_envs().any(|(k, _)| k == "RUST_LOG");
+        if !set && std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
         let mut child = cmd

@@ -596,3 +596,91 @@ async fn a_revoked_refresh_token_fails_without_prompting() {
         "no request without a token"
     );
 }
+
+#[tokio::test]
+async fn batch_modify_trashes_many_mails_in_one_request() {
+    let s = setup().await;
+    let label = s.fake.add_label("gerrit");
+    let ids: Vec<String> = (0..3)
+        .map(|n| s.fake.deliver(&mail(n), &["gerrit", "INBOX"]))
+        .collect();
+    s.mailbox
+        .batch_modify(&ids[..2], &["TRASH".into()], std::slice::from_ref(&label))
+        .await
+        .unwrap();
+    assert_eq!(
+        seen(&s.fake, "POST /gmail/v1/users/me/messages/batchModify").len(),
+        1
+    );
+    assert_eq!(s.fake.in_trash(), ids[..2].to_vec());
+    // In the trash like `messages.trash` puts it: out of the inbox too.
+    assert_eq!(s.fake.message_labels(&ids[0]), vec!["TRASH".to_string()]);
+    assert_eq!(
+        s.mailbox.list_all(&label).await.unwrap(),
+        vec![ids[2].clone()]
+    );
+
+    // More than 1,000 ids is refused before anything is sent.
+    let many: Vec<String> = (0..1001).map(|n| format!("{n:016x}")).collect();
+    let err = s
+        .mailbox
+        .batch_modify(&many, &["TRASH".into()], &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+    assert_eq!(seen(&s.fake, "batchModify").len(), 1);
+
+    // A label Gmail does not know: 400, not retried.
+    let err = s
+        .mailbox
+        .batch_modify(&ids[2..], &["Label_999".into()], &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Rejected, "{err}");
+    assert_eq!(seen(&s.fake, "batchModify").len(), 2);
+    assert!(!s.fake.in_trash().contains(&ids[2]));
+}
+
+#[tokio::test]
+async fn the_fake_batch_modify_speaks_gmails_wire_format() {
+    let s = setup().await;
+    let label = s.fake.add_label("gerrit");
+    let id = s.fake.deliver(&mail(0), &["gerrit"]);
+    let post = |body: Value| {
+        let url = format!(
+            "{}gmail/v1/users/me/messages/batchModify",
+            s.fake.base_url()
+        );
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let code = response.status().as_u16();
+            (code, response.text().await.unwrap())
+        }
+    };
+    let too_many: Vec<String> = (0..1001).map(|_| id.clone()).collect();
+    let (code, body) = post(serde_json::json!({"ids": too_many, "removeLabelIds": [label]})).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("invalidArgument"), "{body}");
+    let (code, body) = post(serde_json::json!({"ids": [id]})).await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = post(serde_json::json!({"ids": [], "removeLabelIds": [label]})).await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) =
+        post(serde_json::json!({"ids": [id, "ffffffffffffffff"], "removeLabelIds": [label]})).await;
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(
+        s.fake.message_labels(&id),
+        vec!["gerrit".to_string()],
+        "all or nothing"
+    );
+    let (code, body) = post(serde_json::json!({"ids": [id], "removeLabelIds": [label]})).await;
+    assert!((200..300).contains(&code), "{code} {body}");
+    assert!(body.is_empty(), "{body}");
+    assert!(s.fake.message_labels(&id).is_empty());
+}

@@ -417,9 +417,10 @@ async fn a_crash_between_trigger_and_trash_builds_once() {
     let w = World::new().await;
     w.sample_change(2);
     let id = w.deliver(&fixture("02-newpatchset-2.x.eml"));
+    // The handled mail leaves the label in a batch (`batchModify`).
     w.gmail.faults().fail_next(
         Some(Method::POST),
-        "/trash",
+        "/batchModify",
         10,
         Fault::Delay(Duration::from_secs(60)),
     );
@@ -434,7 +435,7 @@ async fn a_crash_between_trigger_and_trash_builds_once() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Let the trash request reach the (hanging) fake, then crash.
+    // Let the take-out request reach the (hanging) fake, then crash.
     tokio::time::sleep(Duration::from_millis(300)).await;
     daemon.kill().await;
     assert_eq!(w.labelled(), vec![id.clone()]);

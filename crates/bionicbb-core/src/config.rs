@@ -61,12 +61,25 @@ pub struct Config {
 }
 
 /// Settings only the gmail-listener daemon reads.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GmailListenerConfig {
     /// Address of an optional health/status HTTP endpoint; none when unset.
     #[serde(default)]
     pub health_listen: Option<SocketAddr>,
+    /// Mails of different changes handled at once (1..=64); mails of one
+    /// change are always handled one after the other, in arrival order.
+    #[serde(default = "defaults::concurrency")]
+    pub concurrency: usize,
+}
+
+impl Default for GmailListenerConfig {
+    fn default() -> Self {
+        GmailListenerConfig {
+            health_listen: None,
+            concurrency: defaults::concurrency(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

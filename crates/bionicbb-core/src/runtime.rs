@@ -141,7 +141,7 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
 /// Tells systemd (`Type=notify`) that the daemon is ready, and starts the
 /// watchdog pings when the unit sets `WatchdogSec=`. Outside systemd
 /// (`NOTIFY_SOCKET` unset) it does nothing. Call it once the daemon really
-/// serves: after the listener is bound, or after the first poll.
+/// serves: after the listener is bound, or once the Gmail labels are resolved.
 pub fn notify_ready() {
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!(error = %e, "cannot notify systemd of readiness");

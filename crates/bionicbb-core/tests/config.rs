@@ -89,7 +89,7 @@ fn minimal_config_gets_every_default() {
 
     assert_eq!(c.gmail.label, "gerrit");
     assert_eq!(c.gmail.quarantine_label, "gerrit-unparsed");
-    assert_eq!(c.gmail.poll_interval, Duration::from_secs(300));
+    assert_eq!(c.gmail.poll_interval, Duration::from_secs(15));
     assert_eq!(
         c.gmail.client_secret_file,
         PathBuf::from("/etc/bionicbb/client_secret.json")
@@ -103,6 +103,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.gmail.timeout, Duration::from_secs(30));
 
     assert_eq!(c.gmail_listener.health_listen, None);
+    assert_eq!(c.gmail_listener.concurrency, 8);
 
     let listen: SocketAddr = "127.0.0.1:8080".parse().unwrap();
     assert_eq!(c.build_listener.listen, listen);
@@ -234,6 +235,7 @@ fn example_file_mentions_every_key() {
         "bearer_token_file",
         "[gmail_listener]",
         "health_listen",
+        "concurrency",
         "[build_listener]",
         "listen",
         "public_url",
@@ -954,6 +956,21 @@ fn gmail_listener_table() {
         &with("gmail_listener", "health_listen = \"nowhere\""),
         "invalid socket address",
     );
+}
+
+#[test]
+fn gmail_listener_concurrency_is_between_1_and_64() {
+    for n in [1, 8, 64] {
+        let c = parse(&with("gmail_listener", &format!("concurrency = {n}"))).unwrap();
+        assert_eq!(c.gmail_listener.concurrency, n);
+    }
+    for n in [0, 65] {
+        assert_error(
+            &with("gmail_listener", &format!("concurrency = {n}")),
+            "[gmail_listener] concurrency: must be between 1 and 64",
+        );
+    }
+    assert_error(&with("gmail_listener", "concurrency = -1"), "concurrency");
 }
 
 #[test]

@@ -82,6 +82,7 @@ pub fn main() -> ExitCode {
 }
 
 async fn daemon(config: Arc<Config>, once: bool, dry_run: bool) -> ExitCode {
+    let started = std::time::Instant::now();
     // Installed before anything slow, so an early SIGTERM stops the daemon
     // cleanly instead of killing it.
     let signal = bionicbb_core::runtime::shutdown_signal();
@@ -114,7 +115,7 @@ async fn daemon(config: Arc<Config>, once: bool, dry_run: bool) -> ExitCode {
         }
         None => None,
     };
-    let code = run_listener(config, once, dry_run, stop_rx, &health).await;
+    let code = run_listener(config, once, dry_run, stop_rx, &health, started).await;
     let _ = done_tx.send(());
     if let Some(task) = server
         && tokio::time::timeout(Duration::from_secs(5), task)
@@ -132,6 +133,7 @@ async fn run_listener(
     dry_run: bool,
     stop: tokio::sync::watch::Receiver<bool>,
     health: &Health,
+    started: std::time::Instant,
 ) -> ExitCode {
     let listener = match Listener::start(config, dry_run).await {
         Ok(l) => l,
@@ -141,7 +143,7 @@ async fn run_listener(
         }
     };
     tracing::info!(once, dry_run, "gmail-listener started");
-    let ok = listener.run(once, stop.clone(), health).await;
+    let ok = listener.run(once, stop.clone(), health, started).await;
     if *stop.borrow() {
         tracing::info!("stopped");
         return ExitCode::SUCCESS;

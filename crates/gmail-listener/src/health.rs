@@ -2,7 +2,9 @@
 //! `GET /healthz` answers from what the poll loop last recorded, kept in
 //! memory, so a probe never touches Gmail or the ledger.
 //!
-//! - `200 {"status":"starting"}` until the first poll has finished;
+//! - `200 {"status":"starting"}` until the first poll has finished (the
+//!   daemon may be ready, polling, already: `ready` says since when; not an
+//!   error);
 //! - `200 {"status":"ok"}` when the last poll listed the label and handled
 //!   every mail;
 //! - `200 {"status":"degraded"}` when the label was listed but some mail
@@ -12,7 +14,9 @@
 //!   (Gmail unreachable, authorization refused...).
 //!
 //! Every answer carries `last_poll` (`at`, `ok`, `mails`, `error`, or null
-//! before the first poll) and `next_poll` (unix seconds, or null).
+//! before the first poll: then `note` says "no poll yet"), `next_poll` (unix
+//! seconds, or null) and `ready` (`at` and `start_to_ready_ms`, or null
+//! before the daemon is ready).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -44,6 +48,7 @@ pub struct PollStatus {
 struct Inner {
     last_poll: Option<PollStatus>,
     next_poll: Option<i64>,
+    ready: Option<Value>,
 }
 
 /// The health state shared by the poll loop (writer) and the endpoint
@@ -61,6 +66,12 @@ impl Health {
         inner.next_poll = next_poll;
     }
 
+    /// Records when the daemon became ready and how long after its start.
+    pub fn ready(&self, at: i64, start_to_ready_ms: u64) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.ready = Some(json!({ "at": at, "start_to_ready_ms": start_to_ready_ms }));
+    }
+
     /// The HTTP status and JSON body `/healthz` answers now.
     pub fn report(&self) -> (StatusCode, Value) {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -70,11 +81,15 @@ impl Health {
             Some(p) if p.listed => (StatusCode::OK, "degraded"),
             Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "failing"),
         };
-        let body = json!({
+        let mut body = json!({
             "status": status,
             "last_poll": inner.last_poll,
             "next_poll": inner.next_poll,
+            "ready": inner.ready,
         });
+        if inner.last_poll.is_none() {
+            body["note"] = json!("no poll yet");
+        }
         (code, body)
     }
 }
@@ -131,6 +146,23 @@ mod tests {
         assert_eq!(code, StatusCode::OK);
         assert_eq!(body["status"], "starting");
         assert!(body["last_poll"].is_null());
+        assert_eq!(body["note"], "no poll yet");
+        assert!(body["ready"].is_null());
+    }
+
+    #[test]
+    fn ready_before_the_first_poll_is_still_starting_not_an_error() {
+        let health = Health::default();
+        health.ready(1_700_000_000, 42);
+        let (code, body) = health.report();
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(body["status"], "starting");
+        assert_eq!(body["note"], "no poll yet");
+        assert_eq!(body["ready"]["start_to_ready_ms"], 42);
+        health.record(poll(true, true), None);
+        let (_, body) = health.report();
+        assert!(body.get("note").is_none(), "{body}");
+        assert_eq!(body["ready"]["at"], 1_700_000_000);
     }
 
     #[test]

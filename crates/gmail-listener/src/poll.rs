@@ -1,34 +1,45 @@
-//! The poll loop: list the label, handle each mail in arrival order, and
-//! take every handled mail out of the label. One bad mail, a network error
-//! or a Gmail outage never stops the loop; a mail whose handling hit a
-//! passing fault stays for the next poll. Not even a mail that kills the
-//! process can stop it: see [`guard`].
+//! The poll loop: list the label, handle its mails, and take every handled
+//! mail out of the label. Mails of different changes are handled at once,
+//! mails of one change one after the other in arrival order ([`drain`]);
+//! handled mails leave the label in batches ([`take_out`]). One bad mail, a
+//! network error or a Gmail outage never stops the loop; a mail whose
+//! handling hit a passing fault stays for the next poll, and so do the later
+//! mails of its change. Not even a mail that kills the process can stop it:
+//! see [`guard`].
 
+mod drain;
 mod guard;
+mod mail;
+mod take_out;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bionicbb_core::config::Config;
-use bionicbb_core::decide::decide;
-use bionicbb_core::error::ErrorKind;
-use bionicbb_core::event::Decision;
 use bionicbb_core::gerrit::GerritClient;
-use bionicbb_core::ledger::{self, EventRecord, Ledger, metric_names as names};
-use bionicbb_core::mail;
+use bionicbb_core::ledger::{self, Ledger, metric_names as names};
 pub use guard::MAX_DEATHS;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
 
-use crate::effects::{Effects, Origin, Outcome};
-use crate::facts;
+use crate::effects::Effects;
 use crate::gmail::Mailbox;
 use crate::health::{Health, PollStatus};
 
-/// After this many failed tries a mail is quarantined with its last error.
-/// Only passing faults (a Gerrit, Jenkins or build-listener outage) leave a
-/// mail pending, so the limit is generous: a week of polls at the default
-/// five-minute interval. An outage of hours must not cost a build.
-pub const MAX_ATTEMPTS: u32 = 7 * 24 * 12;
+/// How long a mail hit by passing faults (a Gerrit, Jenkins or
+/// build-listener outage) is tried again before it is quarantined with its
+/// last error: a week. An outage of hours must not cost a build.
+pub const RETRY_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// After this many failed tries a mail is quarantined. A mail is tried once
+/// per poll, so the limit is [`RETRY_FOR`] counted in polls of `interval`
+/// (40,320 at the default 15 s; 2,016 at 5 minutes): the week holds
+/// whatever the interval, and polls that take longer than an instant only
+/// stretch it. Counting polls rather than time needs no clock in the ledger.
+pub fn max_attempts(interval: Duration) -> u32 {
+    let polls = RETRY_FOR.as_secs() / interval.as_secs().max(1);
+    u32::try_from(polls).unwrap_or(u32::MAX).max(1)
+}
 
 /// What one poll did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -39,20 +50,25 @@ pub struct PollReport {
     pub quarantined: usize,
     /// Mails left for the next poll because of a passing fault.
     pub pending: usize,
+    /// Mails left for the next poll, untried, because an earlier mail of
+    /// their change is pending (or the daemon is stopping).
+    pub held_back: usize,
     /// Why Gmail could not be listed, if it could not.
     pub list_error: Option<String>,
 }
 
 impl PollReport {
     pub fn ok(&self) -> bool {
-        self.list_error.is_none() && self.pending == 0
+        self.list_error.is_none() && self.pending == 0 && self.held_back == 0
     }
 
     /// The poll as the health endpoint and the status page show it.
     pub fn status(&self, at: i64) -> PollStatus {
-        let error = self.list_error.clone().or_else(|| {
-            (self.pending > 0).then(|| format!("{} mails left for the next poll", self.pending))
-        });
+        let left = self.pending + self.held_back;
+        let error = self
+            .list_error
+            .clone()
+            .or_else(|| (left > 0).then(|| format!("{left} mails left for the next poll")));
         PollStatus {
             at,
             ok: self.ok(),
@@ -65,7 +81,10 @@ impl PollReport {
 
 /// What became of one mail.
 enum Handled {
+    /// Done in the ledger: to be taken out of the label.
     Done,
+    /// Gone from Gmail before it was read: nothing left to take out.
+    Gone,
     Quarantined,
     Pending(String),
 }
@@ -82,6 +101,10 @@ pub struct Listener {
     label_id: String,
     quarantine_id: Option<String>,
     dry_run: bool,
+    /// Held while the process works on one mail's content (see [`guard`]):
+    /// at most one mail is marked in hand at any moment, so a death is
+    /// blamed on the one mail that was being worked on.
+    content: tokio::sync::Mutex<()>,
 }
 
 /// A start-up failure; the message says what to fix.
@@ -147,16 +170,29 @@ impl Listener {
             label_id,
             quarantine_id,
             dry_run,
+            content: tokio::sync::Mutex::new(()),
         })
     }
 
     /// Polls until `stop` turns true (or once), recording each poll in
-    /// `health`. Tells systemd the daemon is ready once the first poll has
-    /// finished, whatever its outcome: the label was resolved at start, so
-    /// the mailbox works, and a later outage shows on the health endpoint.
-    /// Returns true when the last poll went well.
-    pub async fn run(&self, once: bool, mut stop: watch::Receiver<bool>, health: &Health) -> bool {
-        let mut first = true;
+    /// `health`. Tells systemd the daemon is ready before the first poll:
+    /// the labels were resolved at start, so the mailbox works, a long
+    /// first poll must not hold up the start, and a later outage shows on
+    /// the health endpoint. `started` is when the process started, for the
+    /// start-to-ready time. Returns true when the last poll went well.
+    pub async fn run(
+        &self,
+        once: bool,
+        mut stop: watch::Receiver<bool>,
+        health: &Health,
+        started: Instant,
+    ) -> bool {
+        let ready_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        bionicbb_core::runtime::notify_ready();
+        let at = ledger::now();
+        health.ready(at, ready_ms);
+        self.record_ready(at, ready_ms).await;
+        tracing::info!(start_to_ready_ms = ready_ms, "ready");
         loop {
             let report = self.poll(&stop).await;
             let ok = report.ok();
@@ -165,15 +201,12 @@ impl Listener {
             let status = report.status(now);
             health.record(status.clone(), next);
             self.record_status(&status, next);
-            if first {
-                first = false;
-                bionicbb_core::runtime::notify_ready();
-            }
             tracing::info!(
                 mails = report.mails,
                 done = report.done,
                 quarantined = report.quarantined,
                 pending = report.pending,
+                held_back = report.held_back,
                 ok,
                 "poll finished"
             );
@@ -188,8 +221,8 @@ impl Listener {
         }
     }
 
-    /// One poll over every mail in the label, oldest first; stops between
-    /// mails when `stop` turns true.
+    /// One poll over every mail in the label (see [`drain`]); stops
+    /// between mails when `stop` turns true.
     pub async fn poll(&self, stop: &watch::Receiver<bool>) -> PollReport {
         let mut report = PollReport::default();
         let ids = match self.mailbox.list_all(&self.label_id).await {
@@ -197,212 +230,49 @@ impl Listener {
             Err(e) => {
                 tracing::error!(error = %e, "cannot list the Gmail label; trying again next poll");
                 report.list_error = Some(e.to_string());
-                self.count(names::FAILURES, &[("component", "gmail-listener")]);
+                self.count(names::FAILURES, &[("component", "gmail-listener")])
+                    .await;
                 return report;
             }
         };
         report.mails = ids.len();
-        for id in ids {
-            if *stop.borrow() {
-                tracing::info!("shutting down: the remaining mails wait for the next start");
-                break;
-            }
-            match self.handle(&id).await {
-                Handled::Done => report.done += 1,
-                Handled::Quarantined => report.quarantined += 1,
-                Handled::Pending(why) => {
-                    tracing::warn!(gmail_id = %id, error = %why, "mail left for the next poll");
-                    report.pending += 1;
-                }
-            }
-        }
+        self.drain(ids, stop, &mut report).await;
         report
     }
 
-    /// Handles a mail read from Gmail (see [`guard`] for what comes before).
-    async fn handle_raw(&self, id: &str, raw: &[u8]) -> Handled {
-        let parsed = match mail::parse(raw) {
-            Ok(p) => p,
-            Err(e) => return self.quarantine(id, &format!("unreadable mail: {e}")).await,
-        };
-        let event = &parsed.event;
-        self.waiting(id, true);
-        let facts = match facts::gather(&self.gerrit, event).await {
-            Ok(f) => f,
-            Err(e) => return self.failed_try(id, format!("asking Gerrit: {e}")).await,
-        };
-        self.waiting(id, false);
-        let decisions = decide(event, facts.as_ref(), &self.config);
-        let change = facts
-            .as_ref()
-            .map(|f| f.number)
-            .or(event.change_number)
-            .unwrap_or(0);
-        let decided = serde_json::to_value(&decisions).unwrap_or_default();
-        tracing::info!(
-            gmail_id = %id,
-            change,
-            patch_set = event.patch_set,
-            message_type = %event.message_type,
-            message_id = parsed.message_id.as_deref().unwrap_or(""),
-            decisions = %decided,
-            dry_run = self.dry_run,
-            "decided"
-        );
-        let Some(effects) = &self.effects else {
-            return Handled::Done;
-        };
-        // What is left talks to servers about decisions already made.
-        self.waiting(id, true);
-        let origin = Origin {
-            gmail_id: id.to_string(),
-            project: event.project.clone(),
-            comment_identity: Origin::comment_identity(facts.as_ref()),
-            mail_date: event.date,
-        };
-        let mut passing = Vec::new();
-        let mut summary = Vec::new();
-        // The decisions as the status page shows them, with what became of each.
-        let mut shown = Vec::with_capacity(decisions.len());
-        for decision in &decisions {
-            let mut entry = serde_json::to_value(decision).unwrap_or_default();
-            if matches!(decision, Decision::Skip { .. }) {
-                shown.push(entry);
-                continue;
-            }
-            let (result, queue_url) = match effects
-                .run(decision, &origin, change, event.patch_set)
-                .await
-            {
-                Outcome::Done(what) => (what, None),
-                Outcome::Triggered { what, queue_url } => (what, Some(queue_url)),
-                Outcome::Failed(why) => {
-                    self.count(names::FAILURES, &[("component", "gmail-listener")]);
-                    (format!("failed for good: {why}"), None)
-                }
-                Outcome::Passing(why) => {
-                    passing.push(why);
-                    continue;
-                }
-            };
-            if let Value::Object(map) = &mut entry {
-                map.insert("result".into(), json!(result));
-                if let Some(url) = queue_url {
-                    map.insert("queue_url".into(), json!(url));
-                }
-            }
-            summary.push(result);
-            shown.push(entry);
-        }
-        if !passing.is_empty() {
-            return self.failed_try(id, passing.join("; ")).await;
-        }
-        let summary = if summary.is_empty() {
-            "nothing to do".to_string()
-        } else {
-            summary.join("; ")
-        };
-        if let Err(e) = effects.ledger.mark_mail_done(id, &summary, ledger::now()) {
-            return Handled::Pending(format!("ledger: {e}"));
-        }
-        // Counted once the mail is handled, so a mail tried over several
-        // polls counts once.
-        self.count(names::MAILS_PROCESSED, &[]);
-        let kind = event.message_type.to_string();
-        self.count(
-            names::EVENTS_RECEIVED,
-            &[("source", "gmail"), ("type", kind.as_str())],
-        );
-        // One event per handled mail, recorded once its effects are done so
-        // the status page shows their outcome (the queue item of a build).
-        let record = EventRecord {
-            at: ledger::now(),
-            source: "gmail".to_string(),
-            summary: format!(
-                "{} on {} patch set {}",
-                event.message_type, change, event.patch_set
-            ),
-            change_number: Some(change).filter(|c| *c != 0),
-            patch_set: Some(event.patch_set),
-            decisions: Value::Array(shown),
-        };
-        if let Err(e) = effects.ledger.record_event(&record) {
-            tracing::warn!(error = %e, "cannot record the event for the status page");
-        }
-        tracing::info!(gmail_id = %id, %summary, "mail handled");
-        self.trash(id).await
-    }
-
-    /// Records a failed try; quarantines the mail after [`MAX_ATTEMPTS`].
-    async fn failed_try(&self, id: &str, error: String) -> Handled {
-        let Some(ledger) = self.effects.as_ref().map(|e| &e.ledger) else {
-            return Handled::Pending(error);
-        };
-        match ledger.record_mail_attempt(id, &error) {
-            Ok(n) if n >= MAX_ATTEMPTS => {
-                tracing::error!(gmail_id = %id, attempts = n, %error, "giving up on the mail");
-                self.quarantine(id, &format!("gave up after {n} tries: {error}"))
-                    .await
-            }
-            Ok(_) => Handled::Pending(error),
-            Err(e) => Handled::Pending(format!("{error}; ledger: {e}")),
-        }
-    }
-
-    async fn quarantine(&self, id: &str, reason: &str) -> Handled {
-        tracing::warn!(gmail_id = %id, %reason, label = %self.config.gmail.quarantine_label, "quarantining the mail");
-        let Some(effects) = &self.effects else {
-            return Handled::Quarantined;
-        };
-        if let Err(e) = effects
-            .ledger
-            .mark_mail_quarantined(id, reason, ledger::now())
-        {
-            return Handled::Pending(format!("ledger: {e}"));
-        }
-        self.count(names::MAILS_QUARANTINED, &[]);
-        match self.move_to_quarantine(id).await {
-            Ok(()) => Handled::Quarantined,
-            Err(e) => Handled::Pending(e),
-        }
-    }
-
-    /// Moves a mail from the Gerrit label to the quarantine label (never
-    /// to the trash: an operator looks at it).
-    async fn move_to_quarantine(&self, id: &str) -> Result<(), String> {
-        if self.dry_run {
-            return Ok(());
-        }
-        let Some(quarantine) = &self.quarantine_id else {
-            return Err("no quarantine label".to_string());
-        };
-        self.mailbox
-            .modify(
-                id,
-                std::slice::from_ref(quarantine),
-                std::slice::from_ref(&self.label_id),
-            )
-            .await
-            .map_err(|e| format!("moving the mail to the quarantine label: {e}"))
-    }
-
-    async fn trash(&self, id: &str) -> Handled {
-        if self.dry_run {
-            return Handled::Done;
-        }
-        match self.mailbox.trash(id).await {
-            Ok(()) => Handled::Done,
-            Err(e) if e.kind == ErrorKind::NotFound => Handled::Done,
-            Err(e) => Handled::Pending(format!("handled, but trashing it failed: {e}")),
-        }
+    /// The ledger this run writes to (`None` in a dry run).
+    fn writer(&self) -> Option<&Ledger> {
+        self.effects.as_ref().map(|e| &e.ledger)
     }
 
     /// Bumps a counter (nothing in a dry run).
-    fn count(&self, name: &str, labels: &[(&str, &str)]) {
-        if let Some(ledger) = self.effects.as_ref().map(|e| &e.ledger)
-            && let Err(e) = ledger.bump_counter(name, &names::labels(labels), 1)
-        {
+    async fn count(&self, name: &'static str, labels: &[(&str, &str)]) {
+        let Some(ledger) = self.writer() else {
+            return;
+        };
+        let labels = names::labels(labels);
+        let bumped = ledger
+            .blocking("bump a counter", move |l| l.bump_counter(name, &labels, 1))
+            .await;
+        if let Err(e) = bumped {
             tracing::warn!(error = %e, counter = name, "cannot bump the counter");
+        }
+    }
+
+    /// Records when the daemon became ready and how long it took, for the
+    /// status page.
+    async fn record_ready(&self, at: i64, ready_ms: u64) {
+        let Some(ledger) = self.writer() else {
+            return;
+        };
+        let value = json!({ "at": at, "start_to_ready_ms": ready_ms });
+        let written = ledger
+            .blocking("record readiness", move |l| {
+                l.set_status("gmail-listener", "ready", &value, at)
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "cannot record the start on the status page");
         }
     }
 
@@ -426,5 +296,37 @@ impl Listener {
                 tracing::warn!(error = %e, "cannot record the poll status");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_attempt_limit_is_a_week_of_polls_whatever_the_interval() {
+        assert_eq!(max_attempts(Duration::from_secs(15)), 40_320);
+        assert_eq!(max_attempts(Duration::from_secs(300)), 2_016);
+        assert_eq!(max_attempts(Duration::from_secs(1)), 604_800);
+        assert_eq!(max_attempts(Duration::from_millis(1500)), 604_800);
+        assert_eq!(max_attempts(Duration::from_secs(30 * 24 * 3600)), 1);
+    }
+
+    #[test]
+    fn held_back_mails_make_the_poll_not_ok() {
+        let report = PollReport {
+            mails: 3,
+            done: 1,
+            pending: 1,
+            held_back: 1,
+            ..PollReport::default()
+        };
+        assert!(!report.ok());
+        let status = report.status(1_700_000_000);
+        assert!(status.listed);
+        assert_eq!(
+            status.error.as_deref(),
+            Some("2 mails left for the next poll")
+        );
     }
 }

@@ -185,6 +185,10 @@ impl GmailFake {
             .route(&format!("{base}/messages"), get(messages_list))
             .route(&format!("{base}/messages/{{id}}"), get(messages_get))
             .route(
+                &format!("{base}/messages/batchModify"),
+                post(messages_batch_modify),
+            )
+            .route(
                 &format!("{base}/messages/{{id}}/trash"),
                 post(messages_trash),
             )

@@ -15,7 +15,10 @@ pub fn quarantine_label() -> String {
     "gerrit-unparsed".into()
 }
 pub fn poll_interval() -> Duration {
-    Duration::from_secs(300)
+    Duration::from_secs(15)
+}
+pub fn concurrency() -> usize {
+    8
 }
 pub fn client_secret_file() -> PathBuf {
     PathBuf::from("/etc/bionicbb/client_secret.json")

@@ -85,6 +85,14 @@ pub fn validate(config: &mut Config) -> Result<(), KeyError> {
         }
     }
 
+    let concurrency = config.gmail_listener.concurrency;
+    if !(1..=64).contains(&concurrency) {
+        return fail(
+            "[gmail_listener] concurrency",
+            format!("must be between 1 and 64: {concurrency}"),
+        );
+    }
+
     let listener = &config.build_listener;
     http_url(&listener.public_url, "[build_listener] public_url")?;
     if listener.body_limit == 0 {

@@ -22,10 +22,7 @@ impl Effects {
         mail_date: Option<i64>,
     ) -> Outcome {
         let payload = json!({ "job": job, "params": params });
-        let in_doubt_since = match self
-            .ledger
-            .begin_effect(key, "build", &payload, ledger::now())
-        {
+        let in_doubt_since = match self.begin(key, "build", &payload).await {
             Err(e) => return passing_ledger(e),
             Ok(Begin::AlreadyDone { result }) => {
                 let what = format!("{job}: already triggered ({result})");
@@ -40,10 +37,10 @@ impl Effects {
                     .get("queue_id")
                     .and_then(Value::as_u64)
                     .map(JenkinsItem::Queue);
-                if let Err(e) = self.ledger.own_jenkins_items(key, owned.as_slice()) {
+                if let Err(e) = self.own(key, owned.into_iter().collect()).await {
                     return passing_ledger(e);
                 }
-                return match self.ledger.finish_effect(key, &progress, ledger::now()) {
+                return match self.finish(key, progress.clone()).await {
                     Ok(()) => {
                         self.triggered(format!("{job}: was triggered ({progress})"), &progress)
                     }
@@ -55,7 +52,11 @@ impl Effects {
         };
         let path = match JobPath::parse(job) {
             Ok(p) => p,
-            Err(e) => return self.fail(key, format!("{job}: invalid job name: {e}")),
+            Err(e) => {
+                return self
+                    .fail(key, format!("{job}: invalid job name: {e}"))
+                    .await;
+            }
         };
         if let Some(started_at) = in_doubt_since {
             // An earlier trigger's answer was lost: ask Jenkins before
@@ -66,19 +67,25 @@ impl Effects {
             {
                 Err(outcome) => return outcome,
                 Ok(Some(result)) => {
-                    if let Err(e) = self.ledger.record_effect_progress(key, &result) {
+                    if let Err(e) = self.progress(key, &result).await {
                         return passing_ledger(e);
                     }
-                    if let Err(e) = self.ledger.finish_effect(key, &result, ledger::now()) {
+                    if let Err(e) = self.finish(key, result.clone()).await {
                         return passing_ledger(e);
                     }
-                    self.count_trigger(job, mail_date);
+                    self.count_trigger(job, mail_date).await;
                     return self.triggered(format!("{job}: was triggered ({result})"), &result);
                 }
                 Ok(None) => {
                     // Sent again: from now on, this attempt is the one that
                     // may still land if its answer is lost too.
-                    if let Err(e) = self.ledger.restart_effect(key, ledger::now()) {
+                    let again = key.clone();
+                    let restarted = self
+                        .db("restart an effect in doubt", move |l| {
+                            l.restart_effect(&again, ledger::now())
+                        })
+                        .await;
+                    if let Err(e) = restarted {
                         return passing_ledger(e);
                     }
                 }
@@ -89,31 +96,28 @@ impl Effects {
                 let result = json!({ "queue_id": id.0 });
                 // Owned first: from now on no lookup of another effect can
                 // take this item for its own.
-                if let Err(e) = self
-                    .ledger
-                    .own_jenkins_items(key, &[JenkinsItem::Queue(id.0)])
-                {
+                if let Err(e) = self.own(key, vec![JenkinsItem::Queue(id.0)]).await {
                     return passing_ledger(e);
                 }
-                if let Err(e) = self.ledger.record_effect_progress(key, &result) {
+                if let Err(e) = self.progress(key, &result).await {
                     return passing_ledger(e);
                 }
-                if let Err(e) = self.ledger.finish_effect(key, &result, ledger::now()) {
+                if let Err(e) = self.finish(key, result.clone()).await {
                     return passing_ledger(e);
                 }
-                self.count_trigger(job, mail_date);
+                self.count_trigger(job, mail_date).await;
                 tracing::info!(%job, queue_item = id.0, "build triggered");
                 self.triggered(format!("{job}: queued as item {id}"), &result)
             }
             Err(e) => match lost_trigger::classify(&e) {
                 TriggerFailure::Permanent => {
                     tracing::error!(%job, error = %e, "Jenkins refused the build for good");
-                    self.fail(key, format!("{job}: {e}"))
+                    self.fail(key, format!("{job}: {e}")).await
                 }
                 TriggerFailure::NotQueued => {
                     // Jenkins answered with an error: nothing was queued,
                     // free the key for the next poll.
-                    if let Err(le) = self.ledger.fail_effect(key, &e.to_string()) {
+                    if let Err(le) = self.fail_effect(key, &e.to_string()).await {
                         return passing_ledger(le);
                     }
                     Outcome::Passing(format!("{job}: {e}"))
@@ -161,9 +165,12 @@ impl Effects {
         let mut owned_elsewhere = 0;
         for candidate in candidates {
             let items = lost_trigger::items(&job, &candidate);
+            let k = key.clone();
             if self
-                .ledger
-                .owned_by_another(key, &items)
+                .db("look up owned Jenkins items", move |l| {
+                    l.owned_by_another(&k, &items)
+                })
+                .await
                 .map_err(passing_ledger)?
             {
                 owned_elsewhere += 1;
@@ -171,9 +178,12 @@ impl Effects {
                 free.push(candidate);
             }
         }
+        let twin = payload.clone();
         let unresolved = self
-            .ledger
-            .unresolved_twins(payload)
+            .db("look up unresolved triggers", move |l| {
+                l.unresolved_twins(&twin)
+            })
+            .await
             .map_err(passing_ledger)?;
         let found = lost_trigger::choose(free, unresolved);
         let now = ledger::now();
@@ -191,10 +201,12 @@ impl Effects {
         }
         match found {
             Found::Adopt(candidate) => {
-                let items = lost_trigger::items(&job, &candidate);
+                let (k, items) = (key.clone(), lost_trigger::items(&job, &candidate));
                 if !self
-                    .ledger
-                    .adopt_jenkins_items(key, &items)
+                    .db("adopt Jenkins items", move |l| {
+                        l.adopt_jenkins_items(&k, &items)
+                    })
+                    .await
                     .map_err(passing_ledger)?
                 {
                     // Taken by another effect since we looked: not ours.
@@ -230,12 +242,15 @@ impl Effects {
 
     /// Counts a trigger and observes how long after the notification's date
     /// it happened (nothing to observe when the mail had no `Date:`).
-    fn count_trigger(&self, job: &str, mail_date: Option<i64>) {
+    async fn count_trigger(&self, job: &str, mail_date: Option<i64>) {
         let labels = names::labels(&[("job", job)]);
-        if let Err(e) = self
-            .ledger
-            .bump_counter(names::BUILDS_TRIGGERED, &labels, 1)
-        {
+        let counted = labels.clone();
+        let bumped = self
+            .db("count a build", move |l| {
+                l.bump_counter(names::BUILDS_TRIGGERED, &counted, 1)
+            })
+            .await;
+        if let Err(e) = bumped {
             tracing::warn!(error = %e, "cannot count the build");
         }
         let Some(date) = mail_date else {
@@ -247,12 +262,32 @@ impl Effects {
             .unwrap_or_default();
         // A mail dated in the future (a skewed clock) counts as 0 seconds.
         let seconds = now - date as f64;
-        if let Err(e) = self
-            .ledger
-            .observe(names::MAIL_TO_TRIGGER_SECONDS, &labels, seconds)
-        {
+        let observed = self
+            .db("observe the mail-to-trigger latency", move |l| {
+                l.observe(names::MAIL_TO_TRIGGER_SECONDS, &labels, seconds)
+            })
+            .await;
+        if let Err(e) = observed {
             tracing::warn!(error = %e, "cannot record the mail-to-trigger latency");
         }
+    }
+
+    /// Records that the effect owns Jenkins `items`.
+    async fn own(&self, key: &EffectKey, items: Vec<JenkinsItem>) -> ledger::Result<()> {
+        let key = key.clone();
+        self.db("own Jenkins items", move |l| {
+            l.own_jenkins_items(&key, &items)
+        })
+        .await
+    }
+
+    /// Records what the effect achieved so far.
+    async fn progress(&self, key: &EffectKey, result: &Value) -> ledger::Result<()> {
+        let (key, result) = (key.clone(), result.clone());
+        self.db("record an effect's progress", move |l| {
+            l.record_effect_progress(&key, &result)
+        })
+        .await
     }
 
     /// [`Outcome::Triggered`] when `result` names the queue item, else a

@@ -65,6 +65,49 @@ pub struct Effects {
     pub http: reqwest::Client,
 }
 
+impl Effects {
+    /// Runs one ledger call on the blocking pool ([`Ledger::blocking`]):
+    /// no runtime thread waits for the disk, and the writes of mails
+    /// handled at once can share commits.
+    async fn db<T, F>(&self, op: &'static str, f: F) -> ledger::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Ledger) -> ledger::Result<T> + Send + 'static,
+    {
+        self.ledger.blocking(op, f).await
+    }
+
+    /// Marks the effect done with `result`.
+    async fn finish(&self, key: &EffectKey, result: Value) -> ledger::Result<()> {
+        let key = key.clone();
+        self.db("finish an effect", move |l| {
+            l.finish_effect(&key, &result, ledger::now())
+        })
+        .await
+    }
+
+    /// Begins the effect (see [`Ledger::begin_effect`]).
+    async fn begin(
+        &self,
+        key: &EffectKey,
+        kind: &'static str,
+        payload: &Value,
+    ) -> ledger::Result<Begin> {
+        let (key, payload) = (key.clone(), payload.clone());
+        self.db("begin an effect", move |l| {
+            l.begin_effect(&key, kind, &payload, ledger::now())
+        })
+        .await
+    }
+
+    /// Frees the effect's key: it did not happen.
+    async fn fail_effect(&self, key: &EffectKey, error: &str) -> ledger::Result<()> {
+        let (key, error) = (key.clone(), error.to_string());
+        self.db("fail an effect", move |l| l.fail_effect(&key, &error))
+            .await
+    }
+}
+
 fn passing_ledger(e: ledger::LedgerError) -> Outcome {
     Outcome::Passing(format!("ledger: {e}"))
 }
@@ -126,21 +169,14 @@ impl Effects {
 
     async fn reply(&self, key: &EffectKey, change: &ChangeRef, ps: u32, message: &str) -> Outcome {
         let payload = json!({ "change": change.to_string(), "patch_set": ps, "message": message });
-        match self
-            .ledger
-            .begin_effect(key, "reply", &payload, ledger::now())
-        {
+        match self.begin(key, "reply", &payload).await {
             Err(e) => return passing_ledger(e),
             Ok(Begin::AlreadyDone { .. }) => {
                 return Outcome::Done("reply: already posted".to_string());
             }
             Ok(Begin::InDoubt { .. }) => match self.bot_said(change, ps, message).await {
                 Ok(true) => {
-                    return match self.ledger.finish_effect(
-                        key,
-                        &json!({"found": true}),
-                        ledger::now(),
-                    ) {
+                    return match self.finish(key, json!({"found": true})).await {
                         Ok(()) => Outcome::Done("reply: was posted before".to_string()),
                         Err(e) => passing_ledger(e),
                     };
@@ -163,21 +199,18 @@ impl Effects {
             .post_review(change, Revision::PatchSet(ps), &input)
             .await
         {
-            Ok(_) => match self
-                .ledger
-                .finish_effect(key, &json!({"posted": true}), ledger::now())
-            {
+            Ok(_) => match self.finish(key, json!({"posted": true})).await {
                 Ok(()) => Outcome::Done(format!("replied on {change} patch set {ps}")),
                 Err(e) => passing_ledger(e),
             },
             Err(e) if gerrit_permanent(&e) => {
                 tracing::error!(%change, ps, error = %e, "Gerrit refused the reply for good");
-                self.fail(key, format!("reply: {e}"))
+                self.fail(key, format!("reply: {e}")).await
             }
             Err(e) => {
                 if e.status.is_some()
                     && e.kind != ErrorKind::Malformed
-                    && let Err(le) = self.ledger.fail_effect(key, &e.to_string())
+                    && let Err(le) = self.fail_effect(key, &e.to_string()).await
                 {
                     return passing_ledger(le);
                 }
@@ -217,10 +250,7 @@ impl Effects {
     /// key and a passing one is simply sent again next poll.
     async fn drop_rejection(&self, key: &EffectKey, change_id: &str, ps: u32) -> Outcome {
         let body = json!({ "changeid": change_id, "patchset": ps });
-        match self
-            .ledger
-            .begin_effect(key, "drop-rejection", &body, ledger::now())
-        {
+        match self.begin(key, "drop-rejection", &body).await {
             Err(e) => return passing_ledger(e),
             Ok(Begin::AlreadyDone { .. }) => {
                 return Outcome::Done("drop-rejection: already asked".to_string());
@@ -245,15 +275,11 @@ impl Effects {
             Ok(response) => response.status(),
             Err(e) => {
                 let e = e.without_url();
-                return self.fail_passing(key, format!("drop-rejection: {e}"));
+                return self.fail_passing(key, format!("drop-rejection: {e}")).await;
             }
         };
         if status.is_success() {
-            return match self.ledger.finish_effect(
-                key,
-                &json!({"status": status.as_u16()}),
-                ledger::now(),
-            ) {
+            return match self.finish(key, json!({"status": status.as_u16()})).await {
                 Ok(()) => Outcome::Done(format!(
                     "drop-rejection: {change_id} patch set {ps} accepted"
                 )),
@@ -262,22 +288,25 @@ impl Effects {
         }
         if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
             tracing::error!(%change_id, ps, status = status.as_u16(), "build-listener refused the drop-rejection request");
-            return self.fail(key, format!("drop-rejection: HTTP {status}"));
+            return self
+                .fail(key, format!("drop-rejection: HTTP {status}"))
+                .await;
         }
         self.fail_passing(key, format!("drop-rejection: HTTP {status}"))
+            .await
     }
 
     /// Records a permanent refusal: the effect did not happen and never will.
-    fn fail(&self, key: &EffectKey, error: String) -> Outcome {
-        match self.ledger.fail_effect(key, &error) {
+    async fn fail(&self, key: &EffectKey, error: String) -> Outcome {
+        match self.fail_effect(key, &error).await {
             Ok(()) => Outcome::Failed(error),
             Err(e) => passing_ledger(e),
         }
     }
 
     /// Frees the key of an effect that did not happen, to be tried next poll.
-    fn fail_passing(&self, key: &EffectKey, error: String) -> Outcome {
-        match self.ledger.fail_effect(key, &error) {
+    async fn fail_passing(&self, key: &EffectKey, error: String) -> Outcome {
+        match self.fail_effect(key, &error).await {
             Ok(()) => Outcome::Passing(error),
             Err(e) => passing_ledger(e),
         }

@@ -10,6 +10,7 @@
 //! read as a stream within the size limit (see [`download`]).
 
 mod auth;
+mod batch;
 pub mod download;
 mod errors;
 
@@ -26,6 +27,7 @@ use google_gmail1::hyper_util::client::legacy::connect::HttpConnector;
 use google_gmail1::hyper_util::rt::TokioExecutor;
 
 pub use auth::{MODIFY_SCOPE, REDIRECT_URI, TokenFile, authorize, check_token_cache, extract_code};
+pub use batch::BATCH_MODIFY_MAX;
 pub use download::{Download, Oversize, answer_bound};
 pub use errors::{
     AUTH_HINT, DAILY_LIMIT_WAIT, MailboxError, RetryAfterProbe, classify, classify_answer,

@@ -1,5 +1,5 @@
-//! What happens to a mail before it is read: the ledger's word on it, the
-//! poison-mail protection and the size limit.
+//! What happens to a mail before its turn: the ledger's word on it, the
+//! poison-mail protection, the size limit, the download and the parse.
 //!
 //! Poison mail: whatever a parser bug may do to the process (an abort, a
 //! stack overflow, the kernel's OOM killer), one mail must not stop the bot.
@@ -7,7 +7,8 @@
 //! downloaded and before it is parsed, and released when its handling ends,
 //! whatever the outcome (done, quarantined, or left for the next poll after
 //! a passing fault: that is not a death). While the mail waits for Gerrit or
-//! for its effects, the mark is lifted ([`Listener::waiting`]): a process
+//! for its effects, or for its turn, the mark is lifted ([`Listener::pause`],
+//! set again by [`Listener::resume`]): a process
 //! killed then (a restart, the OOM killer choosing it for another reason)
 //! was not killed by the mail, and a genuine mail must not be set aside
 //! because the process happened to die twice while a server was slow. A
@@ -17,6 +18,15 @@
 //! the log (an error naming the mail), in the `mails_poisoned_total`
 //! counter and on the status page. The mark is per mail: mails handled at
 //! the same time never count for each other.
+//!
+//! Mails are handled concurrently, so several could be "in hand" at once
+//! and one death would be blamed on all of them. The windows in which the
+//! process works on a mail's content are therefore exclusive: one lock
+//! (`Listener::content`) is held from [`Listener::hold`] through the parse
+//! to the pause, and from the resume through the decision to the pause;
+//! downloads and every other network wait stay outside it. At most one
+//! mail carries a fresh in-hand mark at any moment (the debug log shows
+//! each window as `in hand` ... `out of hand`).
 //!
 //! Size: a mail is read with one `messages.get?format=raw` whose answer is
 //! read as a stream and abandoned as soon as it is longer than the answer
@@ -28,79 +38,144 @@
 use crate::gmail::{Download, Oversize};
 use bionicbb_core::error::ErrorKind;
 use bionicbb_core::ledger::{self, EventRecord, MailState, metric_names as names};
+use bionicbb_core::mail::{self, ParsedMail};
 use serde_json::json;
+use tokio::sync::MutexGuard;
 
+use super::drain::{ChangeKey, Fetched, Prepared};
 use super::{Handled, Listener};
 
 /// A mail in hand when the process died this many times is quarantined
 /// without being read again.
 pub const MAX_DEATHS: u32 = 2;
 
+/// The content lock, held while one mail's content is worked on.
+pub(super) type Window<'a> = MutexGuard<'a, ()>;
+
 impl Listener {
-    /// Handles one mail from the label, from the ledger's record of it to
-    /// its trash or quarantine.
-    pub(super) async fn handle(&self, id: &str) -> Handled {
+    /// Reads and parses one mail from the label, or says what became of
+    /// it when it goes no further (taken out, quarantined, left pending).
+    /// Its in-hand mark is lifted when this returns.
+    pub(super) async fn fetch(&self, id: String) -> Fetched {
+        match self.prepare(&id).await {
+            Ok(parsed) => Fetched::Ready(Box::new(Prepared {
+                key: ChangeKey::of(&parsed.event),
+                id,
+                parsed,
+            })),
+            Err(handled) => Fetched::Finished(id, handled),
+        }
+    }
+
+    async fn prepare(&self, id: &str) -> Result<ParsedMail, Handled> {
         if let Some(ledger) = &self.ledger {
-            let state = match ledger.mail_state(id) {
-                Ok(s) => s,
-                Err(e) => return Handled::Pending(format!("ledger: {e}")),
-            };
+            let gmail_id = id.to_string();
+            let (state, deaths) = ledger
+                .blocking("read a mail's state", move |l| {
+                    Ok((l.mail_state(&gmail_id)?, l.mail_in_hand(&gmail_id)?))
+                })
+                .await
+                .map_err(|e| Handled::Pending(format!("ledger: {e}")))?;
             match state {
-                // Marked before a crash or a failed trash: only take it out.
-                Some(MailState::Done) => return self.trash(id).await,
-                Some(MailState::Quarantined) => {
-                    return match self.move_to_quarantine(id).await {
-                        Ok(()) => Handled::Quarantined,
-                        Err(e) => Handled::Pending(e),
-                    };
-                }
+                // Marked before a crash or a failed take-out: only take it out.
+                Some(MailState::Done) => return Err(Handled::Done),
+                Some(MailState::Quarantined) => return Err(self.moved_to_quarantine(id).await),
                 _ => {}
             }
-            match ledger.mail_in_hand(id) {
-                Ok(deaths) if deaths >= MAX_DEATHS => return self.poisoned(id, deaths).await,
-                Ok(0) => {}
-                Ok(deaths) => tracing::warn!(
+            match deaths {
+                0 => {}
+                deaths if deaths >= MAX_DEATHS => return Err(self.poisoned(id, deaths).await),
+                deaths => tracing::warn!(
                     gmail_id = %id,
                     deaths,
                     "the process died while handling this mail before; trying it again"
                 ),
-                Err(e) => return Handled::Pending(format!("ledger: {e}")),
             }
         }
-        let raw = match self.read(id).await {
-            Ok(raw) => raw,
-            Err(handled) => return handled,
-        };
-        // A dry run writes nothing, so it marks nothing either.
-        let ledger = self.effects.as_ref().map(|e| &e.ledger);
-        if let Some(ledger) = ledger
-            && let Err(e) = ledger.hold_mail(id, ledger::now())
-        {
-            return Handled::Pending(format!("ledger: {e}"));
+        let raw = self.read(id).await?;
+        let window = self.hold(id).await?;
+        match mail::parse(&raw) {
+            Ok(parsed) => {
+                self.pause(id, window).await;
+                Ok(parsed)
+            }
+            Err(e) => {
+                let marked = self
+                    .mark_quarantined(id, &format!("unreadable mail: {e}"))
+                    .await;
+                tracing::debug!(gmail_id = %id, "out of hand");
+                drop(window);
+                marked?;
+                Err(self.moved_to_quarantine(id).await)
+            }
         }
-        let handled = self.handle_raw(id, &raw).await;
-        if let Some(ledger) = ledger
-            && let Err(e) = ledger.release_mail(id)
-        {
-            tracing::warn!(gmail_id = %id, error = %e, "cannot clear the mail's in-hand mark");
-        }
-        handled
     }
 
-    /// Lifts the mail's in-hand mark while it waits for a server (`waiting`)
-    /// and sets it again after: a death while waiting is not the mail's
-    /// doing. A failed write only weakens the protection, so it is logged.
-    pub(super) fn waiting(&self, id: &str, waiting: bool) {
-        let Some(ledger) = self.effects.as_ref().map(|e| &e.ledger) else {
+    /// Opens the mail's first content window: takes the content lock and
+    /// marks the mail in hand, durably, before its content is parsed. A
+    /// dry run writes nothing, so it marks nothing either.
+    pub(super) async fn hold(&self, id: &str) -> Result<Window<'_>, Handled> {
+        let window = self.content.lock().await;
+        if let Some(ledger) = self.writer() {
+            let (gmail_id, now) = (id.to_string(), ledger::now());
+            ledger
+                .blocking("mark a mail in hand", move |l| l.hold_mail(&gmail_id, now))
+                .await
+                .map_err(|e| Handled::Pending(format!("ledger: {e}")))?;
+        }
+        tracing::debug!(gmail_id = %id, "in hand");
+        Ok(window)
+    }
+
+    /// Opens another content window: the mark set again (after a wait for
+    /// a server). A failed write only weakens the protection, so it is
+    /// logged.
+    pub(super) async fn resume(&self, id: &str) -> Window<'_> {
+        let window = self.content.lock().await;
+        self.step(id, true).await;
+        tracing::debug!(gmail_id = %id, "in hand");
+        window
+    }
+
+    /// Closes a content window: the mark lifted while the mail waits (for
+    /// a server, or for its turn), then the lock released.
+    pub(super) async fn pause(&self, id: &str, window: Window<'_>) {
+        self.step(id, false).await;
+        tracing::debug!(gmail_id = %id, "out of hand");
+        drop(window);
+    }
+
+    async fn step(&self, id: &str, resume: bool) {
+        let Some(ledger) = self.writer() else {
             return;
         };
-        let written = if waiting {
-            ledger.pause_mail(id)
-        } else {
-            ledger.resume_mail(id)
-        };
+        let gmail_id = id.to_string();
+        let written = ledger
+            .blocking("update a mail's in-hand mark", move |l| {
+                if resume {
+                    l.resume_mail(&gmail_id)
+                } else {
+                    l.pause_mail(&gmail_id)
+                }
+            })
+            .await;
         if let Err(e) = written {
             tracing::warn!(gmail_id = %id, error = %e, "cannot update the mail's in-hand mark");
+        }
+    }
+
+    /// Clears the mail's in-hand mark once its handling ended, whatever
+    /// the outcome (usually the outcome's write cleared it already).
+    pub(super) async fn release(&self, id: &str) {
+        let Some(ledger) = self.writer() else {
+            return;
+        };
+        let gmail_id = id.to_string();
+        let released = ledger
+            .blocking("release a mail", move |l| l.release_mail(&gmail_id))
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(gmail_id = %id, error = %e, "cannot clear the mail's in-hand mark");
         }
     }
 
@@ -117,7 +192,7 @@ impl Listener {
 
     fn disappeared(&self, id: &str) -> Handled {
         tracing::info!(gmail_id = %id, "the mail disappeared before it was read");
-        Handled::Done
+        Handled::Gone
     }
 
     async fn too_large(&self, id: &str, size: &Oversize) -> Handled {
@@ -138,13 +213,18 @@ impl Listener {
             "poison mail: the process died {deaths} times while handling it; \
              quarantining it without reading it again"
         );
-        let Some(ledger) = self.effects.as_ref().map(|e| &e.ledger) else {
+        let Some(ledger) = self.writer() else {
             return Handled::Quarantined;
         };
-        self.count(names::MAILS_POISONED, &[]);
+        self.count(names::MAILS_POISONED, &[]).await;
         let now = ledger::now();
         let seen = json!({ "gmail_id": id, "deaths": deaths, "at": now });
-        if let Err(e) = ledger.set_status("gmail-listener", "last_poison_mail", &seen, now) {
+        let recorded = ledger
+            .blocking("record a poison mail", move |l| {
+                l.set_status("gmail-listener", "last_poison_mail", &seen, now)
+            })
+            .await;
+        if let Err(e) = recorded {
             tracing::warn!(error = %e, "cannot record the poison mail on the status page");
         }
         let record = EventRecord {
@@ -155,7 +235,10 @@ impl Listener {
             patch_set: None,
             decisions: json!([]),
         };
-        if let Err(e) = ledger.record_event(&record) {
+        let recorded = ledger
+            .blocking("record an event", move |l| l.record_event(&record))
+            .await;
+        if let Err(e) = recorded {
             tracing::warn!(error = %e, "cannot record the poison mail on the status page");
         }
         let handled = self
@@ -164,9 +247,7 @@ impl Listener {
                 &format!("poison mail: the process died {deaths} times while handling it"),
             )
             .await;
-        if let Err(e) = ledger.release_mail(id) {
-            tracing::warn!(gmail_id = %id, error = %e, "cannot clear the mail's in-hand mark");
-        }
+        self.release(id).await;
         handled
     }
 }

@@ -6,7 +6,7 @@ use std::sync::MutexGuard;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use mail_parser::{MessageParser, MimeHeaders};
@@ -353,4 +353,66 @@ pub(super) async fn history_list(
         out["history"] = Value::Array(records);
     }
     ok(out)
+}
+
+/// The most ids one `messages.batchModify` takes.
+const BATCH_MODIFY_MAX: usize = 1000;
+
+/// `POST /messages/batchModify`: the same label change on up to 1,000
+/// messages, all or nothing; an empty body on success. Adding `TRASH`
+/// moves a message to the trash as `messages.trash` does.
+pub(super) async fn messages_batch_modify(
+    State(model): State<Shared>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut m = match admit(&model, &headers, &user) {
+        Ok(m) => m,
+        Err(r) => return *r,
+    };
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return bad_request("Invalid JSON payload received.");
+    };
+    let list = |key: &str| -> Option<Vec<String>> {
+        match &request[key] {
+            Value::Null => Some(Vec::new()),
+            Value::Array(a) => a.iter().map(|v| v.as_str().map(str::to_string)).collect(),
+            _ => None,
+        }
+    };
+    let (Some(ids), Some(mut add), Some(mut remove)) =
+        (list("ids"), list("addLabelIds"), list("removeLabelIds"))
+    else {
+        return bad_request("Invalid JSON payload received.");
+    };
+    if ids.is_empty() {
+        return bad_request("ids must not be empty");
+    }
+    if ids.len() > BATCH_MODIFY_MAX {
+        return bad_request(&format!(
+            "Too many ids: {} (at most {BATCH_MODIFY_MAX})",
+            ids.len()
+        ));
+    }
+    if add.is_empty() && remove.is_empty() {
+        return bad_request("No label add or removes specified");
+    }
+    let known: BTreeSet<&String> = m.labels.iter().map(|l| &l.id).collect();
+    if let Some(bad) = add.iter().chain(&remove).find(|l| !known.contains(l)) {
+        return bad_request(&format!("Invalid label: {bad}"));
+    }
+    if !ids.iter().all(|id| m.messages.iter().any(|x| &x.id == id)) {
+        return not_found();
+    }
+    if add.iter().any(|l| l == "TRASH") && !remove.iter().any(|l| l == "INBOX") {
+        remove.push("INBOX".into());
+    }
+    add.dedup();
+    for id in &ids {
+        if let Err(r) = relabel(&mut m, id, &add, &remove) {
+            return *r;
+        }
+    }
+    axum::http::StatusCode::NO_CONTENT.into_response()
 }

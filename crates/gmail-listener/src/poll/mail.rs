@@ -1,0 +1,217 @@
+//! One mail's handling once it is read, parsed and its turn in its
+//! change's order has come: Gerrit's facts, the decision, its effects, and
+//! the mail's outcome in the ledger. Ledger writes run on the blocking pool
+//! ([`Ledger::blocking`](bionicbb_core::ledger::Ledger::blocking)) so the
+//! writes of mails handled at once can share commits.
+
+use bionicbb_core::decide::decide;
+use bionicbb_core::event::Decision;
+use bionicbb_core::ledger::{self, EventRecord, metric_names as names};
+use bionicbb_core::mail::ParsedMail;
+use serde_json::{Value, json};
+
+use super::{Handled, Listener, max_attempts};
+use crate::effects::{Origin, Outcome};
+use crate::facts;
+
+impl Listener {
+    /// Handles a mail read and parsed (see [`guard`] for what comes
+    /// before) once its turn in its change's order has come. Its in-hand
+    /// mark is lifted on entry and set again only while deciding.
+    pub(super) async fn handle_parsed(&self, id: &str, parsed: &ParsedMail) -> Handled {
+        let event = &parsed.event;
+        let facts = match facts::gather(&self.gerrit, event).await {
+            Ok(f) => f,
+            Err(e) => return self.failed_try(id, format!("asking Gerrit: {e}")).await,
+        };
+        let window = self.resume(id).await;
+        let decisions = decide(event, facts.as_ref(), &self.config);
+        // What is left talks to servers about decisions already made.
+        self.pause(id, window).await;
+        let change = facts
+            .as_ref()
+            .map(|f| f.number)
+            .or(event.change_number)
+            .unwrap_or(0);
+        let decided = serde_json::to_value(&decisions).unwrap_or_default();
+        tracing::info!(
+            gmail_id = %id,
+            change,
+            patch_set = event.patch_set,
+            message_type = %event.message_type,
+            message_id = parsed.message_id.as_deref().unwrap_or(""),
+            decisions = %decided,
+            dry_run = self.dry_run,
+            "decided"
+        );
+        let Some(effects) = &self.effects else {
+            return Handled::Done;
+        };
+        let origin = Origin {
+            gmail_id: id.to_string(),
+            project: event.project.clone(),
+            comment_identity: Origin::comment_identity(facts.as_ref()),
+            mail_date: event.date,
+        };
+        let mut passing = Vec::new();
+        let mut summary = Vec::new();
+        // The decisions as the status page shows them, with what became of each.
+        let mut shown = Vec::with_capacity(decisions.len());
+        for decision in &decisions {
+            let mut entry = serde_json::to_value(decision).unwrap_or_default();
+            if matches!(decision, Decision::Skip { .. }) {
+                shown.push(entry);
+                continue;
+            }
+            let (result, queue_url) = match effects
+                .run(decision, &origin, change, event.patch_set)
+                .await
+            {
+                Outcome::Done(what) => (what, None),
+                Outcome::Triggered { what, queue_url } => (what, Some(queue_url)),
+                Outcome::Failed(why) => {
+                    self.count(names::FAILURES, &[("component", "gmail-listener")])
+                        .await;
+                    (format!("failed for good: {why}"), None)
+                }
+                Outcome::Passing(why) => {
+                    passing.push(why);
+                    continue;
+                }
+            };
+            if let Value::Object(map) = &mut entry {
+                map.insert("result".into(), json!(result));
+                if let Some(url) = queue_url {
+                    map.insert("queue_url".into(), json!(url));
+                }
+            }
+            summary.push(result);
+            shown.push(entry);
+        }
+        if !passing.is_empty() {
+            return self.failed_try(id, passing.join("; ")).await;
+        }
+        let summary = if summary.is_empty() {
+            "nothing to do".to_string()
+        } else {
+            summary.join("; ")
+        };
+        let (gmail_id, note, now) = (id.to_string(), summary.clone(), ledger::now());
+        let marked = effects
+            .ledger
+            .blocking("mark a mail done", move |l| {
+                l.mark_mail_done(&gmail_id, &note, now)
+            })
+            .await;
+        if let Err(e) = marked {
+            return Handled::Pending(format!("ledger: {e}"));
+        }
+        // Counted once the mail is handled, so a mail tried over several
+        // polls counts once.
+        self.count(names::MAILS_PROCESSED, &[]).await;
+        let kind = event.message_type.to_string();
+        self.count(
+            names::EVENTS_RECEIVED,
+            &[("source", "gmail"), ("type", kind.as_str())],
+        )
+        .await;
+        // One event per handled mail, recorded once its effects are done so
+        // the status page shows their outcome (the queue item of a build).
+        let record = EventRecord {
+            at: ledger::now(),
+            source: "gmail".to_string(),
+            summary: format!(
+                "{} on {} patch set {}",
+                event.message_type, change, event.patch_set
+            ),
+            change_number: Some(change).filter(|c| *c != 0),
+            patch_set: Some(event.patch_set),
+            decisions: Value::Array(shown),
+        };
+        let recorded = effects
+            .ledger
+            .blocking("record an event", move |l| l.record_event(&record))
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "cannot record the event for the status page");
+        }
+        tracing::info!(gmail_id = %id, %summary, "mail handled");
+        Handled::Done
+    }
+
+    /// Records a failed try; quarantines the mail after
+    /// [`max_attempts`] tries.
+    pub(super) async fn failed_try(&self, id: &str, error: String) -> Handled {
+        let Some(ledger) = self.writer() else {
+            return Handled::Pending(error);
+        };
+        let (gmail_id, why) = (id.to_string(), error.clone());
+        let recorded = ledger
+            .blocking("record a mail attempt", move |l| {
+                l.record_mail_attempt(&gmail_id, &why)
+            })
+            .await;
+        match recorded {
+            Ok(n) if n >= max_attempts(self.config.gmail.poll_interval) => {
+                tracing::error!(gmail_id = %id, attempts = n, %error, "giving up on the mail");
+                self.quarantine(id, &format!("gave up after {n} tries: {error}"))
+                    .await
+            }
+            Ok(_) => Handled::Pending(error),
+            Err(e) => Handled::Pending(format!("{error}; ledger: {e}")),
+        }
+    }
+
+    pub(super) async fn quarantine(&self, id: &str, reason: &str) -> Handled {
+        match self.mark_quarantined(id, reason).await {
+            Ok(()) => self.moved_to_quarantine(id).await,
+            Err(handled) => handled,
+        }
+    }
+
+    /// Records in the ledger that the mail is quarantined (which clears its
+    /// in-hand mark), the first half of [`Listener::quarantine`].
+    pub(super) async fn mark_quarantined(&self, id: &str, reason: &str) -> Result<(), Handled> {
+        tracing::warn!(gmail_id = %id, %reason, label = %self.config.gmail.quarantine_label, "quarantining the mail");
+        let Some(ledger) = self.writer() else {
+            return Ok(());
+        };
+        let (gmail_id, why, now) = (id.to_string(), reason.to_string(), ledger::now());
+        ledger
+            .blocking("quarantine a mail", move |l| {
+                l.mark_mail_quarantined(&gmail_id, &why, now)
+            })
+            .await
+            .map_err(|e| Handled::Pending(format!("ledger: {e}")))?;
+        self.count(names::MAILS_QUARANTINED, &[]).await;
+        Ok(())
+    }
+
+    /// Moves a mail marked quarantined out of the label, the second half of
+    /// [`Listener::quarantine`].
+    pub(super) async fn moved_to_quarantine(&self, id: &str) -> Handled {
+        match self.move_to_quarantine(id).await {
+            Ok(()) => Handled::Quarantined,
+            Err(e) => Handled::Pending(e),
+        }
+    }
+
+    /// Moves a mail from the Gerrit label to the quarantine label (never
+    /// to the trash: an operator looks at it).
+    pub(super) async fn move_to_quarantine(&self, id: &str) -> Result<(), String> {
+        if self.dry_run {
+            return Ok(());
+        }
+        let Some(quarantine) = &self.quarantine_id else {
+            return Err("no quarantine label".to_string());
+        };
+        self.mailbox
+            .modify(
+                id,
+                std::slice::from_ref(quarantine),
+                std::slice::from_ref(&self.label_id),
+            )
+            .await
+            .map_err(|e| format!("moving the mail to the quarantine label: {e}"))
+    }
+}
