@@ -35,7 +35,7 @@
 //! [`Ledger::defer`]), so the look-back sees what the request did. This
 //! state is in the file, so it survives a restart.
 
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, Row, params};
 use serde_json::Value;
 
 use super::{Ledger, LedgerError, Result, from_i64, from_json, sql, to_i64, to_json};
@@ -168,7 +168,7 @@ impl RawItem {
 }
 
 fn insert_item(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     op: &'static str,
     item: &NewOutboxItem,
     now: i64,
@@ -446,7 +446,7 @@ impl Ledger {
 /// fine if it changed one, or if the item is already in `idempotent_in`;
 /// otherwise say why.
 fn check_transition(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     op: &'static str,
     id: i64,
     n: usize,
