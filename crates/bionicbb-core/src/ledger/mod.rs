@@ -66,6 +66,7 @@ mod error;
 mod histograms;
 mod mails;
 mod outbox;
+mod outbox_due;
 mod owned;
 mod prune;
 mod schema;

@@ -101,11 +101,11 @@ impl OutboxItem {
     }
 }
 
-const COLUMNS: &str = "id, kind, order_key, payload, state, created_at, attempts, \
+pub(super) const COLUMNS: &str = "id, kind, order_key, payload, state, created_at, attempts, \
                        next_attempt_at, last_attempt_at, in_flight_since, last_error, finished_at";
 
 /// A row as stored, before its JSON and enums are checked.
-struct RawItem {
+pub(super) struct RawItem {
     id: i64,
     kind: String,
     order_key: String,
@@ -121,7 +121,7 @@ struct RawItem {
 }
 
 impl RawItem {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<RawItem> {
+    pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<RawItem> {
         Ok(RawItem {
             id: row.get(0)?,
             kind: row.get(1)?,
@@ -138,7 +138,7 @@ impl RawItem {
         })
     }
 
-    fn check(self, op: &'static str) -> Result<OutboxItem> {
+    pub(super) fn check(self, op: &'static str) -> Result<OutboxItem> {
         let state = match self.state.as_str() {
             "pending" => OutboxState::Pending,
             "done" => OutboxState::Done,
@@ -222,42 +222,6 @@ impl Ledger {
     pub fn enqueue(&self, item: NewOutboxItem, now: i64) -> Result<i64> {
         const OP: &str = "enqueue outbox work";
         self.write(OP, |tx| insert_item(tx, OP, &item, now))
-    }
-
-    /// The item to work on now: the oldest pending item that is due and is
-    /// the oldest pending item of its order key.
-    pub fn next_due(&self, now: i64) -> Result<Option<OutboxItem>> {
-        const OP: &str = "pick the next outbox item";
-        let sql_text = format!(
-            "SELECT {COLUMNS} FROM outbox o
-             WHERE state = 'pending' AND next_attempt_at <= ?1
-               AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending'
-                               AND p.order_key = o.order_key AND p.id < o.id)
-             ORDER BY id LIMIT 1"
-        );
-        let raw = self.read(|conn| {
-            conn.query_row(&sql_text, [now], RawItem::from_row)
-                .optional()
-                .map_err(sql(OP))
-        })?;
-        raw.map(|r| r.check(OP)).transpose()
-    }
-
-    /// When the next item becomes due (possibly in the past), `None` if the
-    /// outbox is empty: how long the worker may sleep.
-    pub fn next_due_at(&self) -> Result<Option<i64>> {
-        const OP: &str = "read when outbox work is due";
-        self.read(|conn| {
-            conn.query_row(
-                "SELECT MIN(next_attempt_at) FROM outbox o
-                 WHERE state = 'pending'
-                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending'
-                                   AND p.order_key = o.order_key AND p.id < o.id)",
-                [],
-                |row| row.get(0),
-            )
-            .map_err(sql(OP))
-        })
     }
 
     /// One outbox item by id.
