@@ -913,3 +913,41 @@ fn next_due_at_can_leave_out_busy_changes() {
     ledger.mark_done(a1, 2).unwrap();
     assert_eq!(ledger.next_due_at_except(&[]).unwrap(), Some(50));
 }
+
+#[test]
+fn a_completion_with_its_event_and_count_is_one_commit() {
+    use bionicbb_core::ledger::Completion;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&ledger_path(&dir));
+    let record = EventRecord {
+        at: 5,
+        source: "jenkins".into(),
+        summary: "build #1 COMPLETED: review queued".into(),
+        change_number: Some(123456),
+        patch_set: Some(4),
+        decisions: json!([]),
+    };
+    let doc = json!({ "phase": "COMPLETED" });
+    let completion = || Completion {
+        build_key: "job #1",
+        event: &doc,
+        outbox: review("123456", 1),
+        record: &record,
+        counter: ("events_received_total", "type=\"COMPLETED\""),
+    };
+    let commits = ledger.commits();
+    assert!(ledger.record_completion_counted(completion(), 5).unwrap());
+    assert_eq!(ledger.commits(), commits + 1, "one commit for all of it");
+    // A duplicate is counted, and changes nothing else.
+    assert!(!ledger.record_completion_counted(completion(), 6).unwrap());
+    assert_eq!(ledger.pending_count().unwrap(), 1);
+    assert_eq!(ledger.recent_events(10).unwrap(), vec![record.clone()]);
+    assert_eq!(
+        ledger.counters().unwrap(),
+        vec![(
+            "events_received_total".into(),
+            "type=\"COMPLETED\"".into(),
+            2
+        )]
+    );
+}

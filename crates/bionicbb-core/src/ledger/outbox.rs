@@ -183,6 +183,34 @@ fn insert_item(
     Ok(tx.last_insert_rowid())
 }
 
+/// [`Ledger::record_completion`] inside a transaction; `event` is JSON.
+pub(super) fn insert_completion(
+    tx: &rusqlite::Connection,
+    op: &'static str,
+    build_key: &str,
+    event: &str,
+    outbox: &NewOutboxItem,
+    now: i64,
+) -> Result<bool> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO builds (build_key, event, seen_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (build_key) DO NOTHING",
+            params![build_key, event, now],
+        )
+        .map_err(sql(op))?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    let id = insert_item(tx, op, outbox, now)?;
+    tx.execute(
+        "UPDATE builds SET outbox_id = ?2 WHERE build_key = ?1",
+        params![build_key, id],
+    )
+    .map_err(sql(op))?;
+    Ok(true)
+}
+
 impl Ledger {
     /// Records the completion of build `build_key` (e.g. job name + build
     /// number) and enqueues its Gerrit work, in one transaction. Returns
@@ -198,23 +226,7 @@ impl Ledger {
         const OP: &str = "record a build completion";
         let event = to_json(OP, event)?;
         self.write(OP, |tx| {
-            let inserted = tx
-                .execute(
-                    "INSERT INTO builds (build_key, event, seen_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (build_key) DO NOTHING",
-                    params![build_key, event, now],
-                )
-                .map_err(sql(OP))?;
-            if inserted == 0 {
-                return Ok(false);
-            }
-            let id = insert_item(tx, OP, &outbox, now)?;
-            tx.execute(
-                "UPDATE builds SET outbox_id = ?2 WHERE build_key = ?1",
-                params![build_key, id],
-            )
-            .map_err(sql(OP))?;
-            Ok(true)
+            insert_completion(tx, OP, build_key, &event, &outbox, now)
         })
     }
 
