@@ -16,7 +16,9 @@
 //!    (or the batch is [`MAX_BATCH`] writers long), it commits the batch
 //!    itself, still holding the lock, and wakes the batch's members with
 //!    the outcome; otherwise it lets go of the lock and waits for the
-//!    outcome, which the batch's last writer publishes.
+//!    outcome, which the batch's last writer publishes. (A writer alone in
+//!    its batch right after a larger batch first waits up to [`LINGER`]
+//!    for the others to come back, then commits if none is still running.)
 //!
 //! A writer returns its own work's value only once the commit succeeded: an
 //! acknowledged write is in the WAL and flushed to the disk (`FULL`), so it
@@ -38,6 +40,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -46,6 +49,14 @@ use super::{LedgerError, Result, sql};
 /// The most writers one batch takes before it commits even though more
 /// wait: bounds a batch's wait under a steady stream of writers.
 pub const MAX_BATCH: usize = 128;
+
+/// How long a writer alone in a batch waits for others before committing,
+/// when the previous batch had more members: concurrent writers answered
+/// by one commit come back a moment later, and without this the first of
+/// them would commit alone, the rest in the next batch (two flushes where
+/// one does). Never more than this per batch; never when writers come one
+/// at a time (the previous batch had one member).
+pub const LINGER: Duration = Duration::from_millis(1);
 
 /// The writer connection and the batching state.
 pub(super) struct GroupCommit {
@@ -69,6 +80,10 @@ struct State {
     members: usize,
     /// Members of the open batch waiting for its outcome.
     listeners: usize,
+    /// How many members the previous batch had.
+    last_size: usize,
+    /// A member of the open batch lingers (see `LINGER`).
+    lingering: bool,
     /// Outcomes of ended batches not yet read by all their waiting members:
     /// (members still to read it, the outcome).
     outcomes: HashMap<u64, (usize, Result<(), String>)>,
@@ -90,6 +105,8 @@ impl GroupCommit {
                 next_batch: 0,
                 members: 0,
                 listeners: 0,
+                last_size: 0,
+                lingering: false,
                 outcomes: HashMap::new(),
             }),
             ended: Condvar::new(),
@@ -149,22 +166,26 @@ impl GroupCommit {
             self.end_batch(&mut state, Err(why));
         }
         let others_waiting = self.waiting.fetch_sub(1, Ordering::SeqCst) > 1;
+        // A writer alone in a batch while the previous batch was larger
+        // waits a moment for the others to come back (see `LINGER`). Never
+        // one whose work panicked: it leaves at once.
+        let linger = !others_waiting
+            && !state.lingering
+            && state.members < state.last_size
+            && !matches!(ran, Ran::Panicked(_));
         let outcome = if state.open != Some(batch) {
             // The batch already ended, rolled back (see above).
             Err("the shared transaction was rolled back".to_string())
-        } else if !others_waiting || state.members >= MAX_BATCH {
-            let outcome = commit(&state.conn);
-            if outcome.is_ok() {
-                self.commits.fetch_add(1, Ordering::SeqCst);
-            }
-            self.end_batch(&mut state, outcome.clone());
-            outcome
+        } else if (!others_waiting && !linger) || state.members >= MAX_BATCH {
+            self.commit_batch(&mut state)
         } else if let Ran::Panicked(payload) = ran {
             // Its work is rolled back; the others commit without it.
             drop(state);
             resume_unwind(payload);
         } else {
             state.listeners += 1;
+            let deadline = linger.then(|| Instant::now() + LINGER);
+            state.lingering |= linger;
             loop {
                 if let Some(entry) = state.outcomes.get_mut(&batch) {
                     entry.0 -= 1;
@@ -174,7 +195,25 @@ impl GroupCommit {
                     }
                     break outcome;
                 }
-                state = self.ended.wait(state).unwrap_or_else(|e| e.into_inner());
+                let Some(deadline) = deadline.filter(|_| state.open == Some(batch)) else {
+                    state = self.ended.wait(state).unwrap_or_else(|e| e.into_inner());
+                    continue;
+                };
+                let now = Instant::now();
+                if now < deadline {
+                    state = self
+                        .ended
+                        .wait_timeout(state, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                } else if self.waiting.load(Ordering::SeqCst) == 0 {
+                    // Nobody came, or all who came ran: commit for them.
+                    state.listeners -= 1;
+                    break self.commit_batch(&mut state);
+                } else {
+                    // A writer is about to run: the last one commits.
+                    state = self.ended.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
             }
         };
         drop(state);
@@ -184,6 +223,16 @@ impl GroupCommit {
             (Ran::Value(v), Ok(())) => Ok(v),
             (Ran::Value(_), Err(detail)) => Err(LedgerError::Commit { op, detail }),
         }
+    }
+
+    /// Commits the open batch and ends it with the outcome.
+    fn commit_batch(&self, state: &mut State) -> Result<(), String> {
+        let outcome = commit(&state.conn);
+        if outcome.is_ok() {
+            self.commits.fetch_add(1, Ordering::SeqCst);
+        }
+        self.end_batch(state, outcome.clone());
+        outcome
     }
 
     /// Ends the open batch with `outcome` (rolling it back unless it was
@@ -200,7 +249,9 @@ impl GroupCommit {
             }
         }
         state.listeners = 0;
+        state.last_size = state.members;
         state.members = 0;
+        state.lingering = false;
         self.ended.notify_all();
     }
 
@@ -226,11 +277,7 @@ impl Drop for CommitHold<'_> {
         let mut state = group.lock();
         let last = group.waiting.fetch_sub(1, Ordering::SeqCst) == 1;
         if last && state.open.is_some() {
-            let outcome = commit(&state.conn);
-            if outcome.is_ok() {
-                group.commits.fetch_add(1, Ordering::SeqCst);
-            }
-            group.end_batch(&mut state, outcome);
+            let _ = group.commit_batch(&mut state);
         }
     }
 }

@@ -74,7 +74,7 @@ mod schema;
 mod status;
 mod unreported;
 
-pub use commit::{CommitHold, MAX_BATCH};
+pub use commit::{CommitHold, LINGER, MAX_BATCH};
 pub use effects::{Begin, EffectKey};
 pub use error::LedgerError;
 pub use histograms::{BUCKETS, HistogramSnapshot, metric_names};
