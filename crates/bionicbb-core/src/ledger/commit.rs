@@ -16,9 +16,10 @@
 //!    (or the batch is [`MAX_BATCH`] writers long), it commits the batch
 //!    itself, still holding the lock, and wakes the batch's members with
 //!    the outcome; otherwise it lets go of the lock and waits for the
-//!    outcome, which the batch's last writer publishes. (A writer alone in
-//!    its batch right after a larger batch first waits up to [`LINGER`]
-//!    for the others to come back, then commits if none is still running.)
+//!    outcome, which the batch's last writer publishes. (A writer that would
+//!    commit a batch smaller than the previous one first waits up to
+//!    [`LINGER`] for the others to come back; whoever runs last then
+//!    commits.)
 //!
 //! A writer returns its own work's value only once the commit succeeded: an
 //! acknowledged write is in the WAL and flushed to the disk (`FULL`), so it
@@ -29,9 +30,9 @@
 //! member that ran in it.
 //!
 //! The batch holds SQLite's write lock only while its members run one after
-//! the other (microseconds each) and during the commit, never while a
-//! caller waits for anything else, so the other daemon's writes still get
-//! their turn. Readers use their own connection (see [`super::Ledger`]):
+//! the other (microseconds each), at most [`LINGER`] longer, and during the
+//! commit, never while a caller waits for anything else (a network answer,
+//! an await), so the other daemon's writes still get their turn. Readers use their own connection (see [`super::Ledger`]):
 //! WAL readers see committed transactions only, so a read never sees an
 //! uncommitted batch, and never waits behind a flush.
 
@@ -50,12 +51,12 @@ use super::{LedgerError, Result, sql};
 /// wait: bounds a batch's wait under a steady stream of writers.
 pub const MAX_BATCH: usize = 128;
 
-/// How long a writer alone in a batch waits for others before committing,
-/// when the previous batch had more members: concurrent writers answered
-/// by one commit come back a moment later, and without this the first of
-/// them would commit alone, the rest in the next batch (two flushes where
-/// one does). Never more than this per batch; never when writers come one
-/// at a time (the previous batch had one member).
+/// How long a writer that would commit a batch smaller than the previous
+/// one waits for others first: concurrent writers answered by one commit
+/// come back a moment later, and without this the first of them would
+/// commit alone and the rest in the next batch (two flushes where one
+/// does). At most once per batch; never when writers come one at a time
+/// (the previous batch had one member).
 pub const LINGER: Duration = Duration::from_millis(1);
 
 /// The writer connection and the batching state.
