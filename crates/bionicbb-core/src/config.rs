@@ -201,6 +201,10 @@ pub struct BuildListenerConfig {
     /// How long after its trigger a build is no longer asked about.
     #[serde(default = "defaults::catch_up_max_age", deserialize_with = "duration")]
     pub catch_up_max_age: Duration,
+    /// How many reviews the outbox posts at once (each of a different
+    /// change: one change's reviews are posted one at a time, in order).
+    #[serde(default = "defaults::outbox_concurrency")]
+    pub outbox_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

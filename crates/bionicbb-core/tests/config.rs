@@ -115,6 +115,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.build_listener.body_limit, 4 * 1024 * 1024);
     assert_eq!(c.build_listener.link_base, None);
     assert!(!c.build_listener.post_started);
+    assert_eq!(c.build_listener.outbox_concurrency, 8);
 
     assert_eq!(c.jobs.default, None);
     assert_eq!(c.jobs.clean, None);
@@ -244,6 +245,7 @@ fn example_file_mentions_every_key() {
         "body_limit",
         "link_base",
         "post_started",
+        "outbox_concurrency",
         "[jobs]",
         "default",
         "clean",
@@ -671,6 +673,17 @@ fn durations_and_limits() {
     assert_error(
         &with("build_listener", "body_limit = 0"),
         "[build_listener] body_limit: must be greater than 0",
+    );
+    assert_error(
+        &with("build_listener", "outbox_concurrency = 0"),
+        "[build_listener] outbox_concurrency: must be at least 1",
+    );
+    assert_eq!(
+        parse(&with("build_listener", "outbox_concurrency = 1"))
+            .unwrap()
+            .build_listener
+            .outbox_concurrency,
+        1
     );
     assert_error(
         &with("gmail", "quarantine_label = \"gerrit\""),

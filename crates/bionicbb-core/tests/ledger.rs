@@ -894,3 +894,87 @@ fn pruning_forgets_only_old_finished_history() {
     assert_eq!(ledger.next_due(600).unwrap().unwrap().id, stuck_item);
     assert_eq!(ledger.prune_before(100).unwrap(), 0);
 }
+
+#[test]
+fn due_items_offer_one_item_per_change_leaving_out_busy_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&ledger_path(&dir));
+    let a1 = ledger.enqueue(review("A", 1), 1).unwrap();
+    let a2 = ledger.enqueue(review("A", 2), 1).unwrap();
+    let b1 = ledger.enqueue(review("B", 1), 1).unwrap();
+    let c1 = ledger.enqueue(review("C", 1), 1).unwrap();
+    let ids = |busy: &[&str], limit: usize| -> Vec<i64> {
+        ledger
+            .due_items(1, busy, limit)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect()
+    };
+    assert_eq!(
+        ids(&[], 10),
+        [a1, b1, c1],
+        "A's second item waits for its first"
+    );
+    assert_eq!(ids(&["B"], 10), [a1, c1]);
+    assert_eq!(ids(&["A", "B", "C"], 10), Vec::<i64>::new());
+    assert_eq!(ids(&[], 2), [a1, b1]);
+    // A's first item waits for a retry: A's second is still not offered.
+    ledger.mark_retry(a1, "503", 100).unwrap();
+    assert_eq!(ids(&[], 10), [b1, c1]);
+    ledger.mark_done(b1, 1).unwrap();
+    ledger.mark_failed(a1, "gone", 1).unwrap();
+    assert_eq!(ids(&[], 10), [a2, c1]);
+}
+
+#[test]
+fn next_due_at_can_leave_out_busy_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&ledger_path(&dir));
+    let a1 = ledger.enqueue(review("A", 1), 1).unwrap();
+    let b1 = ledger.enqueue(review("B", 1), 1).unwrap();
+    ledger.mark_retry(b1, "503", 50).unwrap();
+    assert_eq!(ledger.next_due_at().unwrap(), Some(1));
+    assert_eq!(ledger.next_due_at_except(&["A"]).unwrap(), Some(50));
+    assert_eq!(ledger.next_due_at_except(&["A", "B"]).unwrap(), None);
+    ledger.mark_done(a1, 2).unwrap();
+    assert_eq!(ledger.next_due_at_except(&[]).unwrap(), Some(50));
+}
+
+#[test]
+fn a_completion_with_its_event_and_count_is_one_commit() {
+    use bionicbb_core::ledger::Completion;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&ledger_path(&dir));
+    let record = EventRecord {
+        at: 5,
+        source: "jenkins".into(),
+        summary: "build #1 COMPLETED: review queued".into(),
+        change_number: Some(123456),
+        patch_set: Some(4),
+        decisions: json!([]),
+    };
+    let doc = json!({ "phase": "COMPLETED" });
+    let completion = || Completion {
+        build_key: "job #1",
+        event: &doc,
+        outbox: review("123456", 1),
+        record: &record,
+        counter: ("events_received_total", "type=\"COMPLETED\""),
+    };
+    let commits = ledger.commits();
+    assert!(ledger.record_completion_counted(completion(), 5).unwrap());
+    assert_eq!(ledger.commits(), commits + 1, "one commit for all of it");
+    // A duplicate is counted, and changes nothing else.
+    assert!(!ledger.record_completion_counted(completion(), 6).unwrap());
+    assert_eq!(ledger.pending_count().unwrap(), 1);
+    assert_eq!(ledger.recent_events(10).unwrap(), vec![record.clone()]);
+    assert_eq!(
+        ledger.counters().unwrap(),
+        vec![(
+            "events_received_total".into(),
+            "type=\"COMPLETED\"".into(),
+            2
+        )]
+    );
+}

@@ -39,16 +39,16 @@ pub mod status;
 
 use bionicbb_core::ledger::{Ledger, LedgerError};
 
-/// Runs a ledger operation on the blocking thread pool (SQLite calls block,
-/// and a write waits for fsync). Errors are rendered for logs and answers.
+/// Runs a ledger operation on the blocking thread pool ([`Ledger::blocking`]:
+/// SQLite calls block, a write waits for the shared commit's fsync, and
+/// concurrent writes share it). Errors are rendered for logs and answers.
 pub(crate) async fn with_ledger<T, F>(ledger: &Ledger, f: F) -> Result<T, String>
 where
     T: Send + 'static,
     F: FnOnce(&Ledger) -> Result<T, LedgerError> + Send + 'static,
 {
-    let ledger = ledger.clone();
-    match tokio::task::spawn_blocking(move || f(&ledger)).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("ledger task failed: {e}")),
-    }
+    ledger
+        .blocking("build-listener ledger call", f)
+        .await
+        .map_err(|e| e.to_string())
 }

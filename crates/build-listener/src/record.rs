@@ -5,7 +5,7 @@
 
 use bionicbb_core::jenkins::notification::{BuildEvent, Phase};
 use bionicbb_core::ledger::metric_names::{self as names, labels};
-use bionicbb_core::ledger::{self, EventRecord, NewOutboxItem};
+use bionicbb_core::ledger::{self, Completion, EventRecord, NewOutboxItem};
 use bionicbb_core::review::{self, ReviewPlan};
 use serde_json::{Value, json};
 
@@ -136,17 +136,17 @@ pub async fn record(state: &AppState, event: &BuildEvent, via: Via, received_ms:
         patch_set: Some(patch_set),
         decisions: json!([{ "review": change, "patch_set": patch_set, "vote": payload.label }]),
     };
+    // One transaction: the build, its review, the event and the count
+    // (a failure to count is only logged: the document is recorded).
     let first = with_ledger(&state.ledger, move |l| {
-        let now = ledger::now();
-        let first = l.record_completion(&key, &summary, item, now)?;
-        if first {
-            l.record_event(&record)?;
-        }
-        // The document is recorded: a failure to count it is only logged.
-        if let Err(e) = l.bump_counter(names::EVENTS_RECEIVED, &labels, 1) {
-            tracing::error!("cannot count an event in the ledger: {e}");
-        }
-        Ok(first)
+        let completion = Completion {
+            build_key: &key,
+            event: &summary,
+            outbox: item,
+            record: &record,
+            counter: (names::EVENTS_RECEIVED, &labels),
+        };
+        l.record_completion_counted(completion, ledger::now())
     })
     .await;
     match first {

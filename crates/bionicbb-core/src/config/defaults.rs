@@ -44,6 +44,9 @@ pub fn catch_up_after() -> Duration {
 pub fn catch_up_max_age() -> Duration {
     Duration::from_secs(7 * 24 * 3600)
 }
+pub fn outbox_concurrency() -> usize {
+    8
+}
 pub fn max_mail_size() -> u64 {
     1024 * 1024
 }

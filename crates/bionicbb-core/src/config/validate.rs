@@ -110,6 +110,9 @@ pub fn validate(config: &mut Config) -> Result<(), KeyError> {
             "must be longer than catch_up_after",
         );
     }
+    if listener.outbox_concurrency == 0 {
+        return fail("[build_listener] outbox_concurrency", "must be at least 1");
+    }
     if let Some(link_base) = &listener.link_base {
         match url::Url::parse(link_base) {
             Ok(url) => http_url(&url, "[build_listener] link_base")?,

@@ -283,11 +283,7 @@ impl Ledger {
 }
 
 /// The state of an effect that must already have been begun.
-fn existing_state(
-    tx: &rusqlite::Transaction<'_>,
-    key: &EffectKey,
-    op: &'static str,
-) -> Result<String> {
+fn existing_state(tx: &rusqlite::Connection, key: &EffectKey, op: &'static str) -> Result<String> {
     tx.query_row(
         "SELECT state FROM effects WHERE key = ?1",
         [key.as_str()],

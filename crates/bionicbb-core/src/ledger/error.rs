@@ -42,6 +42,11 @@ pub enum LedgerError {
         op: &'static str,
         source: rusqlite::Error,
     },
+    /// The work was done, but the transaction it shared with other writers
+    /// (see `ledger/commit.rs`) could not be committed: nothing of it was
+    /// kept.
+    #[error("ledger: {op}: the commit failed, nothing was written: {detail}")]
+    Commit { op: &'static str, detail: String },
     /// Stored JSON could not be read back, or a value could not be written.
     #[error("ledger: {op}: bad JSON: {source}")]
     Json {

@@ -215,7 +215,7 @@ enum Count {
 /// A pending mail's count as written in this transaction; 0 once the mail
 /// is done or quarantined (final: nothing counts any more).
 fn pending_count(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     op: &'static str,
     gmail_id: &str,
     count: Count,

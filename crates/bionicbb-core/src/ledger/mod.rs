@@ -24,15 +24,29 @@
 //! the writer), every write transaction starts `IMMEDIATE` (it takes the write
 //! lock before reading, so two processes never deadlock on a lock upgrade),
 //! and a busy timeout makes a writer wait for the other process instead of
-//! failing with "database is locked". `synchronous=FULL` makes a committed
-//! transaction survive a power cut.
+//! failing with "database is locked".
 //!
-//! [`Ledger`] is `Clone + Send + Sync`; clones share one connection behind a
-//! mutex. Every method is synchronous and short (one small transaction), but
-//! it may wait for the disk (fsync) and, while the other daemon writes, up to
-//! the busy timeout. Async callers may call it directly where a few
-//! milliseconds of blocking are acceptable, or wrap it in
-//! `tokio::task::spawn_blocking` (cheap: clone the `Ledger` into the closure).
+//! [`Ledger`] is `Clone + Send + Sync`; clones share two connections: one
+//! that writes, one that reads. Concurrent writers (threads) share one
+//! transaction and one commit ("group commit", see `commit.rs`): each
+//! write's work runs in its own savepoint, so one failing writer does not
+//! undo the others, and returns once the shared commit is on the disk.
+//! Reads go through the other connection and see committed data only,
+//! never a batch still open, and never wait behind a commit's flush.
+//! [`Ledger::commits`] counts the commits.
+//!
+//! # Durability
+//!
+//! `synchronous=FULL`: a commit returns once the WAL is flushed to the disk
+//! (fsync). So a write that returned `Ok` (a notification acknowledged, a
+//! build recorded as triggered) survives `kill -9` of the daemon and a
+//! power cut; group commit only makes several writes share that flush, it
+//! never acknowledges a write before it.
+//!
+//! Every method is synchronous and short, but a write may wait for the disk
+//! (fsync) and, while the other daemon writes, up to the busy timeout.
+//! Async callers on a hot path use [`Ledger::blocking`]; elsewhere they may
+//! call it directly where a few milliseconds of blocking are acceptable.
 //!
 //! # Time
 //!
@@ -46,20 +60,25 @@
 //! version is refused ([`LedgerError::TooNew`]) rather than misread.
 
 mod builds;
+mod commit;
 mod effects;
 mod error;
 mod histograms;
+mod intake;
 mod mails;
 mod outbox;
+mod outbox_due;
 mod owned;
 mod prune;
 mod schema;
 mod status;
 mod unreported;
 
+pub use commit::{CommitHold, LINGER, MAX_BATCH};
 pub use effects::{Begin, EffectKey};
 pub use error::LedgerError;
 pub use histograms::{BUCKETS, HistogramSnapshot, metric_names};
+pub use intake::Completion;
 pub use mails::MailState;
 pub use outbox::{NewOutboxItem, OutboxItem, OutboxState};
 pub use owned::JenkinsItem;
@@ -67,10 +86,12 @@ pub use status::EventRecord;
 pub use unreported::UnreportedBuild;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
+
+use commit::GroupCommit;
 
 /// Result of a ledger operation.
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
@@ -115,7 +136,10 @@ pub struct Ledger {
 }
 
 struct Inner {
-    conn: Mutex<Connection>,
+    /// The connection that writes, and the batching of its transactions.
+    writer: GroupCommit,
+    /// The connection that reads: committed data only.
+    reader: Mutex<Connection>,
     path: PathBuf,
     options: LedgerOptions,
 }
@@ -140,35 +164,16 @@ impl Ledger {
     /// [`Ledger::open`] with explicit options.
     pub fn open_with(path: &Path, options: LedgerOptions) -> Result<Ledger> {
         create_private_file(path)?;
-        let open_err = |step: &'static str| {
-            let path = path.to_path_buf();
-            move |source: rusqlite::Error| LedgerError::Open { path, step, source }
-        };
-        // The file exists now; never let SQLite create one elsewhere.
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(path, flags).map_err(open_err("open"))?;
-        conn.busy_timeout(options.busy_timeout)
-            .map_err(open_err("set busy_timeout"))?;
-        // The first statement that reads the file: a file that is not a
-        // SQLite database fails here, with the path in the error.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
-            .map_err(open_err("set journal_mode=WAL"))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(
-                path = %path.display(),
-                journal_mode = %mode,
-                "the ledger's file system refused WAL; concurrent access will block more"
-            );
-        }
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(open_err("set synchronous=FULL"))?;
-        conn.pragma_update(None, "foreign_keys", true)
-            .map_err(open_err("enable foreign_keys"))?;
+        let mut conn = connect(path, options)?;
         schema::migrate(&mut conn, path)?;
+        let reader = connect(path, options)?;
+        reader
+            .pragma_update(None, "query_only", true)
+            .map_err(open_err(path, "set query_only on the reading connection"))?;
         Ok(Ledger {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                writer: GroupCommit::new(conn),
+                reader: Mutex::new(reader),
                 path: path.to_path_buf(),
                 options,
             }),
@@ -182,10 +187,10 @@ impl Ledger {
 
     /// The schema version recorded in the file (`PRAGMA user_version`).
     pub fn schema_version(&self) -> Result<u32> {
-        let conn = self.lock();
-        let v: i64 = conn
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(sql("read schema version"))?;
+        let v: i64 = self.read(|conn| {
+            conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+                .map_err(sql("read schema version"))
+        })?;
         u32::try_from(v).map_err(|_| LedgerError::Invalid {
             op: "read schema version",
             detail: format!("user_version {v} is out of range"),
@@ -212,33 +217,73 @@ impl Ledger {
             })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    /// Transactions committed since this ledger was opened (shared by its
+    /// clones): fewer than the writes when writers shared commits.
+    pub fn commits(&self) -> u64 {
+        self.inner.writer.commits()
+    }
+
+    /// Writes run since this ledger was opened (shared by its clones),
+    /// committed or still in an open batch.
+    pub fn writes(&self) -> u64 {
+        self.inner.writer.writes()
+    }
+
+    /// Keeps the current batch of writes open (uncommitted, its writers
+    /// waiting) until the guard is dropped, as if one more writer were
+    /// about to join it. For tests that look at a batch in progress.
+    #[doc(hidden)]
+    pub fn hold_commits(&self) -> CommitHold<'_> {
+        self.inner.writer.hold()
+    }
+
+    /// Runs `f` in the current batch transaction (see `commit.rs`) and
+    /// returns once that transaction is committed.
+    fn write<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.inner.writer.write(op, f)
+    }
+
+    /// Runs a read-only `f` on the reading connection (one statement, or a
+    /// consistent snapshot when `f` runs several inside a transaction). It
+    /// sees committed data only.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         // A panic while holding the lock leaves the connection usable: an
         // unfinished transaction was rolled back when it was dropped.
-        self.inner.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `f` in one `IMMEDIATE` transaction and commits it.
-    fn write<T>(
-        &self,
-        op: &'static str,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql(op))?;
-        let value = f(&tx)?;
-        tx.commit().map_err(sql(op))?;
-        Ok(value)
-    }
-
-    /// Runs a read-only `f` on the connection (one statement, or a
-    /// consistent snapshot when `f` runs several inside a transaction).
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.lock();
+        let conn = self.inner.reader.lock().unwrap_or_else(|e| e.into_inner());
         f(&conn)
     }
+}
+
+fn open_err(path: &Path, step: &'static str) -> impl FnOnce(rusqlite::Error) -> LedgerError {
+    let path = path.to_path_buf();
+    move |source: rusqlite::Error| LedgerError::Open { path, step, source }
+}
+
+/// One connection to the ledger's file, set up as the module documentation
+/// says (WAL, `synchronous=FULL`, foreign keys, the busy timeout).
+fn connect(path: &Path, options: LedgerOptions) -> Result<Connection> {
+    // The file exists now; never let SQLite create one elsewhere.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(open_err(path, "open"))?;
+    conn.busy_timeout(options.busy_timeout)
+        .map_err(open_err(path, "set busy_timeout"))?;
+    // The first statement that reads the file: a file that is not a
+    // SQLite database fails here, with the path in the error.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+        .map_err(open_err(path, "set journal_mode=WAL"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(
+            path = %path.display(),
+            journal_mode = %mode,
+            "the ledger's file system refused WAL; concurrent access will block more"
+        );
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(open_err(path, "set synchronous=FULL"))?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(open_err(path, "enable foreign_keys"))?;
+    Ok(conn)
 }
 
 /// Creates the parent directory (0700) and the file (0600) if missing.
@@ -298,3 +343,6 @@ fn from_i64<T: TryFrom<i64>>(op: &'static str, what: &str, value: i64) -> Result
         detail: format!("stored {what} {value} is out of range"),
     })
 }
+
+#[cfg(test)]
+mod commit_tests;

@@ -35,7 +35,7 @@
 //! [`Ledger::defer`]), so the look-back sees what the request did. This
 //! state is in the file, so it survives a restart.
 
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, Row, params};
 use serde_json::Value;
 
 use super::{Ledger, LedgerError, Result, from_i64, from_json, sql, to_i64, to_json};
@@ -101,11 +101,11 @@ impl OutboxItem {
     }
 }
 
-const COLUMNS: &str = "id, kind, order_key, payload, state, created_at, attempts, \
+pub(super) const COLUMNS: &str = "id, kind, order_key, payload, state, created_at, attempts, \
                        next_attempt_at, last_attempt_at, in_flight_since, last_error, finished_at";
 
 /// A row as stored, before its JSON and enums are checked.
-struct RawItem {
+pub(super) struct RawItem {
     id: i64,
     kind: String,
     order_key: String,
@@ -121,7 +121,7 @@ struct RawItem {
 }
 
 impl RawItem {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<RawItem> {
+    pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<RawItem> {
         Ok(RawItem {
             id: row.get(0)?,
             kind: row.get(1)?,
@@ -138,7 +138,7 @@ impl RawItem {
         })
     }
 
-    fn check(self, op: &'static str) -> Result<OutboxItem> {
+    pub(super) fn check(self, op: &'static str) -> Result<OutboxItem> {
         let state = match self.state.as_str() {
             "pending" => OutboxState::Pending,
             "done" => OutboxState::Done,
@@ -168,7 +168,7 @@ impl RawItem {
 }
 
 fn insert_item(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     op: &'static str,
     item: &NewOutboxItem,
     now: i64,
@@ -181,6 +181,34 @@ fn insert_item(
     )
     .map_err(sql(op))?;
     Ok(tx.last_insert_rowid())
+}
+
+/// [`Ledger::record_completion`] inside a transaction; `event` is JSON.
+pub(super) fn insert_completion(
+    tx: &rusqlite::Connection,
+    op: &'static str,
+    build_key: &str,
+    event: &str,
+    outbox: &NewOutboxItem,
+    now: i64,
+) -> Result<bool> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO builds (build_key, event, seen_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (build_key) DO NOTHING",
+            params![build_key, event, now],
+        )
+        .map_err(sql(op))?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    let id = insert_item(tx, op, outbox, now)?;
+    tx.execute(
+        "UPDATE builds SET outbox_id = ?2 WHERE build_key = ?1",
+        params![build_key, id],
+    )
+    .map_err(sql(op))?;
+    Ok(true)
 }
 
 impl Ledger {
@@ -198,23 +226,7 @@ impl Ledger {
         const OP: &str = "record a build completion";
         let event = to_json(OP, event)?;
         self.write(OP, |tx| {
-            let inserted = tx
-                .execute(
-                    "INSERT INTO builds (build_key, event, seen_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (build_key) DO NOTHING",
-                    params![build_key, event, now],
-                )
-                .map_err(sql(OP))?;
-            if inserted == 0 {
-                return Ok(false);
-            }
-            let id = insert_item(tx, OP, &outbox, now)?;
-            tx.execute(
-                "UPDATE builds SET outbox_id = ?2 WHERE build_key = ?1",
-                params![build_key, id],
-            )
-            .map_err(sql(OP))?;
-            Ok(true)
+            insert_completion(tx, OP, build_key, &event, &outbox, now)
         })
     }
 
@@ -222,42 +234,6 @@ impl Ledger {
     pub fn enqueue(&self, item: NewOutboxItem, now: i64) -> Result<i64> {
         const OP: &str = "enqueue outbox work";
         self.write(OP, |tx| insert_item(tx, OP, &item, now))
-    }
-
-    /// The item to work on now: the oldest pending item that is due and is
-    /// the oldest pending item of its order key.
-    pub fn next_due(&self, now: i64) -> Result<Option<OutboxItem>> {
-        const OP: &str = "pick the next outbox item";
-        let sql_text = format!(
-            "SELECT {COLUMNS} FROM outbox o
-             WHERE state = 'pending' AND next_attempt_at <= ?1
-               AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending'
-                               AND p.order_key = o.order_key AND p.id < o.id)
-             ORDER BY id LIMIT 1"
-        );
-        let raw = self.read(|conn| {
-            conn.query_row(&sql_text, [now], RawItem::from_row)
-                .optional()
-                .map_err(sql(OP))
-        })?;
-        raw.map(|r| r.check(OP)).transpose()
-    }
-
-    /// When the next item becomes due (possibly in the past), `None` if the
-    /// outbox is empty: how long the worker may sleep.
-    pub fn next_due_at(&self) -> Result<Option<i64>> {
-        const OP: &str = "read when outbox work is due";
-        self.read(|conn| {
-            conn.query_row(
-                "SELECT MIN(next_attempt_at) FROM outbox o
-                 WHERE state = 'pending'
-                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending'
-                                   AND p.order_key = o.order_key AND p.id < o.id)",
-                [],
-                |row| row.get(0),
-            )
-            .map_err(sql(OP))
-        })
     }
 
     /// One outbox item by id.
@@ -446,7 +422,7 @@ impl Ledger {
 /// fine if it changed one, or if the item is already in `idempotent_in`;
 /// otherwise say why.
 fn check_transition(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     op: &'static str,
     id: i64,
     n: usize,

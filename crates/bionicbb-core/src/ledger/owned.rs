@@ -142,7 +142,7 @@ impl Ledger {
 }
 
 fn insert(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     key: &EffectKey,
     items: &[JenkinsItem],
     op: &'static str,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::params;
+use rusqlite::{Connection, params};
 use serde_json::Value;
 
 use super::{Ledger, Result, from_i64, from_json, sql, to_i64, to_json};
@@ -29,34 +29,8 @@ impl Ledger {
     /// [`LedgerOptions::event_cap`](super::LedgerOptions) events.
     pub fn record_event(&self, event: &EventRecord) -> Result<()> {
         const OP: &str = "record an event";
-        let decisions = to_json(OP, &event.decisions)?;
-        let change = event
-            .change_number
-            .map(|n| to_i64(OP, "change number", n))
-            .transpose()?;
-        let cap = to_i64(OP, "event cap", self.inner.options.event_cap as u64)?;
-        self.write(OP, |tx| {
-            tx.execute(
-                "INSERT INTO events (at, source, summary, change_number, patch_set, decisions)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    event.at,
-                    event.source,
-                    event.summary,
-                    change,
-                    event.patch_set,
-                    decisions
-                ],
-            )
-            .map_err(sql(OP))?;
-            tx.execute(
-                "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC
-                                                  LIMIT 1 OFFSET ?1)",
-                [cap],
-            )
-            .map_err(sql(OP))?;
-            Ok(())
-        })
+        let cap = self.inner.options.event_cap;
+        self.write(OP, |tx| insert_event(tx, OP, event, cap))
     }
 
     /// The newest `limit` events, newest first.
@@ -167,19 +141,7 @@ impl Ledger {
     /// ledger only keys on it. Saturates instead of overflowing.
     pub fn bump_counter(&self, name: &str, labels: &str, by: u64) -> Result<()> {
         const OP: &str = "bump a counter";
-        let by = i64::try_from(by).unwrap_or(i64::MAX);
-        self.write(OP, |tx| {
-            tx.execute(
-                "INSERT INTO counters (name, labels, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (name, labels) DO UPDATE
-                   SET value = CASE WHEN value > 9223372036854775807 - excluded.value
-                                    THEN 9223372036854775807
-                                    ELSE value + excluded.value END",
-                params![name, labels, by],
-            )
-            .map_err(sql(OP))?;
-            Ok(())
-        })
+        self.write(OP, |tx| bump(tx, OP, name, labels, by))
     }
 
     /// Every counter as `(name, labels, value)`, sorted by name then labels.
@@ -198,4 +160,60 @@ impl Ledger {
             .map(|(name, labels, value)| Ok((name, labels, from_i64(OP, "counter", value)?)))
             .collect()
     }
+}
+
+/// Appends an event and prunes the log to the newest `cap` events.
+pub(super) fn insert_event(
+    tx: &Connection,
+    op: &'static str,
+    event: &EventRecord,
+    cap: usize,
+) -> Result<()> {
+    let decisions = to_json(op, &event.decisions)?;
+    let change = event
+        .change_number
+        .map(|n| to_i64(op, "change number", n))
+        .transpose()?;
+    let cap = to_i64(op, "event cap", cap as u64)?;
+    tx.execute(
+        "INSERT INTO events (at, source, summary, change_number, patch_set, decisions)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            event.at,
+            event.source,
+            event.summary,
+            change,
+            event.patch_set,
+            decisions
+        ],
+    )
+    .map_err(sql(op))?;
+    tx.execute(
+        "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC
+                                          LIMIT 1 OFFSET ?1)",
+        [cap],
+    )
+    .map_err(sql(op))?;
+    Ok(())
+}
+
+/// Adds `by` to a counter, saturating.
+pub(super) fn bump(
+    tx: &Connection,
+    op: &'static str,
+    name: &str,
+    labels: &str,
+    by: u64,
+) -> Result<()> {
+    let by = i64::try_from(by).unwrap_or(i64::MAX);
+    tx.execute(
+        "INSERT INTO counters (name, labels, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name, labels) DO UPDATE
+           SET value = CASE WHEN value > 9223372036854775807 - excluded.value
+                            THEN 9223372036854775807
+                            ELSE value + excluded.value END",
+        params![name, labels, by],
+    )
+    .map_err(sql(op))?;
+    Ok(())
 }

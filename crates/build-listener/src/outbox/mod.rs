@@ -1,7 +1,10 @@
 //! The outbox worker: drains the ledger's outbox to Gerrit.
 //!
-//! One item at a time, oldest first, in order per change (the ledger only
-//! offers the oldest pending item of each change). For each item:
+//! Items of different changes are worked on concurrently, up to
+//! `build_listener.outbox_concurrency` at once, oldest first; one change's
+//! items strictly one at a time and in order (the ledger only offers the
+//! oldest pending item of each change, and never one of a change that has
+//! an item in hand: see [`schedule`]). For each item:
 //!
 //! 1. mark it in flight (so a crash during the post is visible after restart);
 //! 2. ask Gerrit for the change: the current patch set and the status decide
@@ -40,12 +43,13 @@ use bionicbb_core::gerrit::{GerritClient, QueryOption, Revision};
 use bionicbb_core::ledger::{self, Ledger, OutboxItem};
 use bionicbb_core::review::{self, FinalReview};
 use serde_json::Value;
-use tokio::sync::{OnceCell, watch};
+use tokio::sync::OnceCell;
 
 use crate::payload::{KIND_DROP, KIND_REVIEW, ReviewPayload};
 use crate::{in_doubt, with_ledger};
 
 mod conclude;
+mod schedule;
 
 /// Retry timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,44 +159,6 @@ impl Worker {
             settings,
             bot_id: OnceCell::new(),
         }
-    }
-
-    /// Runs until `shutdown` turns true; an item in hand is finished first
-    /// (the outbox is durable, stopping between items loses nothing).
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut next_prune = 0;
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            let now = ledger::now();
-            if now >= next_prune {
-                next_prune = now + PRUNE_EVERY_SECS;
-                self.prune(now).await;
-            }
-            let wait = match with_ledger(&self.ledger, move |l| l.next_due(now)).await {
-                Ok(Some(item)) => {
-                    self.handle(item).await;
-                    continue;
-                }
-                Ok(None) => match with_ledger(&self.ledger, |l| l.next_due_at()).await {
-                    Ok(Some(at)) if at > now => {
-                        Duration::from_secs((at - now) as u64).min(IDLE_WAIT)
-                    }
-                    // Due already (a race with a write): look again soon.
-                    Ok(Some(_)) => Duration::from_millis(200),
-                    Ok(None) => IDLE_WAIT,
-                    Err(e) => self.ledger_trouble(&e).await,
-                },
-                Err(e) => self.ledger_trouble(&e).await,
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.wake.notified() => {}
-                _ = shutdown.changed() => {}
-            }
-        }
-        tracing::info!("outbox worker stopped");
     }
 
     /// Deletes finished history older than [`KEEP_HISTORY_SECS`].
