@@ -21,6 +21,15 @@ fn poison_mail() -> Vec<u8> {
         .into_bytes()
 }
 
+/// Where the daemon marks the mail in hand.
+fn mark_file(w: &World) -> std::path::PathBuf {
+    w.config
+        .parent()
+        .unwrap()
+        .join("state")
+        .join("gmail-listener.in-hand")
+}
+
 /// The requests a fake saw that contain `needle`.
 fn seen(requests: Vec<String>, needle: &str) -> usize {
     requests.iter().filter(|r| r.contains(needle)).count()
@@ -51,12 +60,13 @@ async fn a_mail_in_hand_at_two_deaths_is_quarantined_unread_and_the_next_mail_bu
     w.sample_change(2);
     let poison = w.deliver(&poison_mail());
     let genuine = w.deliver(&fixture("02-newpatchset-2.x.eml"));
-    // What two processes that died parsing the mail leave in the ledger:
-    // each marked it in hand (as the daemon does before parsing) and never
-    // ended its handling.
+    // What two processes that died parsing the mail leave: the first death
+    // recorded in the ledger by the start after it, and the mark of the
+    // mail in hand that the second one left (as the daemon writes it before
+    // parsing), which the next start records.
     let ledger = w.ledger();
-    ledger.hold_mail(&poison, 1).unwrap();
-    ledger.hold_mail(&poison, 2).unwrap();
+    ledger.record_death(&poison, 1).unwrap();
+    std::fs::write(mark_file(&w), format!("2 {poison}\n")).unwrap();
 
     // The next start sets it aside without reading it again, and the
     // genuine mail behind it builds.
@@ -106,6 +116,8 @@ async fn deaths_while_a_mail_waits_for_gerrit_are_not_poison() {
     );
     for _ in 0..=gmail_listener::poll::MAX_DEATHS {
         die_waiting_for_gerrit(&w).await;
+        // Killed while waiting: no mail was in hand.
+        assert_eq!(std::fs::read_to_string(mark_file(&w)).unwrap(), "");
         assert_eq!(w.ledger().mail_in_hand(&mail).unwrap(), 0);
     }
     // Gerrit answers again: the mail is genuine work, and it builds.
@@ -244,8 +256,8 @@ async fn a_dry_run_skips_a_poison_mail_and_writes_nothing() {
     let genuine = w.deliver(&fixture("02-newpatchset-2.x.eml"));
     // Two deaths with the mail in hand, as the ledger records them.
     let ledger = w.ledger();
-    ledger.hold_mail(&poison, 1).unwrap();
-    ledger.hold_mail(&poison, 2).unwrap();
+    ledger.record_death(&poison, 1).unwrap();
+    ledger.record_death(&poison, 2).unwrap();
     let (status, output) = w.run(&["--once", "--dry-run"]).await;
     assert!(status.success(), "exit {status:?}; output:\n{output}");
     assert!(output.contains("poison mail"), "{output}");

@@ -322,32 +322,25 @@ fn effect_keys_are_canonical() {
 }
 
 #[test]
-fn a_mail_left_in_hand_counts_per_mail_until_its_handling_ends() {
+fn deaths_with_a_mail_in_hand_count_per_mail_until_its_handling_ends() {
     let dir = tempfile::tempdir().unwrap();
     let path = ledger_path(&dir);
     {
         let ledger = open(&path);
         assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
-        assert_eq!(ledger.hold_mail("m1", 10).unwrap(), 1);
-        // Another mail in hand at the same time has its own count.
-        assert_eq!(ledger.hold_mail("m2", 10).unwrap(), 1);
-        ledger.release_mail("m2").unwrap();
-        // The process dies here, with m1 in hand.
+        assert_eq!(ledger.record_death("m1", 100).unwrap(), 1);
+        // The same death recorded again (a start that died before it
+        // forgot the mark) counts once.
+        assert_eq!(ledger.record_death("m1", 100).unwrap(), 1);
     }
     let ledger = open(&path);
-    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 1);
-    assert_eq!(ledger.mail_in_hand("m2").unwrap(), 0);
-    // A second start, a second death.
-    assert_eq!(ledger.hold_mail("m1", 11).unwrap(), 2);
-    drop(ledger);
-    let ledger = open(&path);
-    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 2);
+    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 1, "durable");
+    assert_eq!(ledger.mail_in_hand("m2").unwrap(), 0, "per mail");
+    assert_eq!(ledger.record_death("m1", 200).unwrap(), 2);
     // A passing fault: the mail stays pending, its handling ended (the
-    // record of the try releases it).
-    assert_eq!(ledger.hold_mail("m2", 12).unwrap(), 1);
+    // record of the try clears the count).
+    assert_eq!(ledger.record_death("m2", 300).unwrap(), 1);
     assert_eq!(ledger.record_mail_attempt("m2", "gerrit 503").unwrap(), 1);
-    assert_eq!(ledger.mail_in_hand("m2").unwrap(), 0);
-    ledger.release_mail("m2").unwrap();
     assert_eq!(ledger.mail_in_hand("m2").unwrap(), 0);
     assert_eq!(
         ledger.mail_state("m2").unwrap(),
@@ -356,54 +349,20 @@ fn a_mail_left_in_hand_counts_per_mail_until_its_handling_ends() {
             last_error: Some("gerrit 503".into())
         })
     );
-    // Quarantined: final, released, never marked again.
+    // A handling that ended some other way is released.
+    assert_eq!(ledger.record_death("m2", 301).unwrap(), 1);
+    ledger.release_mail("m2").unwrap();
+    assert_eq!(ledger.mail_in_hand("m2").unwrap(), 0);
+    ledger.release_mail("never-seen").unwrap();
+    // Quarantined or done: final, cleared, never counted again.
     ledger.mark_mail_quarantined("m1", "poison", 13).unwrap();
     assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
-    assert_eq!(ledger.hold_mail("m1", 14).unwrap(), 0);
+    assert_eq!(ledger.record_death("m1", 400).unwrap(), 0);
     assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
-    assert_eq!(ledger.hold_mail("m3", 15).unwrap(), 1);
+    assert_eq!(ledger.record_death("m3", 500).unwrap(), 1);
     ledger.mark_mail_done("m3", "built", 15).unwrap();
     assert_eq!(ledger.mail_in_hand("m3").unwrap(), 0);
-    assert_eq!(ledger.hold_mail("m3", 16).unwrap(), 0);
-}
-
-#[test]
-fn a_death_while_the_mail_waits_for_a_server_does_not_count() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = ledger_path(&dir);
-    {
-        let ledger = open(&path);
-        assert_eq!(ledger.hold_mail("m1", 10).unwrap(), 1);
-        // Parsed; now it waits for Gerrit...
-        ledger.pause_mail("m1").unwrap();
-        assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
-        // ...and the process dies while it waits.
-    }
-    let ledger = open(&path);
-    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
-    // A death while deciding (the mark is set again after the wait) counts,
-    // and the deaths before a wait stay counted through it.
-    assert_eq!(ledger.hold_mail("m1", 11).unwrap(), 1);
-    ledger.pause_mail("m1").unwrap();
-    ledger.resume_mail("m1").unwrap();
-    drop(ledger);
-    let ledger = open(&path);
-    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 1);
-    assert_eq!(ledger.hold_mail("m1", 12).unwrap(), 2);
-    ledger.pause_mail("m1").unwrap();
-    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 1);
-    // Pausing twice never goes below zero; a final mail is never marked.
-    for _ in 0..3 {
-        ledger.pause_mail("m1").unwrap();
-    }
-    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
-    ledger.mark_mail_done("m1", "built", 13).unwrap();
-    ledger.resume_mail("m1").unwrap();
-    assert_eq!(ledger.mail_in_hand("m1").unwrap(), 0);
-    // Unknown mails: nothing to do, no error.
-    ledger.pause_mail("nope").unwrap();
-    ledger.resume_mail("nope").unwrap();
-    assert_eq!(ledger.mail_in_hand("nope").unwrap(), 0);
+    assert_eq!(ledger.record_death("m3", 501).unwrap(), 0);
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 mod drain;
 mod guard;
+mod in_hand;
 mod mail;
 mod take_out;
 
@@ -105,6 +106,9 @@ pub struct Listener {
     /// at most one mail is marked in hand at any moment, so a death is
     /// blamed on the one mail that was being worked on.
     content: tokio::sync::Mutex<()>,
+    /// The mark of the mail in hand; `None` in a dry run (it writes
+    /// nothing).
+    in_hand: Option<in_hand::InHand>,
 }
 
 /// A start-up failure; the message says what to fix.
@@ -122,6 +126,14 @@ impl Listener {
             None
         } else {
             Some(Ledger::open(&ledger_path).map_err(|e| StartError(format!("ledger: {e}")))?)
+        };
+        // A mail left in hand by a process that died is counted first.
+        let in_hand = match (&ledger, dry_run) {
+            (Some(ledger), false) => {
+                let state_dir = ledger_path.parent().unwrap_or(std::path::Path::new("."));
+                Some(in_hand::recover(state_dir, ledger).map_err(StartError)?)
+            }
+            _ => None,
         };
         let gerrit = bionicbb_core::runtime::gerrit_client(&config)
             .map_err(|e| StartError(e.to_string()))?;
@@ -171,6 +183,7 @@ impl Listener {
             quarantine_id,
             dry_run,
             content: tokio::sync::Mutex::new(()),
+            in_hand,
         })
     }
 

@@ -6,19 +6,17 @@
 //! by a crash (or a failed trash) after it was marked, so the daemon only
 //! removes it from the label again, without redoing anything.
 //!
-//! Poison mail: a mail is marked "in hand" ([`Ledger::hold_mail`]) while
-//! the process works on its content (parsing it, deciding about it), and
-//! released ([`Ledger::release_mail`], or by the write that records its
-//! outcome) when its handling ends, whatever the outcome (done, quarantined,
-//! or left for the next poll after a passing fault). While it waits for a
-//! server (Gerrit's facts, the effects), the mark is lifted
-//! ([`Ledger::pause_mail`]) and set again after ([`Ledger::resume_mail`]): a
-//! process killed while it waits was not killed by the mail. A mark still
-//! set when the mail is next seen means the process died working on it; the
-//! count of such deaths ([`Ledger::mail_in_hand`]) lets the caller set aside
-//! a mail that keeps killing the process, without reading it again. The
-//! mark is per mail, so mails handled at the same time never count for each
-//! other.
+//! Poison mail: gmail-listener keeps the one mail whose content it works
+//! on (parsing it, deciding about it) in a small file of its own, and at
+//! its next start records a death of the process against the mail that
+//! file still names ([`Ledger::record_death`]). The count of such deaths
+//! ([`Ledger::mail_in_hand`]) lets it set aside a mail that keeps killing
+//! the process, without reading it again. The count is cleared
+//! ([`Ledger::release_mail`], or by the write that records the mail's
+//! outcome) when a handling of the mail ends, whatever the outcome (done,
+//! quarantined, or left for the next poll after a passing fault). Deaths
+//! are counted per mail, so mails handled at the same time never count for
+//! each other.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -86,8 +84,8 @@ impl Ledger {
         })
     }
 
-    /// How many times handling of a mail started and never ended: the
-    /// process died with the mail in hand. 0 for a mail never seen, and for
+    /// How many times the process died with the mail in hand (see
+    /// [`Ledger::record_death`]) since a handling of it last ended. 0 for a mail never seen, and for
     /// one whose every handling ended.
     pub fn mail_in_hand(&self, gmail_id: &str) -> Result<u32> {
         const OP: &str = "read a mail's in-hand count";
@@ -103,49 +101,26 @@ impl Ledger {
         from_i64(OP, "in-hand count", count.unwrap_or(0))
     }
 
-    /// Marks a mail in hand before its content is parsed, durably (the
-    /// transaction is committed when this returns): one more handling
-    /// started. Returns the
-    /// count, this one included. A mail done or quarantined is final and
-    /// not marked (0 is returned).
-    pub fn hold_mail(&self, gmail_id: &str, now: i64) -> Result<u32> {
-        const OP: &str = "mark a mail in hand";
+    /// Records that the process died while it worked on the content of
+    /// mail `gmail_id` (gmail-listener finds that out at its next start).
+    /// `token` names that one death: recording it again (a start that died
+    /// before it could forget it) counts nothing more. Returns the deaths
+    /// counted so far. A mail done or quarantined is final: 0, nothing
+    /// recorded.
+    pub fn record_death(&self, gmail_id: &str, token: i64) -> Result<u32> {
+        const OP: &str = "record a death with a mail in hand";
         self.write(OP, |tx| {
             tx.execute(
                 "INSERT INTO mails (gmail_id, state, in_hand, in_hand_since)
                  VALUES (?1, 'pending', 1, ?2)
                  ON CONFLICT (gmail_id) DO UPDATE
                    SET in_hand = in_hand + 1, in_hand_since = excluded.in_hand_since
-                   WHERE state = 'pending'",
-                params![gmail_id, now],
+                   WHERE state = 'pending'
+                     AND in_hand_since IS NOT excluded.in_hand_since",
+                params![gmail_id, token],
             )
             .map_err(sql(OP))?;
             pending_count(tx, OP, gmail_id, Count::InHand)
-        })
-    }
-
-    /// Lifts this handling's in-hand mark while the mail waits for a
-    /// server: a death now does not count against the mail. Deaths counted
-    /// before stay.
-    pub fn pause_mail(&self, gmail_id: &str) -> Result<()> {
-        self.step_in_hand(gmail_id, "pause a mail in hand", -1)
-    }
-
-    /// Sets the mark lifted by [`Ledger::pause_mail`] again: the process
-    /// works on the mail's content once more.
-    pub fn resume_mail(&self, gmail_id: &str) -> Result<()> {
-        self.step_in_hand(gmail_id, "resume a mail in hand", 1)
-    }
-
-    fn step_in_hand(&self, gmail_id: &str, op: &'static str, step: i64) -> Result<()> {
-        self.write(op, |tx| {
-            tx.execute(
-                "UPDATE mails SET in_hand = max(in_hand + ?2, 0)
-                 WHERE gmail_id = ?1 AND state = 'pending'",
-                params![gmail_id, step],
-            )
-            .map_err(sql(op))?;
-            Ok(())
         })
     }
 

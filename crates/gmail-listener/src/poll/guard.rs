@@ -3,30 +3,29 @@
 //!
 //! Poison mail: whatever a parser bug may do to the process (an abort, a
 //! stack overflow, the kernel's OOM killer), one mail must not stop the bot.
-//! So each mail is marked "in hand" in the ledger, durably, once it is
-//! downloaded and before it is parsed, and released when its handling ends,
-//! whatever the outcome (done, quarantined, or left for the next poll after
-//! a passing fault: that is not a death). While the mail waits for Gerrit or
-//! for its effects, or for its turn, the mark is lifted ([`Listener::pause`],
-//! set again by [`Listener::resume`]): a process
-//! killed then (a restart, the OOM killer choosing it for another reason)
-//! was not killed by the mail, and a genuine mail must not be set aside
-//! because the process happened to die twice while a server was slow. A
-//! mark found still set when the mail is next seen (at the first poll after
-//! a restart) means the process died while working on the mail's content. After [`MAX_DEATHS`] such deaths the mail is quarantined without
-//! being read again, the mails behind it go on, and the operator sees it in
-//! the log (an error naming the mail), in the `mails_poisoned_total`
-//! counter and on the status page. The mark is per mail: mails handled at
-//! the same time never count for each other.
+//! So while the process works on a mail's content (parsing it, deciding
+//! about it) the mail is marked "in hand" (`in_hand`: a small file the
+//! kernel keeps whatever becomes of the process), and the mark is lifted
+//! while the mail waits for Gerrit, for its effects or for its turn: a
+//! process killed then (a restart, the OOM killer choosing it for another
+//! reason) was not killed by the mail, and a genuine mail must not be set
+//! aside because the process happened to die twice while a server was
+//! slow. A mark found at start means the process died working on that
+//! mail: the ledger counts it ([`bionicbb_core::ledger::Ledger::record_death`]).
+//! After [`MAX_DEATHS`] such deaths the mail is quarantined without being
+//! read again, the mails behind it go on, and the operator sees it in the
+//! log (an error naming the mail), in the `mails_poisoned_total` counter and
+//! on the status page. The count is cleared when a handling of the mail
+//! ends, whatever the outcome.
 //!
 //! Mails are handled concurrently, so several could be "in hand" at once
 //! and one death would be blamed on all of them. The windows in which the
 //! process works on a mail's content are therefore exclusive: one lock
-//! (`Listener::content`) is held from [`Listener::hold`] through the parse
-//! to the pause, and from the resume through the decision to the pause;
-//! downloads and every other network wait stay outside it. At most one
-//! mail carries a fresh in-hand mark at any moment (the debug log shows
-//! each window as `in hand` ... `out of hand`).
+//! (`Listener::content`) is held from [`Listener::resume`] through the
+//! parse to the pause, and again through the decision; downloads and every
+//! other network wait stay outside it, and the windows cost no disk flush.
+//! At most one mail is in hand at any moment (the debug log shows each
+//! window as `in hand` ... `out of hand`).
 //!
 //! Size: a mail is read with one `messages.get?format=raw` whose answer is
 //! read as a stream and abandoned as soon as it is longer than the answer
@@ -93,7 +92,7 @@ impl Listener {
             }
         }
         let raw = self.read(id).await?;
-        let window = self.hold(id).await?;
+        let window = self.resume(id).await;
         match mail::parse(&raw) {
             Ok(parsed) => {
                 self.pause(id, window).await;
@@ -111,28 +110,12 @@ impl Listener {
         }
     }
 
-    /// Opens the mail's first content window: takes the content lock and
-    /// marks the mail in hand, durably, before its content is parsed. A
-    /// dry run writes nothing, so it marks nothing either.
-    pub(super) async fn hold(&self, id: &str) -> Result<Window<'_>, Handled> {
-        let window = self.content.lock().await;
-        if let Some(ledger) = self.writer() {
-            let (gmail_id, now) = (id.to_string(), ledger::now());
-            ledger
-                .blocking("mark a mail in hand", move |l| l.hold_mail(&gmail_id, now))
-                .await
-                .map_err(|e| Handled::Pending(format!("ledger: {e}")))?;
-        }
-        tracing::debug!(gmail_id = %id, "in hand");
-        Ok(window)
-    }
-
-    /// Opens another content window: the mark set again (after a wait for
-    /// a server). A failed write only weakens the protection, so it is
-    /// logged.
+    /// Opens a content window: the lock taken and the mark set (again,
+    /// after a wait for a server). A failed write only weakens the
+    /// protection, so it is logged.
     pub(super) async fn resume(&self, id: &str) -> Window<'_> {
         let window = self.content.lock().await;
-        self.step(id, true).await;
+        self.mark(id, true);
         tracing::debug!(gmail_id = %id, "in hand");
         window
     }
@@ -140,32 +123,28 @@ impl Listener {
     /// Closes a content window: the mark lifted while the mail waits (for
     /// a server, or for its turn), then the lock released.
     pub(super) async fn pause(&self, id: &str, window: Window<'_>) {
-        self.step(id, false).await;
+        self.mark(id, false);
         tracing::debug!(gmail_id = %id, "out of hand");
         drop(window);
     }
 
-    async fn step(&self, id: &str, resume: bool) {
-        let Some(ledger) = self.writer() else {
+    fn mark(&self, id: &str, set: bool) {
+        let Some(in_hand) = &self.in_hand else {
             return;
         };
-        let gmail_id = id.to_string();
-        let written = ledger
-            .blocking("update a mail's in-hand mark", move |l| {
-                if resume {
-                    l.resume_mail(&gmail_id)
-                } else {
-                    l.pause_mail(&gmail_id)
-                }
-            })
-            .await;
+        let written = if set {
+            in_hand.set(id)
+        } else {
+            in_hand.clear()
+        };
         if let Err(e) = written {
-            tracing::warn!(gmail_id = %id, error = %e, "cannot update the mail's in-hand mark");
+            tracing::warn!(gmail_id = %id, error = %e, "cannot update the in-hand mark");
         }
     }
 
-    /// Clears the mail's in-hand mark once its handling ended, whatever
-    /// the outcome (usually the outcome's write cleared it already).
+    /// Clears the mail's count of deaths once its handling ended, whatever
+    /// the outcome (usually the outcome's write cleared it already; with
+    /// nothing to clear, nothing is written).
     pub(super) async fn release(&self, id: &str) {
         let Some(ledger) = self.writer() else {
             return;
