@@ -136,6 +136,42 @@ async fn a_lost_trigger_answer_is_a_502_but_the_item_is_queued_and_found() {
     );
 }
 
+#[tokio::test]
+async fn a_build_behind_many_newer_builds_of_a_busy_job_is_still_found() {
+    tls::install_crypto_provider();
+    let fake = JenkinsFake::start().await;
+    fake.add_user(JENKINS_USER, JENKINS_TOKEN);
+    fake.add_job(JOB, &[("REF", "")]);
+    let jenkins = client(&fake);
+    let job = JobPath::parse(JOB).unwrap();
+    let sent_ms = now_ms() - 1000;
+    let ours = params(&[("REF", "refs/changes/56/123456/4")]);
+    jenkins.trigger(&job, &ours).await.unwrap();
+    let number = fake.start_next(JOB).await.unwrap();
+    // A busy Jenkins: many more builds of the job start before the bot
+    // looks, more than one page of the job's build list.
+    for i in 0..130 {
+        let other = params(&[("REF", &format!("refs/changes/{i:02}/{}/1", 200_000 + i))]);
+        jenkins.trigger(&job, &other).await.unwrap();
+        fake.start_next(JOB).await.unwrap();
+    }
+    let found = jenkins.find_builds(&job, &ours, sent_ms).await.unwrap();
+    assert_eq!(
+        found.iter().map(|b| b.number).collect::<Vec<_>>(),
+        vec![number],
+        "the build is found however many builds came after it"
+    );
+    // Pages stop once they reach builds older than the trigger.
+    let pages = |fake: &JenkinsFake| {
+        fake.faults()
+            .requests()
+            .iter()
+            .filter(|r| r.contains("/job/bionic-presubmit/api/json?tree=builds"))
+            .count()
+    };
+    assert_eq!(pages(&fake), 3, "{:?}", fake.faults().requests());
+}
+
 // ---------------------------------------------------------------------------
 // gmail-listener end to end.
 

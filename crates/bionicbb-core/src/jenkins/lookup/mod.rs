@@ -32,7 +32,7 @@ use url::Url;
 
 use super::client::JenkinsClient;
 use super::job::{JobPath, QueueItemId};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind, Service};
 
 mod declared;
 
@@ -42,8 +42,15 @@ pub use declared::comparable;
 /// and still count: the bot's and Jenkins' clocks are not the same clock.
 pub const CLOCK_SLACK_MS: i64 = 60_000;
 
-/// How many of the job's latest builds are searched.
-const BUILDS_SEARCHED: u32 = 50;
+/// The job's builds are read this many at a time, newest first, until a
+/// page reaches builds older than the trigger (a busy job may have started
+/// many builds since).
+const BUILDS_PAGE: usize = 50;
+
+/// The most builds searched: a job that started more since the trigger was
+/// sent cannot be searched for it, and the lookup fails (a passing fault:
+/// the mail waits) rather than conclude that nothing was built.
+const BUILDS_SEARCHED_MAX: usize = 2000;
 
 /// A build a lookup found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,26 +115,59 @@ impl JenkinsClient {
         Ok(match_queued(&queue, self.base_url(), job, params))
     }
 
-    /// The builds among the last 50 of `job` whose parameters include
-    /// `params` and which started no earlier than `since_ms` (unix
-    /// milliseconds) minus [`CLOCK_SLACK_MS`], oldest first.
+    /// The builds of `job` whose parameters include `params` and which
+    /// started no earlier than `since_ms` (unix milliseconds) minus
+    /// [`CLOCK_SLACK_MS`], oldest first. The job's builds are read a page
+    /// at a time, newest first, until a page reaches an older build or the
+    /// job's first; more than [`BUILDS_SEARCHED_MAX`] builds since then is
+    /// an error (the search could not see far enough back).
     pub async fn find_builds(
         &self,
         job: &JobPath,
         params: &BTreeMap<String, String>,
         since_ms: i64,
     ) -> Result<Vec<FoundBuild>, ApiError> {
-        let mut url = self.url(&format!("{}api/json", job.url_path()))?;
-        url.query_pairs_mut().append_pair(
-            "tree",
-            &format!(
-                "builds[number,url,timestamp,queueId,actions[parameters[name,value]]]{{0,{BUILDS_SEARCHED}}}"
-            ),
-        );
-        let found: JobBuildsJson = self
-            .get_json(&format!("look for a build of {job}"), &url)
-            .await?;
-        Ok(match_builds(&found, params, since_ms))
+        let earliest = since_ms.saturating_sub(CLOCK_SLACK_MS);
+        let mut found = Vec::new();
+        let mut start = 0;
+        loop {
+            if start >= BUILDS_SEARCHED_MAX {
+                return Err(ApiError::new(
+                    Service::Jenkins,
+                    ErrorKind::Transient,
+                    format!(
+                        "look for a build of {job}: more than {BUILDS_SEARCHED_MAX} builds \
+                         started since the trigger was sent; cannot tell whether it built"
+                    ),
+                ));
+            }
+            let mut url = self.url(&format!("{}api/json", job.url_path()))?;
+            url.query_pairs_mut().append_pair(
+                "tree",
+                &format!(
+                    "builds[number,url,timestamp,queueId,actions[parameters[name,value]]]{{{start},{}}}",
+                    start + BUILDS_PAGE
+                ),
+            );
+            let page: JobBuildsJson = self
+                .get_json(&format!("look for a build of {job}"), &url)
+                .await?;
+            let last_page = page.builds.len() < BUILDS_PAGE
+                || page
+                    .builds
+                    .iter()
+                    .any(|b| b.timestamp.is_some_and(|t| t < earliest));
+            found.extend(match_builds(&page, params, since_ms));
+            if last_page {
+                break;
+            }
+            start += BUILDS_PAGE;
+        }
+        // Builds that started while the pages were read shift the list:
+        // one seen on two pages is one build.
+        found.sort_by_key(|b| b.number);
+        found.dedup_by_key(|b| b.number);
+        Ok(found)
     }
 }
 
