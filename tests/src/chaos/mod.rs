@@ -25,6 +25,8 @@ pub mod scenario;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bionicbb_core::config::Config;
+use bionicbb_core::ledger::Ledger;
 use tokio::sync::{Mutex, Semaphore, watch};
 
 use check::Report;
@@ -95,7 +97,12 @@ pub async fn run(settings: Settings) -> Report {
     .await;
     assert!(enough, "the daemons were not killed often enough");
     env.stop_faults();
-    let settled = driver::wait_until(SETTLE, || calm(&env)).await;
+    // build-listener's outbox counts too: a review waiting out a lost
+    // answer (30 s each) is work not yet done, not a lost review.
+    let ledger = Config::load(&env.config)
+        .ok()
+        .and_then(|c| Ledger::open(&c.ledger_path()).ok());
+    let settled = driver::wait_until(SETTLE, || calm(&env, ledger.as_ref())).await;
     // Late duplicates (a second review, a second trigger) need a moment to show.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let _ = done_tx.send(true);
@@ -123,8 +130,9 @@ pub async fn run(settings: Settings) -> Report {
     report
 }
 
-/// Nothing waiting anywhere: no mail in the label, no build waiting or running.
-fn calm(env: &Env) -> bool {
+/// Nothing waiting anywhere: no mail in the label, no build waiting or
+/// running, no review waiting in build-listener's outbox.
+fn calm(env: &Env, ledger: Option<&Ledger>) -> bool {
     let trash = env.gmail.in_trash();
     env.gmail
         .messages_with_label(LABEL)
@@ -132,6 +140,7 @@ fn calm(env: &Env) -> bool {
         .all(|id| trash.contains(id))
         && env.jenkins.queue().is_empty()
         && env.jenkins.builds().iter().all(|b| b.result.is_some())
+        && ledger.is_none_or(|l| l.pending_count().is_ok_and(|n| n == 0))
 }
 
 /// Writes each daemon instance's output to `dir`; returns the directory.
