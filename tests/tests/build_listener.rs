@@ -1102,3 +1102,41 @@ async fn metrics_and_status_over_http_follow_a_build_and_its_review() {
     assert!(page.contains("bionic-presubmit"), "{page}");
     assert!(!page.contains(SECRET), "{page}");
 }
+
+#[tokio::test]
+async fn an_older_build_reported_after_a_newer_one_does_not_replace_its_vote() {
+    let env = env(3).await;
+    let _daemon = env.start(0).await;
+    // The newer build (#1843) fails and votes -1.
+    let (code, _) = env
+        .post("/", sample("05-presubmit-finalized-failure.json"))
+        .await;
+    assert_eq!(code, 202);
+    env.reviews(1).await;
+    assert_eq!(env.bot_vote(3), Some(-1));
+    // The result of an older build of the same job on the same patch set
+    // arrives only now (its notification was late, or catch-up found it).
+    let older = edited("05-presubmit-finalized-failure.json", |doc| {
+        let build = &mut doc["build"];
+        build["number"] = json!(1840);
+        build["queue_id"] = json!(90100);
+        build["status"] = json!("SUCCESS");
+        build["full_url"] = json!("https://jenkins.example.org/job/bionic-presubmit/1840/");
+        build["url"] = json!("job/bionic-presubmit/1840/");
+    });
+    let (code, _) = env.post("/", older).await;
+    assert_eq!(code, 202);
+    let reviews = env.reviews(2).await;
+    assert!(
+        message(&reviews[1]).starts_with("bionic-presubmit #1840 checkbuild SUCCESS"),
+        "{}",
+        message(&reviews[1])
+    );
+    assert_eq!(
+        labels(&reviews[1]),
+        &Value::Null,
+        "the older build reports without a vote: {}",
+        message(&reviews[1])
+    );
+    assert_eq!(env.bot_vote(3), Some(-1), "the newer build's vote stands");
+}

@@ -67,6 +67,14 @@ pub fn stale_patch_set(built: u32, current: u32) -> String {
     )
 }
 
+/// Appended to a result of a build older than another build of the same
+/// job on the same patch set: the newer build's vote stands.
+pub fn newer_build(newer: u64) -> String {
+    format!(
+        "A newer build (#{newer}) of this job on this patch set decides the vote, so bionicbb did not vote."
+    )
+}
+
 /// Appended to a result for a change that is merged or abandoned: Gerrit
 /// refuses votes there, the result is posted without one.
 pub fn closed_change(status: ChangeStatus) -> String {

@@ -176,6 +176,9 @@ pub enum Withheld {
     StalePatchSet { current: u32 },
     /// The change is merged or abandoned.
     Closed(ChangeStatus),
+    /// A newer build of the same job on the same patch set (build
+    /// `number`) has its own review, whose vote stands.
+    NewerBuild { number: u64 },
 }
 
 /// The review exactly as it is posted.
@@ -214,6 +217,9 @@ pub fn finalize(plan: &PlannedReview, current_patch_set: u32, status: ChangeStat
             plan.message,
             messages::stale_patch_set(plan.patch_set, current)
         ),
+        Some(Withheld::NewerBuild { number }) => {
+            format!("{}\n\n{}", plan.message, messages::newer_build(number))
+        }
     };
     FinalReview {
         change: plan.change.clone(),
@@ -227,6 +233,20 @@ pub fn finalize(plan: &PlannedReview, current_patch_set: u32, status: ChangeStat
         tag: plan.tag.clone(),
         notify: plan.notify.clone(),
         withheld,
+    }
+}
+
+impl FinalReview {
+    /// The review of a build whose result comes after the review of
+    /// `newer`, a newer build of the same job on the same patch set, was
+    /// posted: posted without its vote, which would replace the newer
+    /// build's. A review already without a vote is unchanged.
+    pub fn withhold_for_newer_build(mut self, newer: u64) -> FinalReview {
+        if self.withheld.is_none() && self.label.take().is_some() {
+            self.withheld = Some(Withheld::NewerBuild { number: newer });
+            self.message = format!("{}\n\n{}", self.message, messages::newer_build(newer));
+        }
+        self
     }
 }
 

@@ -937,3 +937,32 @@ fn a_completion_with_its_event_and_count_is_one_commit() {
         )]
     );
 }
+
+#[test]
+fn siblings_are_the_other_live_items_of_a_change_and_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&ledger_path(&dir));
+    let a1 = ledger.enqueue(review("a", 1), 1).unwrap();
+    let a2 = ledger.enqueue(review("a", 2), 2).unwrap();
+    let a3 = ledger.enqueue(review("a", 3), 3).unwrap();
+    ledger.enqueue(review("b", 4), 4).unwrap();
+    ledger.mark_done(a1, 5).unwrap();
+    ledger.mark_failed(a3, "refused", 6).unwrap();
+    let ids = |items: Vec<bionicbb_core::ledger::OutboxItem>| {
+        items
+            .into_iter()
+            .map(|i| (i.id, i.state))
+            .collect::<Vec<_>>()
+    };
+    let kind = review("a", 1).kind;
+    assert_eq!(
+        ids(ledger.siblings("a", &kind, a2).unwrap()),
+        vec![(a1, OutboxState::Done)],
+        "the failed one and the item itself are left out"
+    );
+    assert_eq!(
+        ids(ledger.siblings("a", &kind, a1).unwrap()),
+        vec![(a2, OutboxState::Pending)]
+    );
+    assert!(ledger.siblings("a", "drop", a1).unwrap().is_empty());
+}

@@ -303,6 +303,28 @@ fn finalize_on_current_stale_and_closed_changes() {
 }
 
 #[test]
+fn a_vote_after_a_newer_builds_review_is_withheld_once() {
+    let p = post(plan(
+        &event("05-presubmit-finalized-failure.json"),
+        &config(),
+    ));
+    let older = finalize(&p, 3, ChangeStatus::New).withhold_for_newer_build(1850);
+    assert_eq!(older.label, None);
+    assert_eq!(older.withheld, Some(Withheld::NewerBuild { number: 1850 }));
+    assert_eq!(
+        older.message,
+        format!(
+            "{}\n\nA newer build (#1850) of this job on this patch set decides the vote, so \
+             bionicbb did not vote.",
+            p.message
+        )
+    );
+    // A review already without its vote keeps its reason and its text.
+    let stale = finalize(&p, 4, ChangeStatus::New);
+    assert_eq!(stale.clone().withhold_for_newer_build(1850), stale);
+}
+
+#[test]
 fn link_base_then_full_url_then_relative_url() {
     let success = event("04-presubmit-finalized-success.json");
     let p = post(plan(

@@ -8,6 +8,26 @@ use super::outbox::{COLUMNS, RawItem};
 use super::{Ledger, LedgerError, OutboxItem, Result, sql, to_i64};
 
 impl Ledger {
+    /// The other items of `kind` under `order_key` (the change) that are
+    /// pending or done, not failed: what else was or will be posted there.
+    pub fn siblings(&self, order_key: &str, kind: &str, except: i64) -> Result<Vec<OutboxItem>> {
+        const OP: &str = "read an outbox item's siblings";
+        let sql_text = format!(
+            "SELECT {COLUMNS} FROM outbox
+             WHERE order_key = ?1 AND kind = ?2 AND id != ?3 AND state != 'failed'
+             ORDER BY id"
+        );
+        let raw = self.read(|conn| {
+            let mut stmt = conn.prepare(&sql_text).map_err(sql(OP))?;
+            let rows = stmt
+                .query_map(params![order_key, kind, except], RawItem::from_row)
+                .map_err(sql(OP))?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(sql(OP))
+        })?;
+        raw.into_iter().map(|r| r.check(OP)).collect()
+    }
+
     /// The item to work on now: the oldest pending item that is due and is
     /// the oldest pending item of its order key.
     pub fn next_due(&self, now: i64) -> Result<Option<OutboxItem>> {

@@ -36,11 +36,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bionicbb_core::config::Config;
-use bionicbb_core::error::ApiError;
+use bionicbb_core::error::{ApiError, ErrorKind, Service};
 use bionicbb_core::event::ChangeStatus;
 use bionicbb_core::gerrit::types::{ChangeInfo, ChangeStatus as GerritStatus, Notify, ReviewInput};
 use bionicbb_core::gerrit::{GerritClient, QueryOption, Revision};
-use bionicbb_core::ledger::{self, Ledger, OutboxItem};
+use bionicbb_core::ledger::{self, Ledger, OutboxItem, OutboxState};
 use bionicbb_core::review::{self, FinalReview};
 use serde_json::Value;
 use tokio::sync::OnceCell;
@@ -226,9 +226,37 @@ impl Worker {
             .copied()
     }
 
+    /// The newest build of the same job on the same patch set whose review
+    /// was already posted, if it is newer than this item's: then that
+    /// build's vote stands, not this one's. (A newer build's review still
+    /// to come is posted after this one, in the change's order, and its
+    /// vote replaces this one's anyway.)
+    async fn newer_build(
+        &self,
+        item: &OutboxItem,
+        payload: &ReviewPayload,
+    ) -> Result<Option<u64>, String> {
+        let Some((job, number)) = job_and_number(&payload.key) else {
+            return Ok(None);
+        };
+        let (key, id) = (item.order_key.clone(), item.id);
+        let siblings =
+            with_ledger(&self.ledger, move |l| l.siblings(&key, KIND_REVIEW, id)).await?;
+        Ok(siblings
+            .iter()
+            .filter(|s| s.state == OutboxState::Done)
+            .filter_map(|s| ReviewPayload::from_value(&s.payload).ok())
+            .filter(|(other, _)| other.patch_set == payload.patch_set)
+            .filter_map(|(other, _)| match job_and_number(&other.key) {
+                Some((j, n)) if j == job && n > number => Some(n),
+                _ => None,
+            })
+            .max())
+    }
+
     /// Posts (or finds already posted) one planned review.
     async fn review(&self, item: &OutboxItem) -> Outcome {
-        let (_, plan) = match ReviewPayload::from_value(&item.payload) {
+        let (payload, plan) = match ReviewPayload::from_value(&item.payload) {
             Ok(p) => p,
             Err(e) => return Outcome::Failed(e),
         };
@@ -247,7 +275,18 @@ impl Worker {
                 plan.change
             ));
         };
-        let review = review::finalize(&plan, current, event_status(change.status));
+        let mut review = review::finalize(&plan, current, event_status(change.status));
+        match self.newer_build(item, &payload).await {
+            Ok(Some(newer)) => review = review.withhold_for_newer_build(newer),
+            Ok(None) => {}
+            Err(e) => {
+                return Outcome::Retry(ApiError::new(
+                    Service::BuildListener,
+                    ErrorKind::Transient,
+                    format!("ledger: {e}"),
+                ));
+            }
+        }
         if look_back {
             let bot = match self.bot_id().await {
                 Ok(bot) => bot,
@@ -323,6 +362,12 @@ pub fn already_posted(change: &ChangeInfo, bot: u64, patch_set: u32, planned: &s
                         .is_some_and(|rest| rest.is_empty() || rest.starts_with("\n\n"))
             })
     })
+}
+
+/// The job and build number of a build key (`job:<job>#<number>`).
+fn job_and_number(key: &str) -> Option<(&str, u64)> {
+    let (job, number) = key.strip_prefix("job:")?.rsplit_once('#')?;
+    Some((job, number.parse().ok()?))
 }
 
 fn age(item: &OutboxItem, now: i64) -> Duration {

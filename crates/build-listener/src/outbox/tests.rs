@@ -264,3 +264,15 @@ fn two_clean_builds_on_one_patch_set_are_told_apart() {
         "the second clean build's review is not the first's"
     );
 }
+
+#[test]
+fn build_keys_name_their_job_and_number() {
+    assert_eq!(
+        super::job_and_number("job:bionic-presubmit#1842"),
+        Some(("bionic-presubmit", 1842))
+    );
+    assert_eq!(super::job_and_number("job:a/b c#7"), Some(("a/b c", 7)));
+    assert_eq!(super::job_and_number("job:x#"), None);
+    assert_eq!(super::job_and_number("bionic-presubmit#1"), None);
+    assert_eq!(super::job_and_number("job:x#1/started"), None);
+}
