@@ -143,6 +143,21 @@ pub const JENKINS_TOKEN: &str = "jenkins-api-token";
 pub const GMAIL_TOKEN: &str = "gmail-access-token";
 
 impl Setup {
+    /// A configuration for build-listener alone: Gerrit at `gerrit_url`,
+    /// Jenkins and Gmail pointed at a port nothing listens on.
+    pub fn build_listener(dir: &Path, gerrit_url: &str, listener_port: u16, secret: &str) -> Setup {
+        const NOWHERE: &str = "http://127.0.0.1:9/";
+        Setup {
+            dir: dir.to_path_buf(),
+            gerrit_url: gerrit_url.to_string(),
+            jenkins_url: NOWHERE.to_string(),
+            gmail_url: NOWHERE.to_string(),
+            listener_port,
+            secret: secret.to_string(),
+            extra: String::new(),
+        }
+    }
+
     /// Writes `config.toml`, a netrc for the Gerrit host, the Jenkins token
     /// and build-listener secret files, and the Gmail bearer-token file into
     /// `self.dir`; returns the config path.

@@ -62,16 +62,8 @@ async fn build_listener_logs_the_warning_for_a_world_readable_secret_file() {
     gerrit.add_account("bionicbb", BOT_EMAIL, BOT_USER, BOT_HTTP_PASSWORD);
     let dir = tempfile::tempdir().unwrap();
     let secret = "build-listener-secret-5678";
-    let config = Setup {
-        dir: dir.path().to_path_buf(),
-        gerrit_url: gerrit.url().to_string(),
-        jenkins_url: "http://127.0.0.1:9/".to_string(),
-        gmail_url: "http://127.0.0.1:9/".to_string(),
-        listener_port: free_port(),
-        secret: secret.to_string(),
-        extra: String::new(),
-    }
-    .write_config();
+    let config = Setup::build_listener(dir.path(), gerrit.url().as_str(), free_port(), secret)
+        .write_config();
     let secret_file = dir.path().join("listener-secret");
     make_world_readable(&secret_file);
     let token = dir.path().join("jenkins-token");

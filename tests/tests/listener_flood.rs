@@ -48,16 +48,8 @@ async fn a_flood_of_stalled_connections_does_not_stop_a_genuine_notification() {
     }
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = Setup {
-        dir: dir.path().to_path_buf(),
-        gerrit_url: gerrit.url().to_string(),
-        jenkins_url: "http://127.0.0.1:9/".to_string(),
-        gmail_url: "http://127.0.0.1:9/".to_string(),
-        listener_port: port,
-        secret: SECRET.to_string(),
-        extra: String::new(),
-    }
-    .write_config();
+    let config =
+        Setup::build_listener(dir.path(), gerrit.url().as_str(), port, SECRET).write_config();
     let config = config.display().to_string();
     let daemon = Daemon::spawn_with_nofile("build-listener", NOFILE, &["--config", &config]);
     daemon.wait_for_output("listening on", WAIT).await;

@@ -53,15 +53,7 @@ async fn env(n: usize, outbox_concurrency: Option<usize>) -> Env {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let setup = Setup {
-        dir: dir.path().to_path_buf(),
-        gerrit_url: gerrit.url().to_string(),
-        jenkins_url: "http://127.0.0.1:9/".to_string(),
-        gmail_url: "http://127.0.0.1:9/".to_string(),
-        listener_port: port,
-        secret: SECRET.to_string(),
-        extra: String::new(),
-    };
+    let setup = Setup::build_listener(dir.path(), gerrit.url().as_str(), port, SECRET);
     let config = setup.write_config();
     if let Some(n) = outbox_concurrency {
         let text = std::fs::read_to_string(&config).unwrap();

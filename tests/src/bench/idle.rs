@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use super::{PeakRss, gmail_units, line, status_kib};
+use super::{PeakRss, gmail_units, line};
 use crate::fakes::gerrit::{Status, format_timestamp};
-use crate::harness::{BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, Setup, free_port};
+use crate::harness::{BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon};
 use crate::mailgen::{self, MailChange, Person};
 use crate::world::{KEY, World};
 
@@ -36,11 +36,7 @@ pub async fn gmail_listener() -> (f64, f64) {
     let requests = world.gmail.faults().requests();
     let during = &requests[before.min(requests.len())..];
     let units: u64 = during.iter().map(|r| gmail_units(r)).sum();
-    let rss = daemon
-        .pid()
-        .and_then(|pid| status_kib(pid, "VmRSS:"))
-        .unwrap_or(0) as f64
-        / 1024.0;
+    let rss = super::rss_mib(&daemon);
     let per_poll = during.len() as f64 / done.max(1) as f64;
     line(
         "idle poll",
@@ -66,30 +62,9 @@ pub async fn gmail_listener() -> (f64, f64) {
 pub async fn build_listener() -> f64 {
     let gerrit = crate::fakes::gerrit::GerritFake::start().await;
     gerrit.add_account("Bionic Buildbot", BOT_EMAIL, BOT_USER, BOT_HTTP_PASSWORD);
-    let dir = super::state_dir();
-    let port = free_port();
-    let config = Setup {
-        dir: dir.path().to_path_buf(),
-        gerrit_url: gerrit.url().to_string(),
-        jenkins_url: "http://127.0.0.1:9/".to_string(),
-        gmail_url: "http://127.0.0.1:9/".to_string(),
-        listener_port: port,
-        secret: "bench-secret".to_string(),
-        extra: String::new(),
-    }
-    .write_config()
-    .display()
-    .to_string();
-    let daemon = Daemon::spawn("build-listener", &["--config", &config]);
-    daemon
-        .wait_for_output("listening on", Duration::from_secs(30))
-        .await;
+    let (daemon, _dir, _) = super::start_build_listener(&gerrit, "bench-secret").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss = daemon
-        .pid()
-        .and_then(|pid| status_kib(pid, "VmRSS:"))
-        .unwrap_or(0) as f64
-        / 1024.0;
+    let rss = super::rss_mib(&daemon);
     line(
         "memory build-listener idle",
         format!("{rss:.1} MiB RSS (target <= 20 MiB)"),

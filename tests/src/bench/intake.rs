@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{Options, PeakRss, line, ms, state_dir};
+use super::{Options, PeakRss, line, ms};
 use crate::fakes::gerrit::GerritFake;
-use crate::harness::{BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, Setup, free_port};
+use crate::harness::{BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER};
 
 const SECRET: &str = "bench-listener-secret";
 /// Build numbers start here; the review names the build's URL.
@@ -109,23 +109,7 @@ pub async fn run(options: &Options, clients: usize) -> Intake {
         })
         .collect();
     gerrit.faults().set_latency(Some(options.latency));
-    let dir = state_dir();
-    let port = free_port();
-    let config = Setup {
-        dir: dir.path().to_path_buf(),
-        gerrit_url: gerrit.url().to_string(),
-        jenkins_url: "http://127.0.0.1:9/".to_string(),
-        gmail_url: "http://127.0.0.1:9/".to_string(),
-        listener_port: port,
-        secret: SECRET.to_string(),
-        extra: String::new(),
-    }
-    .write_config();
-    let config = config.display().to_string();
-    let daemon = Daemon::spawn("build-listener", &["--config", &config]);
-    daemon
-        .wait_for_output("listening on", Duration::from_secs(30))
-        .await;
+    let (daemon, _dir, port) = super::start_build_listener(&gerrit, SECRET).await;
     let peak = PeakRss::watch(daemon.pid());
 
     let next = Arc::new(AtomicUsize::new(0));

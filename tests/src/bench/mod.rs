@@ -77,6 +77,35 @@ pub fn state_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(base).expect("state directory")
 }
 
+/// Starts build-listener against `gerrit`, its state directory on the real
+/// disk ([`state_dir`]); returns it once it listens, with that directory
+/// (kept while the daemon runs) and its port.
+pub async fn start_build_listener(
+    gerrit: &GerritFake,
+    secret: &str,
+) -> (harness::Daemon, tempfile::TempDir, u16) {
+    let dir = state_dir();
+    let port = harness::free_port();
+    let config = harness::Setup::build_listener(dir.path(), gerrit.url().as_str(), port, secret)
+        .write_config()
+        .display()
+        .to_string();
+    let daemon = harness::Daemon::spawn("build-listener", &["--config", &config]);
+    daemon
+        .wait_for_output("listening on", Duration::from_secs(30))
+        .await;
+    (daemon, dir, port)
+}
+
+/// A running daemon's resident memory now, in MiB (0 once it exited).
+pub fn rss_mib(daemon: &harness::Daemon) -> f64 {
+    daemon
+        .pid()
+        .and_then(|pid| status_kib(pid, "VmRSS:"))
+        .unwrap_or(0) as f64
+        / 1024.0
+}
+
 /// Samples a process's peak resident memory (VmHWM) until stopped.
 pub struct PeakRss {
     peak_kib: Arc<AtomicU64>,
