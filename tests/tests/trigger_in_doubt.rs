@@ -541,3 +541,77 @@ async fn a_second_trigger_in_doubt_is_waited_out_from_its_own_send() {
     );
     assert!(later.contains(FOUND), "{later}");
 }
+
+/// The build effect of patch set 2's upload, as gmail-listener keys it.
+fn upload_payload() -> serde_json::Value {
+    let params = params(&[
+        ("CHANGE_ID", KEY),
+        ("CHANGE_NUMBER", "123456"),
+        ("PATCHSET", "2"),
+        ("PROJECT", "bionic"),
+        ("REF", "refs/changes/56/123456/2"),
+    ]);
+    serde_json::json!({ "job": JOB, "params": params })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_on_a_patch_set_superseded_before_the_next_poll_is_still_found() {
+    let w = World::new().await;
+    let id = first_poll_loses_the_answer(&w).await;
+    let ledger = w.ledger();
+    assert_eq!(ledger.unresolved_twins(&upload_payload()).unwrap(), 1);
+    // Patch set 3 is uploaded before the next poll: the mail about patch
+    // set 2 now decides nothing, but the build its first trigger queued is
+    // real and must get its review.
+    w.gerrit
+        .add_patch_set(123456, "dana@example.com", &["libc/bionic/strtod.cpp"]);
+    let output = w.once_until_trashed(&id, 20).await;
+    assert!(output.contains(FOUND), "{output}");
+    assert_eq!(w.jenkins.triggers(), 1, "not triggered again:\n{output}");
+    assert_eq!(
+        ledger.unresolved_twins(&upload_payload()).unwrap(),
+        0,
+        "the trigger is no longer in doubt:\n{output}"
+    );
+    // build-listener's catch-up asks Jenkins about it if its notifications
+    // never arrive: the trigger owns the queue item it left.
+    let unreported = ledger.unreported_builds(0, i64::MAX, 10).unwrap();
+    assert_eq!(unreported.len(), 1, "{unreported:?}\n{output}");
+    assert_eq!(unreported[0].params["PATCHSET"], "2");
+    let queued = w.jenkins.queue();
+    assert_eq!(
+        unreported[0].items,
+        vec![bionicbb_core::ledger::JenkinsItem::Queue(queued[0].id)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_trigger_of_a_superseded_patch_set_that_never_landed_is_settled_not_sent() {
+    let w = World::new().await;
+    let id = w.deliver_new_patch_set();
+    // The trigger never reaches Jenkins, and its answer is lost.
+    w.jenkins
+        .faults()
+        .fail_next(Some(Method::POST), "buildWithParameters", 1, Fault::Drop);
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "a lost answer fails --once:\n{output}");
+    let ledger = w.ledger();
+    assert_eq!(ledger.unresolved_twins(&upload_payload()).unwrap(), 1);
+    w.gerrit
+        .add_patch_set(123456, "dana@example.com", &["libc/bionic/strtod.cpp"]);
+    let output = w.once_until_trashed(&id, 30).await;
+    assert_eq!(
+        w.queued_or_built(),
+        0,
+        "a stale patch set is not built:\n{output}"
+    );
+    assert_eq!(
+        ledger.unresolved_twins(&upload_payload()).unwrap(),
+        0,
+        "once it can no longer land, the trigger is recorded as never made:\n{output}"
+    );
+    assert!(
+        output.contains("no longer calls for it"),
+        "and the log says why:\n{output}"
+    );
+}

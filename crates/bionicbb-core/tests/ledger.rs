@@ -221,6 +221,56 @@ fn an_effect_sent_again_is_in_doubt_from_its_newest_attempt() {
 }
 
 #[test]
+fn builds_in_doubt_are_the_started_build_effects_of_exactly_one_patch_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&ledger_path(&dir));
+    let p = params(&[("REF", "refs/changes/56/123456/2")]);
+    let upload = EffectKey::build(123456, 2, "presubmit", &p);
+    let retry = EffectKey::build(123456, 2, "presubmit", &p).with("change-message:m1");
+    let clean = EffectKey::build(123456, 2, "clean", &p);
+    ledger
+        .begin_effect(&upload, "build", &json!({"n": 1}), 30)
+        .unwrap();
+    ledger
+        .begin_effect(&retry, "build", &json!({"n": 2}), 10)
+        .unwrap();
+    ledger
+        .begin_effect(&clean, "build", &json!({"n": 3}), 20)
+        .unwrap();
+    ledger
+        .record_effect_progress(&upload, &json!({"queue_id": 7}))
+        .unwrap();
+    // Not in doubt: done, failed.
+    ledger
+        .finish_effect(&clean, &json!({"queue_id": 8}), 21)
+        .unwrap();
+    let failed = EffectKey::build(123456, 2, "lint", &p);
+    ledger
+        .begin_effect(&failed, "build", &json!(null), 5)
+        .unwrap();
+    ledger.fail_effect(&failed, "404").unwrap();
+    // Not this patch set: other patch sets and changes whose keys share
+    // digits, and other kinds of effect.
+    for key in [
+        EffectKey::build(123456, 21, "presubmit", &p),
+        EffectKey::build(123456, 1, "presubmit", &p),
+        EffectKey::build(1234567, 2, "presubmit", &p),
+        EffectKey::build(12345, 2, "presubmit", &p),
+        EffectKey::reply(123456, 2, "m1"),
+    ] {
+        ledger.begin_effect(&key, "build", &json!(null), 1).unwrap();
+    }
+    let found = ledger.builds_in_doubt(123456, 2).unwrap();
+    let keys: Vec<_> = found.iter().map(|b| b.key.clone()).collect();
+    assert_eq!(keys, vec![retry, upload], "oldest first");
+    assert_eq!(found[0].payload, json!({"n": 2}));
+    assert_eq!(found[0].started_at, 10);
+    assert_eq!(found[0].progress, None);
+    assert_eq!(found[1].progress, Some(json!({"queue_id": 7})));
+    assert!(ledger.builds_in_doubt(99, 2).unwrap().is_empty());
+}
+
+#[test]
 fn a_failed_effect_frees_its_key_and_a_done_one_cannot_fail() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(&ledger_path(&dir));

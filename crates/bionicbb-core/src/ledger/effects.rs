@@ -85,6 +85,15 @@ impl EffectKey {
         EffectKey(format!("{}+{}", self.0, Value::from(discriminator)))
     }
 
+    /// The range of the keys [`EffectKey::build`] gives for one patch set
+    /// (whatever the job, parameters and discriminator): from the common
+    /// prefix, up to the prefix with its last character (`,`) raised by one.
+    fn build_range(change_number: u64, patch_set: u32) -> (String, String) {
+        let from = format!("build:[{change_number},{patch_set},");
+        let to = format!("build:[{change_number},{patch_set}-");
+        (from, to)
+    }
+
     /// A key as the ledger stored it.
     pub(super) fn from_stored(text: String) -> EffectKey {
         EffectKey(text)
@@ -117,6 +126,17 @@ pub enum Begin {
         /// What [`Ledger::record_effect_progress`] stored, if anything.
         result_so_far: Option<Value>,
     },
+}
+
+/// A build effect begun and never marked: its trigger's outcome is unknown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildInDoubt {
+    pub key: EffectKey,
+    /// The payload recorded when it was begun (`job` and `params`).
+    pub payload: Value,
+    pub started_at: i64,
+    /// What [`Ledger::record_effect_progress`] stored, if anything.
+    pub progress: Option<Value>,
 }
 
 /// `(state, payload, started_at, progress, result)` of a stored effect.
@@ -236,6 +256,46 @@ impl Ledger {
                 });
             }
             Ok(())
+        })
+    }
+
+    /// The build effects of patch set `patch_set` of change `change_number`
+    /// that are started and not marked (see [`Begin::InDoubt`]), oldest
+    /// first: whatever decision began them, a trigger of each may have
+    /// reached Jenkins.
+    pub fn builds_in_doubt(&self, change_number: u64, patch_set: u32) -> Result<Vec<BuildInDoubt>> {
+        const OP: &str = "list the builds in doubt of a patch set";
+        let (from, to) = EffectKey::build_range(change_number, patch_set);
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT key, payload, started_at, progress FROM effects
+                     WHERE key >= ?1 AND key < ?2 AND kind = 'build' AND state = 'started'
+                     ORDER BY started_at, key",
+                )
+                .map_err(sql(OP))?;
+            let rows = stmt
+                .query_map([&from, &to], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, Option<String>>(3)?,
+                    ))
+                })
+                .map_err(sql(OP))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql(OP))?;
+            rows.into_iter()
+                .map(|(key, payload, started_at, progress)| {
+                    Ok(BuildInDoubt {
+                        key: EffectKey::from_stored(key),
+                        payload: from_json(OP, &payload)?,
+                        started_at,
+                        progress: progress.map(|p| from_json(OP, &p)).transpose()?,
+                    })
+                })
+                .collect()
         })
     }
 

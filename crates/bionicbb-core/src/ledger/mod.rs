@@ -75,7 +75,7 @@ mod status;
 mod unreported;
 
 pub use commit::{CommitHold, LINGER, MAX_BATCH};
-pub use effects::{Begin, EffectKey};
+pub use effects::{Begin, BuildInDoubt, EffectKey};
 pub use error::LedgerError;
 pub use histograms::{BUCKETS, HistogramSnapshot, metric_names};
 pub use intake::Completion;

@@ -22,32 +22,17 @@ impl Effects {
         mail_date: Option<i64>,
     ) -> Outcome {
         let payload = json!({ "job": job, "params": params });
-        let in_doubt_since = match self.begin(key, "build", &payload).await {
+        let in_doubt = match self.begin(key, "build", &payload).await {
             Err(e) => return passing_ledger(e),
             Ok(Begin::AlreadyDone { result }) => {
                 let what = format!("{job}: already triggered ({result})");
                 return self.triggered(what, &result);
             }
             Ok(Begin::InDoubt {
-                result_so_far: Some(progress),
+                started_at,
+                result_so_far,
                 ..
-            }) if progress.get("queue_id").is_some() => {
-                // The trigger answered before the crash: the build is queued.
-                let owned = progress
-                    .get("queue_id")
-                    .and_then(Value::as_u64)
-                    .map(JenkinsItem::Queue);
-                if let Err(e) = self.own(key, owned.into_iter().collect()).await {
-                    return passing_ledger(e);
-                }
-                return match self.finish(key, progress.clone()).await {
-                    Ok(()) => {
-                        self.triggered(format!("{job}: was triggered ({progress})"), &progress)
-                    }
-                    Err(e) => passing_ledger(e),
-                };
-            }
-            Ok(Begin::InDoubt { started_at, .. }) => Some(started_at),
+            }) => Some((started_at, result_so_far)),
             Ok(Begin::New) => None,
         };
         let path = match JobPath::parse(job) {
@@ -58,22 +43,15 @@ impl Effects {
                     .await;
             }
         };
-        if let Some(started_at) = in_doubt_since {
-            // An earlier trigger's answer was lost: ask Jenkins before
+        if let Some((started_at, progress)) = in_doubt {
+            // An earlier trigger's outcome is unknown: settle it before
             // triggering again (see `lost_trigger`).
             match self
-                .resolve_lost_trigger(key, &path, &payload, params, started_at)
+                .settle(key, &path, &payload, started_at, progress, mail_date)
                 .await
             {
                 Err(outcome) => return outcome,
                 Ok(Some(result)) => {
-                    if let Err(e) = self.progress(key, &result).await {
-                        return passing_ledger(e);
-                    }
-                    if let Err(e) = self.finish(key, result.clone()).await {
-                        return passing_ledger(e);
-                    }
-                    self.count_trigger(job, mail_date).await;
                     return self.triggered(format!("{job}: was triggered ({result})"), &result);
                 }
                 Ok(None) => {
@@ -134,6 +112,123 @@ impl Effects {
                 }
             },
         }
+    }
+
+    /// Settles build effect `key`, begun at `started_at` and never marked:
+    /// `Ok(Some(result))` when its trigger reached Jenkins (the answer was
+    /// recorded before a crash, or a lookup found what it left), now owned
+    /// and marked done; `Ok(None)` when it certainly left nothing on Jenkins
+    /// (the effect stays started, for the caller to trigger again or fail);
+    /// `Err` with the outcome when that cannot be told yet.
+    async fn settle(
+        &self,
+        key: &EffectKey,
+        path: &JobPath,
+        payload: &Value,
+        started_at: i64,
+        progress: Option<Value>,
+        mail_date: Option<i64>,
+    ) -> Result<Option<Value>, Outcome> {
+        if let Some(progress) = progress.filter(|p| p.get("queue_id").is_some()) {
+            // The trigger answered before the crash: the build is queued.
+            let owned = progress
+                .get("queue_id")
+                .and_then(Value::as_u64)
+                .map(JenkinsItem::Queue);
+            self.own(key, owned.into_iter().collect())
+                .await
+                .map_err(passing_ledger)?;
+            self.finish(key, progress.clone())
+                .await
+                .map_err(passing_ledger)?;
+            return Ok(Some(progress));
+        }
+        let params = params_of(payload);
+        let Some(result) = self
+            .resolve_lost_trigger(key, path, payload, &params, started_at)
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.progress(key, &result).await.map_err(passing_ledger)?;
+        self.finish(key, result.clone())
+            .await
+            .map_err(passing_ledger)?;
+        let job = payload
+            .get("job")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        self.count_trigger(job, mail_date).await;
+        Ok(Some(result))
+    }
+
+    /// Settles the builds of patch set `ps` of `change` whose trigger's
+    /// outcome is unknown and that the mail being handled no longer calls
+    /// for (not among `wanted`): the patch set was superseded or the change
+    /// closed before the next poll, say (`why`). What such a trigger left on
+    /// Jenkins is found and owned, so its result is reported (build-listener
+    /// asks Jenkins about owned builds whose notifications never came); a
+    /// trigger that certainly left nothing is recorded as never made, and is
+    /// not sent again. [`Outcome::Passing`] while that cannot be told yet:
+    /// the mail stays for the next poll.
+    pub async fn settle_unwanted(
+        &self,
+        change: u64,
+        ps: u32,
+        wanted: &[EffectKey],
+        why: &str,
+    ) -> Outcome {
+        let in_doubt = match self
+            .db("list the builds in doubt", move |l| {
+                l.builds_in_doubt(change, ps)
+            })
+            .await
+        {
+            Ok(list) => list,
+            Err(e) => return passing_ledger(e),
+        };
+        let mut done = Vec::new();
+        for build in in_doubt.into_iter().filter(|b| !wanted.contains(&b.key)) {
+            let job = build
+                .payload
+                .get("job")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let Ok(path) = JobPath::parse(job) else {
+                // Never sent: a trigger is begun only for a valid name.
+                if let Err(e) = self.fail_effect(&build.key, "invalid job name").await {
+                    return passing_ledger(e);
+                }
+                continue;
+            };
+            match self
+                .settle(
+                    &build.key,
+                    &path,
+                    &build.payload,
+                    build.started_at,
+                    build.progress,
+                    None,
+                )
+                .await
+            {
+                Err(outcome) => return outcome,
+                Ok(Some(result)) => done.push(format!("{job}: was triggered ({result})")),
+                Ok(None) => {
+                    tracing::info!(
+                        %job, change, patch_set = ps, %why,
+                        "an earlier trigger of this build never reached Jenkins, and the patch \
+                         set no longer calls for it: not sending it again"
+                    );
+                    let error = format!("never reached Jenkins; no longer called for: {why}");
+                    if let Err(e) = self.fail_effect(&build.key, &error).await {
+                        return passing_ledger(e);
+                    }
+                    done.push(format!("{job}: earlier trigger never made, not sent again"));
+                }
+            }
+        }
+        Outcome::Done(done.join("; "))
     }
 
     /// Resolves a trigger of `key`, begun at `started_at` (unix seconds),
@@ -301,4 +396,17 @@ impl Effects {
             None => Outcome::Done(what),
         }
     }
+}
+
+/// The parameters of a build effect's payload (`{"job", "params"}`).
+fn params_of(payload: &Value) -> BTreeMap<String, String> {
+    payload
+        .get("params")
+        .and_then(Value::as_object)
+        .map(|map| {
+            map.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }

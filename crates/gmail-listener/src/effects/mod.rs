@@ -130,10 +130,8 @@ impl Effects {
         match decision {
             Decision::Skip { reason } => Outcome::Done(format!("skipped: {reason}")),
             Decision::Build { job, params, .. } | Decision::Clean { job, params } => {
-                let mut key = EffectKey::build(change, ps, job, params);
-                if let Some(identity) = &origin.comment_identity {
-                    key = key.with(identity);
-                }
+                let key = Effects::build_key(decision, origin, change, ps)
+                    .unwrap_or_else(|| EffectKey::build(change, ps, job, params));
                 self.build(&key, job, params, origin.mail_date).await
             }
             Decision::Reply {
@@ -165,6 +163,26 @@ impl Effects {
                 self.drop_rejection(&key, &change_id, *patch_set).await
             }
         }
+    }
+
+    /// The ledger key of the build `decision` calls for (`None` when it
+    /// is not a build): the patch set, job and parameters, narrowed by the
+    /// comment that asked for it, so each command builds once.
+    pub fn build_key(
+        decision: &Decision,
+        origin: &Origin,
+        change: u64,
+        ps: u32,
+    ) -> Option<EffectKey> {
+        let (Decision::Build { job, params, .. } | Decision::Clean { job, params }) = decision
+        else {
+            return None;
+        };
+        let key = EffectKey::build(change, ps, job, params);
+        Some(match &origin.comment_identity {
+            Some(identity) => key.with(identity),
+            None => key,
+        })
     }
 
     async fn reply(&self, key: &EffectKey, change: &ChangeRef, ps: u32, message: &str) -> Outcome {

@@ -11,7 +11,7 @@ use bionicbb_core::mail::ParsedMail;
 use serde_json::{Value, json};
 
 use super::{Handled, Listener, max_attempts};
-use crate::effects::{Origin, Outcome};
+use crate::effects::{Effects, Origin, Outcome};
 use crate::facts;
 
 impl Listener {
@@ -87,6 +87,24 @@ impl Listener {
             }
             summary.push(result);
             shown.push(entry);
+        }
+        if change != 0 {
+            // A trigger an earlier try of this patch set left in doubt, which
+            // this decision no longer calls for, is settled before the mail
+            // is done: what it started still gets its review.
+            let wanted: Vec<_> = decisions
+                .iter()
+                .filter_map(|d| Effects::build_key(d, &origin, change, event.patch_set))
+                .collect();
+            let why = skip_reasons(&decisions);
+            match effects
+                .settle_unwanted(change, event.patch_set, &wanted, &why)
+                .await
+            {
+                Outcome::Passing(why) => passing.push(why),
+                Outcome::Done(what) if !what.is_empty() => summary.push(what),
+                _ => {}
+            }
         }
         if !passing.is_empty() {
             return self.failed_try(id, passing.join("; ")).await;
@@ -213,5 +231,22 @@ impl Listener {
             )
             .await
             .map_err(|e| format!("moving the mail to the quarantine label: {e}"))
+    }
+}
+
+/// Why `decisions` build nothing, for the log of a trigger they no longer
+/// call for: their skip reasons, or that they call for other builds.
+fn skip_reasons(decisions: &[Decision]) -> String {
+    let reasons: Vec<&str> = decisions
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Skip { reason } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    if reasons.is_empty() {
+        "the decision calls for other builds".to_string()
+    } else {
+        reasons.join("; ")
     }
 }
