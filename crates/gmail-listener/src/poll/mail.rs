@@ -5,8 +5,9 @@
 //! writes of mails handled at once can share commits.
 
 use bionicbb_core::decide::decide;
+use bionicbb_core::event::ChangeFacts;
 use bionicbb_core::event::Decision;
-use bionicbb_core::ledger::{self, EventRecord, metric_names as names};
+use bionicbb_core::ledger::{self, EventDetails, EventRecord, metric_names as names};
 use bionicbb_core::mail::ParsedMail;
 use serde_json::{Value, json};
 
@@ -145,6 +146,7 @@ impl Listener {
             change_number: Some(change).filter(|c| *c != 0),
             patch_set: Some(event.patch_set),
             decisions: Value::Array(shown),
+            details: Some(details(parsed, facts.as_ref())),
         };
         let recorded = effects
             .ledger
@@ -231,6 +233,36 @@ impl Listener {
             )
             .await
             .map_err(|e| format!("moving the mail to the quarantine label: {e}"))
+    }
+}
+
+/// What the status page shows of a mail besides its decisions: the change
+/// as Gerrit describes it when it was asked (else as the mail does), and
+/// who acted.
+fn details(parsed: &ParsedMail, facts: Option<&ChangeFacts>) -> EventDetails {
+    let event = &parsed.event;
+    let commands = event
+        .commands
+        .iter()
+        .map(|c| {
+            let mut text = format!("bionicbb:{}", c.name);
+            for arg in &c.args {
+                text.push(' ');
+                text.push_str(arg);
+            }
+            text
+        })
+        .collect();
+    EventDetails {
+        message_type: Some(event.message_type.to_string()),
+        author: event.author.clone(),
+        subject: facts.map(|f| f.subject.clone()).filter(|s| !s.is_empty()),
+        owner: facts
+            .and_then(|f| f.owner.clone())
+            .or_else(|| event.owner.clone()),
+        project: Some(facts.map_or(&event.project, |f| &f.project).clone()),
+        branch: Some(facts.map_or(&event.branch, |f| &f.branch).clone()),
+        commands,
     }
 }
 
