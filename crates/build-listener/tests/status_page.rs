@@ -834,3 +834,43 @@ fn the_json_variant_carries_the_data_and_the_view() {
             .all(|e| e["change_number"] == json!(99))
     );
 }
+
+#[test]
+fn a_rejection_dropped_after_a_human_vote_reads_as_dropped() {
+    let (_dir, ledger) = ledger();
+    let minus = completion(
+        &ledger,
+        STRLCPY.number,
+        1,
+        "bionic-presubmit",
+        1839,
+        90,
+        "FAILURE",
+        -1,
+        NOW - 600,
+    );
+    ledger.mark_done(minus, NOW - 590).unwrap();
+    let html = render(&ledger, &[]);
+    assert_has(&html, &["Verified -1 <span>posted</span>"]);
+    ledger
+        .record_event(&EventRecord {
+            at: NOW - 100,
+            source: "drop-rejection".into(),
+            summary: "drop_rejection 123457/1: removed the bot's Verified rejection".into(),
+            change_number: Some(STRLCPY.number),
+            patch_set: Some(1),
+            decisions: json!([{ "outcome": "dropped" }]),
+            details: None,
+        })
+        .unwrap();
+    let html = render(&ledger, &[]);
+    assert_has(
+        &html,
+        &[
+            r#"<a class="verdict idle" href="https://review.example.org/c/123457/1""#,
+            "Verified -1 <span>dropped</span>",
+            "Dropping the bot&#39;s vote on 123457/1: removed the bot&#39;s Verified rejection",
+        ],
+    );
+    assert_lacks(&html, &["drop_rejection"]);
+}

@@ -124,6 +124,8 @@ struct PatchSet<'a> {
     builds: Vec<(i64, Badge)>,
     runs: Vec<&'a Run<'a>>,
     notes: Vec<String>,
+    /// When the bot's rejection was last dropped (a human's vote).
+    dropped_at: Option<i64>,
 }
 
 pub fn changes(i: &Inputs<'_>) -> Vec<ChangeRow> {
@@ -181,6 +183,9 @@ pub fn changes(i: &Inputs<'_>) -> Vec<ChangeRow> {
         }
         if let Some(ps) = event.patch_set {
             let p = g.patch_sets.entry(ps).or_default();
+            if event.source == "drop-rejection" && outcome_of(&event.decisions) == Some("dropped") {
+                p.dropped_at = p.dropped_at.max(Some(event.at));
+            }
             for reason in skip_reasons(&event.decisions) {
                 if p.notes.len() < NOTE_LIMIT && !p.notes.contains(&reason) {
                     p.notes.push(reason);
@@ -214,7 +219,7 @@ fn row(i: &Inputs<'_>, number: u64, g: Gathered<'_>) -> ChangeRow {
                 number: ps,
                 link: gerrit_link(i.gerrit, number, Some(ps)),
                 builds: p.builds.into_iter().map(|(_, b)| b).collect(),
-                verdicts: verdicts(i, number, ps, &p.runs),
+                verdicts: verdicts(i, number, ps, &p.runs, p.dropped_at),
                 notes: p.notes.iter().map(|n| Text::new(n)).collect(),
             }
         })
@@ -421,7 +426,13 @@ pub fn status_tone(status: &str) -> Tone {
 }
 
 /// The newest vote of each label among the reviews of a patch set's runs.
-fn verdicts(i: &Inputs<'_>, change: u64, ps: u32, runs: &[&Run<'_>]) -> Vec<Verdict> {
+fn verdicts(
+    i: &Inputs<'_>,
+    change: u64,
+    ps: u32,
+    runs: &[&Run<'_>],
+    dropped_at: Option<i64>,
+) -> Vec<Verdict> {
     let mut runs: Vec<&Run<'_>> = runs.to_vec();
     runs.sort_by_key(|r| std::cmp::Reverse(r.seen_at));
     let mut seen = BTreeSet::new();
@@ -444,7 +455,10 @@ fn verdicts(i: &Inputs<'_>, change: u64, ps: u32, runs: &[&Run<'_>]) -> Vec<Verd
             v if v < 0 => Tone::Bad,
             _ => Tone::Idle,
         };
+        let at = item.finished_at.unwrap_or(item.created_at);
+        let dropped = value < 0 && dropped_at.is_some_and(|d| d >= at);
         let (state, tone) = match item.state {
+            OutboxState::Done if dropped => ("dropped", Tone::Idle),
             OutboxState::Done => ("posted", vote_tone),
             OutboxState::Pending if item.attempts > 0 => ("retrying to post", Tone::Warn),
             OutboxState::Pending => ("waiting to post", Tone::Warn),
@@ -455,10 +469,15 @@ fn verdicts(i: &Inputs<'_>, change: u64, ps: u32, runs: &[&Run<'_>]) -> Vec<Verd
             state: Text::new(state),
             tone,
             link: gerrit_link(i.gerrit, change, Some(ps)),
-            when: When::new(i.now, item.finished_at.unwrap_or(item.created_at)),
+            when: When::new(i.now, at),
         });
     }
     out
+}
+
+/// The outcome an attempt of build-listener recorded (`dropped`...).
+fn outcome_of(decisions: &Value) -> Option<&str> {
+    decisions.get(0)?.get("outcome")?.as_str()
 }
 
 /// The reasons of the `skip` decisions of an event.

@@ -66,7 +66,8 @@ pub fn line(now: i64, gerrit: &url::Url, event: &EventRecord) -> EventLine {
         link: gerrit_link(gerrit, n, event.patch_set),
     });
     let decisions = decisions_of(&event.decisions);
-    let (actor, action) = match (&event.details, event.source.as_str()) {
+    // Words end with the change ("... on 123456/2"); a summary names it itself.
+    let (actor, action, worded) = match (&event.details, event.source.as_str()) {
         (Some(d), "gmail") => {
             let kind = d.message_type.as_deref().unwrap_or("");
             let action = match kind {
@@ -84,16 +85,15 @@ pub fn line(now: i64, gerrit: &url::Url, event: &EventRecord) -> EventLine {
                 "deleteVote" => "removed a vote on".to_string(),
                 other => format!("{} on", other.replace(['-', '_'], " ")),
             };
-            (d.author.as_deref().map(Text::new), action)
+            (d.author.as_deref().map(Text::new), action, true)
         }
         (_, "jenkins" | "jenkins-catch-up") => match jenkins_action(event, &decisions) {
-            Some(action) => (None, action),
-            None => (None, event.summary.clone()),
+            Some(action) => (None, action, true),
+            None => (None, attempt(&event.summary), false),
         },
-        _ => (None, event.summary.clone()),
+        _ => (None, attempt(&event.summary), false),
     };
-    // A summary names the change itself; the link is added only to words.
-    let change = change.filter(|_| actor.is_some() || action != event.summary);
+    let change = change.filter(|_| worded);
     let mut outcomes: Vec<Outcome> = decisions.iter().filter_map(|d| outcome(d)).collect();
     if outcomes.is_empty() && event.source == "gmail" && event.details.is_some() {
         outcomes.push(Outcome::new("nothing to do", Tone::Idle, None));
@@ -105,6 +105,16 @@ pub fn line(now: i64, gerrit: &url::Url, event: &EventRecord) -> EventLine {
         action: Text::new(&action),
         change,
         outcomes,
+    }
+}
+
+/// The summary of an attempt to post on Gerrit (`review 123456/2 (job #3):
+/// posted`, `drop_rejection 123456/2: ...`), its kind in words.
+fn attempt(summary: &str) -> String {
+    match summary.split_once(' ') {
+        Some(("review", rest)) => format!("Review {rest}"),
+        Some(("drop_rejection", rest)) => format!("Dropping the bot's vote on {rest}"),
+        _ => summary.to_string(),
     }
 }
 
