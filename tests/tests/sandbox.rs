@@ -94,6 +94,82 @@ async fn headless(browser: &Path, profile: &Path, args: &[&str]) -> std::process
         .expect("chromium runs")
 }
 
+/// Where the screenshots are kept: the target directory this test was
+/// built in (`target/` unless `CARGO_TARGET_DIR` says otherwise).
+fn artifacts_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test binary>
+    exe.ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+/// What the page shows of the sandbox's story, at any width.
+const STORY_ON_THE_PAGE: &[&str] = &[
+    "<title>bionicbb status</title>",
+    // The header: both daemons in words, no raw keys.
+    "gmail-listener",
+    "build-listener",
+    ">Polling<",
+    "Last poll",
+    "Reviews to post",
+    // The change: its subject, owner, project, builds and verdicts.
+    ">123456</a>",
+    "Fix strtod rounding for denormals",
+    "by Dana Dev",
+    "platform/bionic",
+    "bionic-presubmit #1</span><span class=\"res\">FAILURE</span>",
+    "bionic-presubmit #2</span><span class=\"res\">SUCCESS</span>",
+    "bionic-presubmit #3</span><span class=\"res\">FAILURE</span>",
+    "Verified +1 <span>posted</span>",
+    // Sam's Verified+1 dropped the bot's -1 on patch set 2.
+    "Verified -1 <span>dropped</span>",
+    // The events in words.
+    "<b>Sam Reviewer</b> commented bionicbb:retry on",
+    "bionic-presubmit queued",
+];
+
+/// A file showing the page `html` in a frame exactly `width` CSS pixels
+/// wide at its top left corner. Headless Chromium lays a window out at
+/// 500 px at least, whatever `--window-size` says (it only crops the
+/// screenshot), so a phone's width is given to the page by a frame of that
+/// width. The page is self-contained: in the frame it is the same page.
+fn framed(dir: &Path, html: &str, width: u32, height: u32) -> String {
+    let path = dir.join(format!("frame-{width}.html"));
+    let srcdoc = html.replace('&', "&amp;").replace('"', "&quot;");
+    let html = format!(
+        "<!DOCTYPE html><html><body style=\"margin:0\"><iframe srcdoc=\"{srcdoc}\" \
+         style=\"display:block;border:0;width:{width}px;height:{height}px\"></iframe></body></html>"
+    );
+    std::fs::write(&path, html).unwrap();
+    format!("file://{}", path.display())
+}
+
+/// How many pixels the page's content is wider than a window `width` CSS
+/// pixels wide (0: nothing is cut off or scrolls sideways). Measured on a
+/// copy of the page with a script added (the page itself has none).
+async fn overflow_at(browser: &Path, profile: &Path, html: &str, width: u32) -> i64 {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = "<script>parent.document.body.setAttribute('data-overflow', \
+                 String(document.documentElement.scrollWidth - window.innerWidth));</script>";
+    let copy = html.replace("</body>", &format!("{probe}</body>"));
+    let page = framed(dir.path(), &copy, width, 900);
+    let out = headless(
+        browser,
+        profile,
+        &["--window-size=1400,900", "--dump-dom", &page],
+    )
+    .await;
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let value = dom
+        .split("data-overflow=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("the probe did not run at {width} px:\n{dom}"));
+    value.parse().unwrap()
+}
+
 #[tokio::test]
 async fn the_status_page_renders_in_a_headless_browser() {
     let Some(browser) = chromium() else {
@@ -123,61 +199,98 @@ async fn the_status_page_renders_in_a_headless_browser() {
     .expect("the sandbox reaches its status page within 3 minutes");
 
     let profile = tempfile::tempdir().unwrap();
-    let dom = headless(&browser, profile.path(), &["--dump-dom", &url]).await;
-    let html = String::from_utf8_lossy(&dom.stdout);
-    assert!(
-        dom.status.success(),
-        "chromium --dump-dom failed: {}",
-        String::from_utf8_lossy(&dom.stderr)
-    );
-    for expected in [
-        "bionicbb status",
-        "gmail-listener",
-        "build-listener",
-        "123456",
-        "bionic-presubmit",
-    ] {
+    let artifacts = artifacts_dir();
+    bionicbb_core::tls::install_crypto_provider();
+    let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    for width in [390, 1280] {
+        let size = format!("--window-size={width},2400");
+        let dom = headless(&browser, profile.path(), &[&size, "--dump-dom", &url]).await;
+        let html = String::from_utf8_lossy(&dom.stdout);
         assert!(
-            html.contains(expected),
-            "the status page lacks {expected:?}:\n{html}"
+            dom.status.success(),
+            "chromium --dump-dom at {width} px failed: {}",
+            String::from_utf8_lossy(&dom.stderr)
+        );
+        for expected in STORY_ON_THE_PAGE {
+            assert!(
+                html.contains(expected),
+                "the status page at {width} px lacks {expected:?}:\n{html}"
+            );
+        }
+        assert!(
+            html.contains(r#"<meta http-equiv="refresh" content="10">"#),
+            "the page does not refresh itself"
+        );
+        for raw in [
+            "last_success_at",
+            "last_poll",
+            "ok: true",
+            "sandbox-secret",
+            "<script",
+        ] {
+            assert!(
+                !html.contains(raw),
+                "the status page shows {raw:?}:\n{html}"
+            );
+        }
+
+        let png = artifacts.join(format!("status-page-{width}.png"));
+        let _ = std::fs::remove_file(&png);
+        let frames = tempfile::tempdir().unwrap();
+        let framed = framed(frames.path(), &page, width, 2400);
+        let shot = headless(
+            &browser,
+            profile.path(),
+            &[&size, &format!("--screenshot={}", png.display()), &framed],
+        )
+        .await;
+        assert!(
+            shot.status.success(),
+            "chromium --screenshot at {width} px failed: {}",
+            String::from_utf8_lossy(&shot.stderr)
+        );
+        let bytes = std::fs::read(&png).expect("the screenshot was written");
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+        // The PNG header's width: the page was laid out at that width.
+        let png_width = u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
+        assert_eq!(png_width, width, "screenshot width");
+        assert!(
+            bytes.len() > 10_000,
+            "a suspiciously small screenshot: {} bytes",
+            bytes.len()
+        );
+        eprintln!("status page screenshot at {width} px: {}", png.display());
+    }
+
+    // Nothing is cut off or scrolls sideways, on a phone or a desktop.
+    for width in [390, 1280] {
+        let overflow = overflow_at(&browser, profile.path(), &page, width).await;
+        assert!(
+            overflow <= 0,
+            "the page is {overflow} px too wide at {width} px"
         );
     }
-    assert!(
-        html.contains("http-equiv=\"refresh\""),
-        "the page does not refresh itself"
-    );
-    assert!(
-        !html.contains("sandbox-secret"),
-        "the status page shows the shared secret"
-    );
+    // The measure sees a page that is too wide.
+    let wide = page.replace("<main>", "<main><div style=\"min-width:700px\">wide</div>");
+    assert!(overflow_at(&browser, profile.path(), &wide, 390).await > 0);
 
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let png = artifacts.join("status-page.png");
-    let _ = std::fs::remove_file(&png);
-    let shot = headless(
+    // The filter is a query parameter; the refresh keeps it.
+    let filtered = format!("{url}?change=123456");
+    let dom = headless(&browser, profile.path(), &["--dump-dom", &filtered]).await;
+    let html = String::from_utf8_lossy(&dom.stdout);
+    assert!(html.contains(r#"value="123456""#), "{html}");
+    assert!(html.contains("Fix strtod rounding for denormals"), "{html}");
+    let dom = headless(
         &browser,
         profile.path(),
-        &[
-            "--window-size=1280,1600",
-            &format!("--screenshot={}", png.display()),
-            &url,
-        ],
+        &["--dump-dom", &format!("{url}?change=1")],
     )
     .await;
+    let html = String::from_utf8_lossy(&dom.stdout);
     assert!(
-        shot.status.success(),
-        "chromium --screenshot failed: {}",
-        String::from_utf8_lossy(&shot.stderr)
+        html.contains("No recent activity matches the filter."),
+        "{html}"
     );
-    let bytes = std::fs::read(&png).expect("the screenshot was written");
-    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-    assert!(
-        bytes.len() > 10_000,
-        "a suspiciously small screenshot: {} bytes",
-        bytes.len()
-    );
-    eprintln!("status page screenshot: {}", png.display());
 
     let pid = child.id().expect("running").to_string();
     let _ = std::process::Command::new("kill")

@@ -180,6 +180,8 @@ fn main() {
             author_email: Some("sam@example.com".into()),
             message: "Patch Set 2:\n\nbionicbb:retry".into(),
         }),
+        subject: "Fix strtod rounding for denormals".into(),
+        owner: Some("Dana Dev".into()),
     };
     let t = measure(|| {
         black_box(bionicbb_core::decide::decide(

@@ -336,6 +336,8 @@ mod tests {
             committer_email: Some("dana@example.com".into()),
             files: vec!["libc/bionic/strtod.cpp".into()],
             comment: None,
+            subject: "Fix strtod rounding for denormals".into(),
+            owner: Some("Dana Dev".into()),
         }
     }
 

@@ -141,6 +141,9 @@ pub struct ChangeFacts {
     /// For comment events: the change message on that patch set matching the
     /// mail, if Gerrit has one.
     pub comment: Option<CommentFacts>,
+    /// The change's subject and owner (name, else e-mail), for display only.
+    pub subject: String,
+    pub owner: Option<String>,
 }
 
 /// A change message Gerrit confirms, with its author as Gerrit reports it.

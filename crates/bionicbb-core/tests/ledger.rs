@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bionicbb_core::ledger::{
-    Begin, EffectKey, EventRecord, Ledger, LedgerError, LedgerOptions, MailState, NewOutboxItem,
-    OutboxState,
+    Begin, EffectKey, EventDetails, EventRecord, Ledger, LedgerError, LedgerOptions, MailState,
+    NewOutboxItem, OutboxState,
 };
 use serde_json::{Value, json};
 
@@ -46,7 +46,7 @@ fn open_creates_directory_and_private_file_and_records_schema_version() {
     let ledger = open(&path);
     assert!(path.is_file());
     assert_eq!(ledger.path(), path);
-    assert_eq!(ledger.schema_version().unwrap(), 5);
+    assert_eq!(ledger.schema_version().unwrap(), 6);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -65,7 +65,7 @@ fn open_creates_directory_and_private_file_and_records_schema_version() {
     }
     drop(ledger);
     // Reopening does not migrate again.
-    assert_eq!(open(&path).schema_version().unwrap(), 5);
+    assert_eq!(open(&path).schema_version().unwrap(), 6);
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn a_file_from_a_newer_version_is_refused() {
         LedgerError::TooNew {
             found, supported, ..
         } => {
-            assert_eq!((*found, *supported), (99, 5));
+            assert_eq!((*found, *supported), (99, 6));
         }
         other => panic!("expected TooNew, got {other:?}"),
     }
@@ -703,6 +703,7 @@ fn events_are_pruned_to_the_newest() {
                 change_number: Some(12345),
                 patch_set: Some(i),
                 decisions: json!([{ "build": i }]),
+                details: None,
             })
             .unwrap();
     }
@@ -725,9 +726,63 @@ fn events_are_pruned_to_the_newest() {
         change_number: None,
         patch_set: None,
         decisions: Value::Null,
+        details: None,
     };
     ledger.record_event(&none).unwrap();
     assert_eq!(ledger.recent_events(1).unwrap(), vec![none]);
+
+    let about = EventRecord {
+        at: 100,
+        source: "gmail".into(),
+        summary: "comment on 12345 patch set 2".into(),
+        change_number: Some(12345),
+        patch_set: Some(2),
+        decisions: json!([]),
+        details: Some(EventDetails {
+            message_type: Some("comment".into()),
+            author: Some("Sam Reviewer".into()),
+            subject: Some("Fix strtod".into()),
+            owner: Some("Dana Dev".into()),
+            project: Some("platform/bionic".into()),
+            branch: Some("master".into()),
+            commands: vec!["bionicbb:retry".into()],
+        }),
+    };
+    ledger.record_event(&about).unwrap();
+    assert_eq!(ledger.recent_events(1).unwrap(), vec![about]);
+}
+
+#[test]
+fn events_recorded_before_details_were_kept_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ledger_path(&dir);
+    let old = EventRecord {
+        at: 10,
+        source: "gmail".into(),
+        summary: "comment on 12345 patch set 2".into(),
+        change_number: Some(12345),
+        patch_set: Some(2),
+        decisions: json!([{ "decision": "skip", "reason": "r" }]),
+        details: None,
+    };
+    open(&path).record_event(&old).unwrap();
+    // Back to what version 5 wrote: no `details` column.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("ALTER TABLE events DROP COLUMN details; PRAGMA user_version = 5")
+            .unwrap();
+    }
+    let ledger = open(&path);
+    assert_eq!(ledger.schema_version().unwrap(), 6);
+    assert_eq!(ledger.recent_events(10).unwrap(), vec![old.clone()]);
+    // Details a later version wrote in a form this one cannot read are
+    // left out, not an error.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("UPDATE events SET details = '{\"commands\": 7}'")
+            .unwrap();
+    }
+    assert_eq!(ledger.recent_events(10).unwrap(), vec![old]);
 }
 
 #[test]
@@ -823,7 +878,7 @@ fn two_handles_on_one_file_both_write() {
         vec![("shared".into(), String::new(), 2 * N)]
     );
     assert_eq!(ledger.pending_count().unwrap(), 2 * N);
-    assert_eq!(ledger.schema_version().unwrap(), 5);
+    assert_eq!(ledger.schema_version().unwrap(), 6);
     // Each change's items came out in the order its writer enqueued them.
     for t in 0..2 {
         let key = format!("change-{t}");
@@ -962,6 +1017,7 @@ fn a_completion_with_its_event_and_count_is_one_commit() {
         change_number: Some(123456),
         patch_set: Some(4),
         decisions: json!([]),
+        details: None,
     };
     let doc = json!({ "phase": "COMPLETED" });
     let completion = || Completion {

@@ -123,12 +123,13 @@ fn a_ledger_of_the_previous_version_learns_what_its_effects_own() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE jenkins_owned; DROP TABLE unreported_closed; PRAGMA user_version = 3",
+            "DROP TABLE jenkins_owned; DROP TABLE unreported_closed;
+             ALTER TABLE events DROP COLUMN details; PRAGMA user_version = 3",
         )
         .unwrap();
     }
     let ledger = Ledger::open(&path).unwrap();
-    assert_eq!(ledger.schema_version().unwrap(), 5);
+    assert_eq!(ledger.schema_version().unwrap(), 6);
     assert_eq!(ledger.jenkins_items_of(&answered).unwrap(), vec!["queue:5"]);
     assert_eq!(
         ledger.jenkins_items_of(&found).unwrap(),

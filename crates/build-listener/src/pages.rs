@@ -10,8 +10,10 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -56,24 +58,45 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// The page's filter from the query string (`?change=N`, `?project=P`);
+/// anything unreadable in it is no filter.
+fn filter(query: Option<String>) -> status::Filter {
+    let params: HashMap<String, String> = query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    status::Filter::from_query(&params)
+}
+
 /// `GET /status`: the status page, or its data as JSON when the client
-/// asks for `application/json`.
-pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+/// asks for `application/json`; both narrowed by the query's filter.
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let filter = filter(query);
     if accepts(&headers, "application/json") {
-        let rendered =
-            with_ledger(&state.ledger, |l| Ok(status::render_json(l, ledger::now()))).await;
+        let config = state.config.clone();
+        let rendered = with_ledger(&state.ledger, move |l| {
+            Ok(status::render_json(l, &config, &filter, ledger::now()))
+        })
+        .await;
         return match rendered.and_then(|r| r.map_err(|e| e.to_string())) {
             Ok(value) => Json(value).into_response(),
             Err(e) => failed("rendering the status", e),
         };
     }
-    status_page(&state).await
+    status_page(&state, filter).await
 }
 
-async fn status_page(state: &AppState) -> Response {
+async fn status_page(state: &AppState, filter: status::Filter) -> Response {
     let config = state.config.clone();
     let rendered = with_ledger(&state.ledger, move |l| {
-        Ok(status::render(l, &config, ledger::now()))
+        Ok(status::render(l, &config, &filter, ledger::now()))
     })
     .await;
     match rendered.and_then(|r| r.map_err(|e| e.to_string())) {
@@ -84,9 +107,13 @@ async fn status_page(state: &AppState) -> Response {
 
 /// `GET /`: the status page for a browser (`Accept: text/html`), else one
 /// line naming the routes.
-pub async fn index(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub async fn index(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     if accepts(&headers, "text/html") {
-        return status_page(&state).await;
+        return status_page(&state, filter(query)).await;
     }
     ([(CONTENT_TYPE, "text/plain; charset=utf-8")], INDEX_TEXT).into_response()
 }

@@ -55,6 +55,7 @@ fn event_summary(event: &BuildEvent, via: Via) -> Value {
         "job": event.job_name,
         "job_url": event.job_url,
         "number": event.number,
+        "queue_id": event.queue_id,
         "phase": event.phase.as_str(),
         "status": event.status.as_ref().map(|s| s.as_str().to_string()),
         "url": event.build_url,
@@ -134,7 +135,16 @@ pub async fn record(state: &AppState, event: &BuildEvent, via: Via, received_ms:
         summary: what.clone(),
         change_number: event_change_number(&change),
         patch_set: Some(patch_set),
-        decisions: json!([{ "review": change, "patch_set": patch_set, "vote": payload.label }]),
+        decisions: json!([{
+            "review": change,
+            "patch_set": patch_set,
+            "vote": payload.label,
+            "job": event.job_name,
+            "number": event.number,
+            "status": event.status.as_ref().map(|s| s.as_str().to_string()),
+            "url": event.build_url,
+        }]),
+        details: None,
     };
     // One transaction: the build, its review, the event and the count
     // (a failure to count is only logged: the document is recorded).

@@ -456,8 +456,27 @@ async fn status_is_html_or_json_without_a_secret() {
     assert_eq!(status, StatusCode::OK);
     assert!(content_type.starts_with("text/html"), "{content_type}");
     assert!(page.starts_with("<!DOCTYPE html>"));
-    assert!(page.contains("Pending reviews (1)"), "{page}");
-    assert!(page.contains("bionic-presubmit"), "{page}");
+    assert!(
+        page.contains(r#"Waiting to post on Gerrit <span class="count">1</span>"#),
+        "{page}"
+    );
+    // The build as a badge linking to Jenkins, with its vote waiting.
+    assert!(
+        page.contains(
+            r#"<a class="badge good" href="https://jenkins.example.org/job/bionic-presubmit/1842/""#
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            r#"<span class="job">bionic-presubmit #1842</span><span class="res">SUCCESS</span>"#
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("Verified +1 <span>waiting to post</span>"),
+        "{page}"
+    );
     // Neither the listener's secret nor the Jenkins token is ever shown.
     assert!(!page.contains("s3cret"), "{page}");
 
@@ -467,6 +486,43 @@ async fn status_is_html_or_json_without_a_secret() {
     let json: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["pending_count"], 1);
     assert_eq!(json["events"][0]["source"], "jenkins");
+    assert_eq!(json["changes"][0]["number"], 123456);
+}
+
+#[tokio::test]
+async fn the_status_filter_is_a_query_parameter() {
+    let f = fixture();
+    let (status, _) = f
+        .post("/", sample("03-presubmit-completed-success.json"))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let browser = Some("text/html");
+    for path in [
+        "/status?change=123456",
+        "/?change=123456",
+        "/status?change=123456&project=",
+    ] {
+        let (status, _, page) = get(&f, path, browser).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(page.contains(r#"value="123456""#), "{path}: {page}");
+        assert!(page.contains("bionic-presubmit #1842"), "{path}: {page}");
+    }
+    let (_, _, page) = get(&f, "/status?change=654321", browser).await;
+    assert!(
+        page.contains("No recent activity matches the filter."),
+        "{page}"
+    );
+    assert!(!page.contains("bionic-presubmit #1842"), "{page}");
+    // An unreadable query is no filter, not an error.
+    for path in ["/status?change=%ZZ", "/status?change=abc", "/status?%%%"] {
+        let (status, _, page) = get(&f, path, browser).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(page.contains("bionic-presubmit #1842"), "{path}: {page}");
+    }
+    let (_, _, json) = get(&f, "/status?change=654321", Some("application/json")).await;
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["filter"]["change"], 654321);
+    assert_eq!(json["changes"], serde_json::json!([]));
 }
 
 #[tokio::test]
@@ -513,13 +569,14 @@ async fn the_status_page_masks_secrets_recorded_in_events() {
         change_number: Some(123456),
         patch_set: Some(4),
         decisions: serde_json::json!([{ "decision": "build", "job": "x", "token": "jobtok" }]),
+        details: None,
     };
     f.state.ledger.record_event(&record).unwrap();
     let (_, _, page) = get(&f, "/status", None).await;
     for secret in ["buildtok", "gerritpw", "s3cret", "jobtok"] {
         assert!(!page.contains(secret), "{secret} shown:\n{page}");
     }
-    assert!(page.contains("token=***&amp;REF=r"), "{page}");
+    assert!(page.contains("token=***&#38;REF=r"), "{page}");
     assert!(
         page.contains("https://bot:***@review.example.org/"),
         "{page}"

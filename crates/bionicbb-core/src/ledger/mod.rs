@@ -13,7 +13,9 @@
 //!   error; and the triggers it found on Jenkins to have no result for good
 //!   (see [`Ledger::unreported_builds`]);
 //! - both: the recent events and component status shown on the status page,
-//!   and the metric counters, so counts survive restarts.
+//!   and the metric counters, so counts survive restarts. The page also
+//!   reads the build triggers and completions ([`Ledger::recent_triggers`],
+//!   [`Ledger::recent_builds`]).
 //!
 //! Events are pruned on insert; finished history is pruned on request
 //! ([`Ledger::prune_before`]).
@@ -68,6 +70,7 @@ mod intake;
 mod mails;
 mod outbox;
 mod outbox_due;
+mod overview;
 mod owned;
 mod prune;
 mod schema;
@@ -81,8 +84,9 @@ pub use histograms::{BUCKETS, HistogramSnapshot, metric_names};
 pub use intake::Completion;
 pub use mails::MailState;
 pub use outbox::{NewOutboxItem, OutboxItem, OutboxState};
+pub use overview::{SeenBuild, Trigger, TriggerState};
 pub use owned::JenkinsItem;
-pub use status::EventRecord;
+pub use status::{EventDetails, EventRecord};
 pub use unreported::UnreportedBuild;
 
 use std::path::{Path, PathBuf};

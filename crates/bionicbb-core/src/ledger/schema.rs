@@ -160,6 +160,12 @@ const MIGRATIONS: &[&str] = &[
         closed_at  INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 6: what an event is about as its source knew it (the change's
+    // subject, owner and project, who acted), as JSON (see
+    // `EventDetails`); NULL in events recorded before.
+    r#"
+    ALTER TABLE events ADD COLUMN details TEXT;
+    "#,
 ];
 
 /// The schema version this program writes.

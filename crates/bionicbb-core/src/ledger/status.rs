@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, params};
 use serde_json::Value;
 
-use super::{Ledger, Result, from_i64, from_json, sql, to_i64, to_json};
+use super::{Ledger, LedgerError, Result, from_i64, from_json, sql, to_i64, to_json};
 
 /// One event as the status page shows it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -22,6 +22,38 @@ pub struct EventRecord {
     pub patch_set: Option<u32>,
     /// What was decided about it.
     pub decisions: Value,
+    /// What it is about, as its source knew it; `None` in events recorded
+    /// before the ledger kept it, and from sources that know no more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<EventDetails>,
+}
+
+/// What an event is about, beyond its change number and patch set: the
+/// change as Gerrit describes it, and who acted. Stored as JSON, so a
+/// field added later reads as absent in older rows. Every text came from
+/// the network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct EventDetails {
+    /// Gerrit's message type of the mail (`comment`, `newpatchset`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+    /// Who acted, as the mail names them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// The change's subject (the first line of its commit message).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The change's owner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// The `bionicbb:` commands of a comment, as written (`bionicbb:retry`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
 }
 
 impl Ledger {
@@ -37,11 +69,19 @@ impl Ledger {
     pub fn recent_events(&self, limit: usize) -> Result<Vec<EventRecord>> {
         const OP: &str = "read recent events";
         let limit = to_i64(OP, "limit", limit as u64)?;
-        type Row = (i64, String, String, Option<i64>, Option<i64>, String);
+        type Row = (
+            i64,
+            String,
+            String,
+            Option<i64>,
+            Option<i64>,
+            String,
+            Option<String>,
+        );
         let rows: Vec<Row> = self.read(|conn| {
             let mut stmt = conn
                 .prepare(
-                    "SELECT at, source, summary, change_number, patch_set, decisions
+                    "SELECT at, source, summary, change_number, patch_set, decisions, details
                      FROM events ORDER BY id DESC LIMIT ?1",
                 )
                 .map_err(sql(OP))?;
@@ -54,6 +94,7 @@ impl Ledger {
                         row.get(3)?,
                         row.get(4)?,
                         row.get(5)?,
+                        row.get(6)?,
                     ))
                 })
                 .map_err(sql(OP))?;
@@ -61,20 +102,25 @@ impl Ledger {
                 .map_err(sql(OP))
         })?;
         rows.into_iter()
-            .map(|(at, source, summary, change, patch_set, decisions)| {
-                Ok(EventRecord {
-                    at,
-                    source,
-                    summary,
-                    change_number: change
-                        .map(|n| from_i64(OP, "change number", n))
-                        .transpose()?,
-                    patch_set: patch_set
-                        .map(|n| from_i64(OP, "patch set", n))
-                        .transpose()?,
-                    decisions: from_json(OP, &decisions)?,
-                })
-            })
+            .map(
+                |(at, source, summary, change, patch_set, decisions, details)| {
+                    Ok(EventRecord {
+                        at,
+                        source,
+                        summary,
+                        change_number: change
+                            .map(|n| from_i64(OP, "change number", n))
+                            .transpose()?,
+                        patch_set: patch_set
+                            .map(|n| from_i64(OP, "patch set", n))
+                            .transpose()?,
+                        decisions: from_json(OP, &decisions)?,
+                        // Details are for display: unreadable ones (written by
+                        // some later version) are left out, not an error.
+                        details: details.and_then(|text| serde_json::from_str(&text).ok()),
+                    })
+                },
+            )
             .collect()
     }
 
@@ -174,17 +220,23 @@ pub(super) fn insert_event(
         .change_number
         .map(|n| to_i64(op, "change number", n))
         .transpose()?;
+    let details = event
+        .details
+        .as_ref()
+        .map(|d| serde_json::to_string(d).map_err(|source| LedgerError::Json { op, source }))
+        .transpose()?;
     let cap = to_i64(op, "event cap", cap as u64)?;
     tx.execute(
-        "INSERT INTO events (at, source, summary, change_number, patch_set, decisions)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO events (at, source, summary, change_number, patch_set, decisions, details)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             event.at,
             event.source,
             event.summary,
             change,
             event.patch_set,
-            decisions
+            decisions,
+            details
         ],
     )
     .map_err(sql(op))?;

@@ -44,6 +44,7 @@ impl Worker {
             change_number,
             patch_set,
             decisions: json!([decision]),
+            details: None,
         };
         let failures = item.attempts + 1;
         let outcome = match outcome {

@@ -120,6 +120,13 @@ pub async fn gather(
         committer_email,
         files,
         comment,
+        subject: change.subject.clone(),
+        owner: change
+            .owner
+            .name
+            .clone()
+            .or_else(|| change.owner.email.clone())
+            .or_else(|| change.owner.username.clone()),
     }))
 }
 

@@ -583,6 +583,8 @@ fn mail_types_decided_without_gerrit_do_not_depend_on_it() {
         committer_email: Some("dana@example.com".into()),
         files: vec!["libc/bionic/strtod.cpp".into()],
         comment: None,
+        subject: "Fix strtod rounding for denormals".into(),
+        owner: Some("Dana Dev".into()),
     };
     for kind in [
         "merged",

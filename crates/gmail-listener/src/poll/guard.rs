@@ -213,6 +213,7 @@ impl Listener {
             change_number: None,
             patch_set: None,
             decisions: json!([]),
+            details: None,
         };
         let recorded = ledger
             .blocking("record an event", move |l| l.record_event(&record))

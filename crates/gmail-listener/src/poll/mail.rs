@@ -5,8 +5,9 @@
 //! writes of mails handled at once can share commits.
 
 use bionicbb_core::decide::decide;
+use bionicbb_core::event::ChangeFacts;
 use bionicbb_core::event::Decision;
-use bionicbb_core::ledger::{self, EventRecord, metric_names as names};
+use bionicbb_core::ledger::{self, EventDetails, EventRecord, metric_names as names};
 use bionicbb_core::mail::ParsedMail;
 use serde_json::{Value, json};
 
@@ -145,6 +146,7 @@ impl Listener {
             change_number: Some(change).filter(|c| *c != 0),
             patch_set: Some(event.patch_set),
             decisions: Value::Array(shown),
+            details: Some(details(parsed, facts.as_ref())),
         };
         let recorded = effects
             .ledger
@@ -234,6 +236,36 @@ impl Listener {
     }
 }
 
+/// What the status page shows of a mail besides its decisions: the change
+/// as Gerrit describes it when it was asked (else as the mail does), and
+/// who acted.
+fn details(parsed: &ParsedMail, facts: Option<&ChangeFacts>) -> EventDetails {
+    let event = &parsed.event;
+    let commands = event
+        .commands
+        .iter()
+        .map(|c| {
+            let mut text = format!("bionicbb:{}", c.name);
+            for arg in &c.args {
+                text.push(' ');
+                text.push_str(arg);
+            }
+            text
+        })
+        .collect();
+    EventDetails {
+        message_type: Some(event.message_type.to_string()),
+        author: event.author.clone(),
+        subject: facts.map(|f| f.subject.clone()).filter(|s| !s.is_empty()),
+        owner: facts
+            .and_then(|f| f.owner.clone())
+            .or_else(|| event.owner.clone()),
+        project: Some(facts.map_or(&event.project, |f| &f.project).clone()),
+        branch: Some(facts.map_or(&event.branch, |f| &f.branch).clone()),
+        commands,
+    }
+}
+
 /// Why `decisions` build nothing, for the log of a trigger they no longer
 /// call for: their skip reasons, or that they call for other builds.
 fn skip_reasons(decisions: &[Decision]) -> String {
@@ -248,5 +280,84 @@ fn skip_reasons(decisions: &[Decision]) -> String {
         "the decision calls for other builds".to_string()
     } else {
         reasons.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bionicbb_core::event::{ChangeStatus, Command, GerritEvent, MessageType};
+
+    use super::*;
+
+    fn comment() -> ParsedMail {
+        ParsedMail {
+            event: GerritEvent {
+                message_type: MessageType::Comment,
+                change_id: "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b".into(),
+                change_number: Some(123456),
+                patch_set: 2,
+                project: "platform/bionic".into(),
+                branch: "master".into(),
+                owner: Some("Dana Dev <dana@example.com>".into()),
+                author: Some("Sam Reviewer".into()),
+                comment_date: None,
+                date: None,
+                votes: Vec::new(),
+                commands: vec![
+                    Command {
+                        name: "retry".into(),
+                        args: Vec::new(),
+                    },
+                    Command {
+                        name: "clean".into(),
+                        args: vec!["aosp_arm-eng".into()],
+                    },
+                ],
+            },
+            message_id: None,
+            subject: Some("Change in platform/bionic[master]: Fix strtod".into()),
+            from: None,
+            removed_votes: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_status_page_gets_the_change_as_gerrit_describes_it_and_who_acted() {
+        let facts = ChangeFacts {
+            number: 123456,
+            project: "platform/bionic".into(),
+            branch: "master".into(),
+            status: ChangeStatus::New,
+            current_patch_set: 2,
+            patch_set_ref: None,
+            committer_email: None,
+            files: Vec::new(),
+            comment: None,
+            subject: "Fix strtod rounding for denormals".into(),
+            owner: Some("Dana Dev".into()),
+        };
+        let d = details(&comment(), Some(&facts));
+        assert_eq!(d.message_type.as_deref(), Some("comment"));
+        assert_eq!(d.author.as_deref(), Some("Sam Reviewer"));
+        assert_eq!(
+            d.subject.as_deref(),
+            Some("Fix strtod rounding for denormals")
+        );
+        assert_eq!(d.owner.as_deref(), Some("Dana Dev"));
+        assert_eq!(d.project.as_deref(), Some("platform/bionic"));
+        assert_eq!(d.branch.as_deref(), Some("master"));
+        assert_eq!(
+            d.commands,
+            ["bionicbb:retry", "bionicbb:clean aosp_arm-eng"]
+        );
+    }
+
+    #[test]
+    fn without_gerrit_the_mail_names_the_change() {
+        let d = details(&comment(), None);
+        assert_eq!(d.subject, None);
+        assert_eq!(d.owner.as_deref(), Some("Dana Dev <dana@example.com>"));
+        assert_eq!(d.project.as_deref(), Some("platform/bionic"));
     }
 }
