@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bionicbb_core::runtime::SIGHUP_IGNORED;
 use bionicbb_tests::fakes::gerrit::GerritFake;
-use bionicbb_tests::harness::{BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, Setup, free_port};
+use bionicbb_tests::harness::{BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, Setup};
 use bionicbb_tests::world::{RUN, World, fixture};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -43,14 +43,20 @@ async fn build_listener_logs_and_ignores_sighup_and_keeps_serving() {
     let gerrit = GerritFake::start().await;
     gerrit.add_account("bionicbb", BOT_EMAIL, BOT_USER, BOT_HTTP_PASSWORD);
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    // Port 0: the daemon says which port it got, and no other test can
+    // take it in between.
     let config =
-        Setup::build_listener(dir.path(), gerrit.url().as_str(), port, "s3cret-hup").write_config();
+        Setup::build_listener(dir.path(), gerrit.url().as_str(), 0, "s3cret-hup").write_config();
     let mut daemon = Daemon::spawn(
         "build-listener",
         &["--config", &config.display().to_string()],
     );
     daemon.wait_for_output("listening on", WAIT).await;
+    let addr = daemon
+        .output()
+        .lines()
+        .find_map(|l| l.split("listening on ").nth(1).map(str::to_string))
+        .expect("the listening address");
 
     // Each signal is logged, the second as the first.
     hang_up(&daemon);
@@ -59,7 +65,7 @@ async fn build_listener_logs_and_ignores_sighup_and_keeps_serving() {
     wait_for_lines(&daemon, SIGHUP_IGNORED, 2).await;
 
     assert!(daemon.try_exited().is_none(), "{}", daemon.output());
-    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+    let health = reqwest::get(format!("http://{addr}/healthz"))
         .await
         .expect("still serving after SIGHUP");
     assert_eq!(health.status(), 200);

@@ -152,7 +152,12 @@ async fn a_port_in_use_is_exit_1_so_that_systemd_tries_again() {
     let out = run("build-listener", &config).await;
     let line = failure_line("build-listener", &out);
     assert_eq!(out.status.code(), Some(1), "{line}");
-    assert!(line.contains(&format!("cannot listen on {addr}")), "{line}");
+    assert!(
+        line.contains(&format!(
+            "cannot listen on {addr} ([build_listener] listen)"
+        )),
+        "{line}"
+    );
 
     append(
         &config,
@@ -161,7 +166,12 @@ async fn a_port_in_use_is_exit_1_so_that_systemd_tries_again() {
     let out = run("gmail-listener", &config).await;
     let line = failure_line("gmail-listener", &out);
     assert_eq!(out.status.code(), Some(1), "{line}");
-    assert!(line.contains(&format!("cannot listen on {addr}")), "{line}");
+    assert!(
+        line.contains(&format!(
+            "cannot listen on {addr} ([gmail_listener] health_listen)"
+        )),
+        "{line}"
+    );
     drop(taken);
 }
 

@@ -85,11 +85,11 @@ impl StartupFailure {
         }
     }
 
-    /// The failure of binding `addr` for `what`: an address in use may be
-    /// released; any other cause (an address this host does not have, a
-    /// privileged port) needs the configuration changed.
-    pub fn bind(what: &str, addr: std::net::SocketAddr, err: &std::io::Error) -> Self {
-        let message = format!("cannot listen on {addr} for {what}: {err}");
+    /// The failure of binding `addr`, the value of `key`: an address in
+    /// use may be released; any other cause (an address this host does not
+    /// have, a privileged port) needs the configuration changed.
+    pub fn bind(key: &str, addr: std::net::SocketAddr, err: &std::io::Error) -> Self {
+        let message = format!("cannot listen on {addr} ({key}): {err}");
         if err.kind() == std::io::ErrorKind::AddrInUse {
             Self::passing(message)
         } else {
@@ -160,11 +160,10 @@ pub fn request_policy(timeout: std::time::Duration) -> RetryPolicy {
 pub fn gerrit_client(config: &Config) -> Result<GerritClient, SetupError> {
     let host = config.gerrit.url.host_str().unwrap_or_default().to_string();
     let path = crate::netrc::netrc_path(config.gerrit.netrc.as_deref()).ok_or_else(|| {
-        SetupError(
-            "Gerrit credentials: no netrc file: set [gerrit] netrc in the configuration \
-             (or NETRC, or HOME for ~/.netrc)"
-                .to_string(),
-        )
+        SetupError(format!(
+            "Gerrit credentials: {}",
+            crate::netrc::NetrcError::NoFile
+        ))
     })?;
     let credentials = crate::netrc::credentials_for(Some(&path), &host)
         .map_err(|e| SetupError(format!("Gerrit credentials: {e}")))?
@@ -324,16 +323,18 @@ mod tests {
     fn only_an_address_in_use_may_pass() {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 8080));
         let in_use = std::io::Error::from(std::io::ErrorKind::AddrInUse);
-        let failure = StartupFailure::bind("the listener", addr, &in_use);
+        let failure = StartupFailure::bind("[build_listener] listen", addr, &in_use);
         assert!(!failure.config);
         assert!(
             failure
                 .message
-                .starts_with("cannot listen on 127.0.0.1:8080 for the listener: ")
+                .starts_with("cannot listen on 127.0.0.1:8080 ([build_listener] listen): "),
+            "{}",
+            failure.message
         );
         let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        assert!(StartupFailure::bind("the listener", addr, &denied).config);
+        assert!(StartupFailure::bind("[build_listener] listen", addr, &denied).config);
         let gone = std::io::Error::from(std::io::ErrorKind::AddrNotAvailable);
-        assert!(StartupFailure::bind("the listener", addr, &gone).config);
+        assert!(StartupFailure::bind("[build_listener] listen", addr, &gone).config);
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bionicbb_core::check::{Checkup, Daemon, Item};
+use bionicbb_core::check::{Checkup, Daemon};
 use bionicbb_core::runtime::StartupFailure;
 use build_listener::outbox::Settings;
 use clap::{Parser, Subcommand};
@@ -98,22 +98,7 @@ pub fn main() -> ExitCode {
 fn check(path: &Path, online: bool) -> ExitCode {
     let mut checkup = Checkup::offline(path);
     if online {
-        match tokio::runtime::Runtime::new() {
-            Ok(runtime) => runtime.block_on(checkup.online(Daemon::BuildListener)),
-            Err(e) => checkup.report.push(Item::fail(
-                "servers",
-                format!("cannot start the async runtime: {e}"),
-                "free some memory or threads and run the check again",
-            )),
-        }
+        checkup.block_on(async |checkup| checkup.online(Daemon::BuildListener).await);
     }
-    print!("{}", checkup.report.render());
-    if !online {
-        println!("(no server was asked: add --online to ask Gerrit and Jenkins)");
-    }
-    if checkup.report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    checkup.finish(online, "Gerrit and Jenkins")
 }

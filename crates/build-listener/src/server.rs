@@ -45,7 +45,7 @@ pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
     let listen = config.build_listener.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| StartupFailure::bind("the build-listener", listen, &e))?;
+        .map_err(|e| StartupFailure::bind("[build_listener] listen", listen, &e))?;
     let addr = listener.local_addr().context("listening address")?;
 
     let wake = Arc::new(Notify::new());

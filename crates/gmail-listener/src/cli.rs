@@ -145,7 +145,8 @@ async fn daemon(config: Arc<Config>, once: bool, dry_run: bool) -> ExitCode {
             match crate::health::serve(addr, health.clone(), shutdown).await {
                 Ok(task) => Some(task),
                 Err(e) => {
-                    return StartupFailure::bind("the health endpoint", addr, &e).report(NAME);
+                    return StartupFailure::bind("[gmail_listener] health_listen", addr, &e)
+                        .report(NAME);
                 }
             }
         }

@@ -9,14 +9,13 @@ use crate::netrc::{self, NetrcError};
 
 /// Runs the offline checks of the configuration at `path`.
 pub fn check(path: &Path) -> Checkup {
-    let mut report = Report::default();
     let mut checkup = Checkup {
         report: Report::default(),
-        path: path.to_path_buf(),
         config: None,
         credentials: None,
         jenkins_token: false,
     };
+    let report = &mut checkup.report;
     let mut config = match Config::load_without_secrets(path) {
         Ok(config) => config,
         Err(e) => {
@@ -28,7 +27,6 @@ pub fn check(path: &Path) -> Checkup {
                     path.display()
                 ),
             ));
-            checkup.report = report;
             return checkup;
         }
     };
@@ -52,7 +50,6 @@ pub fn check(path: &Path) -> Checkup {
     let (item, credentials) = gerrit_netrc(&config);
     report.push(item);
     checkup.credentials = credentials;
-    checkup.report = report;
     checkup.config = Some(config);
     checkup
 }

@@ -13,7 +13,8 @@ pub mod params;
 pub mod servers;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::netrc::Credentials;
@@ -163,8 +164,6 @@ impl Report {
 #[derive(Debug)]
 pub struct Checkup {
     pub report: Report,
-    /// The configuration file checked.
-    pub path: PathBuf,
     /// The configuration, when it loads (its secrets read when readable).
     pub config: Option<Config>,
     /// The Gerrit credentials from the netrc file, when usable.
@@ -185,6 +184,34 @@ impl Checkup {
     /// whose credentials did not pass the offline checks is skipped.
     pub async fn online(&mut self, daemon: Daemon) {
         servers::check(self, daemon).await;
+    }
+
+    /// Runs `checks` (the online ones) on a runtime of their own; a
+    /// runtime that cannot start is a failed check.
+    pub fn block_on(&mut self, checks: impl AsyncFnOnce(&mut Checkup)) {
+        match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(checks(self)),
+            Err(e) => self.report.push(Item::fail(
+                "servers",
+                format!("cannot start the async runtime: {e}"),
+                "free some memory or threads and run the check again",
+            )),
+        }
+    }
+
+    /// Prints the checklist on standard output (with a reminder of
+    /// `--online` when no server was asked about `servers`); the exit
+    /// status: 0 when every check passed, 1 otherwise.
+    pub fn finish(self, online: bool, servers: &str) -> ExitCode {
+        print!("{}", self.report.render());
+        if !online {
+            println!("(no server was asked: add --online to ask {servers})");
+        }
+        if self.report.passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
     }
 }
 

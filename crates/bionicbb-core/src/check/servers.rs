@@ -74,7 +74,7 @@ async fn gerrit(config: &Config, credentials: Credentials) -> Item {
                 ),
             );
         }
-        Err(e) => return unreachable(SUBJECT, url, "[gerrit] url", &e),
+        Err(e) => return no_answer(SUBJECT, url, "[gerrit] url", &e),
     };
     let who = format!(
         "{url}a/accounts/self is {} <{}> (account {}, login {login})",
@@ -140,7 +140,7 @@ async fn jenkins(config: &Config, daemon: Daemon) -> Vec<Item> {
             format!("{url}: user {user} lacks the Overall/Read permission (HTTP 403)"),
             format!("grant {user} Overall/Read, Job/Read, Job/Build and Job/Cancel"),
         ),
-        Err(e) => unreachable(SUBJECT, url, "[jenkins] url", &e),
+        Err(e) => no_answer(SUBJECT, url, "[jenkins] url", &e),
     };
     let passed = first.status == super::Status::Ok;
     let mut items = vec![first];
@@ -208,7 +208,7 @@ async fn job_item(
                 format!("create the job, grant {user} Job/Read and Job/Build on it, or fix {keys}"),
             );
         }
-        Err(e) => return unreachable(&subject, &config.jenkins.url, "[jenkins] url", &e),
+        Err(e) => return no_answer(&subject, &config.jenkins.url, "[jenkins] url", &e),
     };
     let lunch_targets = !config.commands.targets.is_empty();
     let Some(declared) = declaration.parameters else {
@@ -230,7 +230,7 @@ async fn job_item(
 }
 
 /// A failure to get an answer at all (or an unexpected one).
-fn unreachable(subject: &str, url: &url::Url, key: &str, e: &ApiError) -> Item {
+fn no_answer(subject: &str, url: &url::Url, key: &str, e: &ApiError) -> Item {
     let status = e.status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
     Item::fail(
         subject,

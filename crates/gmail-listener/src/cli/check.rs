@@ -25,30 +25,15 @@ pub fn run(path: &Path, online: bool) -> ExitCode {
         None => false,
     };
     if online {
-        match tokio::runtime::Runtime::new() {
-            Ok(runtime) => runtime.block_on(async {
-                checkup.online(Daemon::GmailListener).await;
-                if let Some(config) = &checkup.config {
-                    let items = labels(&config.gmail, gmail_ready).await;
-                    checkup.report.items.extend(items);
-                }
-            }),
-            Err(e) => checkup.report.push(Item::fail(
-                "servers",
-                format!("cannot start the async runtime: {e}"),
-                "free some memory or threads and run the check again",
-            )),
-        }
+        checkup.block_on(async |checkup| {
+            checkup.online(Daemon::GmailListener).await;
+            if let Some(config) = &checkup.config {
+                let items = labels(&config.gmail, gmail_ready).await;
+                checkup.report.items.extend(items);
+            }
+        });
     }
-    print!("{}", checkup.report.render());
-    if !online {
-        println!("(no server was asked: add --online to ask Gerrit, Jenkins and Gmail)");
-    }
-    if checkup.report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    checkup.finish(online, "Gerrit, Jenkins and Gmail")
 }
 
 /// The Gmail credentials on disk; whether they are usable.
@@ -141,6 +126,8 @@ async fn labels(gmail: &GmailConfig, ready: bool) -> Vec<Item> {
         Err(e) => return vec![Item::fail(SUBJECT, e.to_string(), AUTH_HINT)],
     };
     let label = &gmail.label;
+    // A failure to reach Gmail at all is one line; the quarantine label
+    // is looked up only once the mailbox answered.
     let first = match mailbox.label_id(label).await {
         Ok(id) => Item::ok(
             "[gmail] label",
@@ -155,17 +142,16 @@ async fn labels(gmail: &GmailConfig, ready: bool) -> Vec<Item> {
             ),
         ),
         Err(e) if matches!(e.kind, ErrorKind::Unauthorized | ErrorKind::Forbidden) => {
-            Item::fail(SUBJECT, e.to_string(), AUTH_HINT)
+            return vec![Item::fail(SUBJECT, e.to_string(), AUTH_HINT)];
         }
-        Err(e) => Item::fail(
-            SUBJECT,
-            e.to_string(),
-            "check [gmail] api_base_url and that this machine reaches Gmail",
-        ),
+        Err(e) => {
+            return vec![Item::fail(
+                SUBJECT,
+                e.to_string(),
+                "check [gmail] api_base_url and that this machine reaches Gmail",
+            )];
+        }
     };
-    if first.subject == SUBJECT {
-        return vec![first];
-    }
     let quarantine = &gmail.quarantine_label;
     let second = match mailbox.label_id(quarantine).await {
         Ok(id) => Item::ok(
