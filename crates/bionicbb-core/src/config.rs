@@ -18,12 +18,15 @@
 //! uppercased, skip prefixes lose their slashes at either end.
 
 mod defaults;
+mod load;
 mod toml_error;
 mod validate;
 
+pub use load::{ConfigError, GmailOnly, SecretKey, config_path};
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -314,49 +317,7 @@ impl std::fmt::Display for ConfigWarning {
     }
 }
 
-/// A configuration error; its message names the file and, where it can, the key.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {message}", path.display())]
-pub struct ConfigError {
-    pub path: PathBuf,
-    pub message: String,
-}
-
-/// The configuration file to read: `cli` (`--config`), else the
-/// `BIONICBB_CONFIG` environment variable when set and not empty, else
-/// [`DEFAULT_PATH`].
-pub fn config_path(cli: Option<PathBuf>) -> PathBuf {
-    cli.or_else(|| {
-        std::env::var_os("BIONICBB_CONFIG")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    })
-    .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
-}
-
 impl Config {
-    /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: path.to_path_buf(),
-            message: format!("cannot read: {e}"),
-        })?;
-        Self::parse(&text, path)
-    }
-
-    /// Parses and validates `text`, reading the secret files it names;
-    /// `path` names the file in errors.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let err = |message: String| ConfigError {
-            path: path.to_path_buf(),
-            message,
-        };
-        let mut config: Config =
-            toml::from_str(text).map_err(|e| err(toml_error::describe(text, &e)))?;
-        validate::validate(&mut config).map_err(|e| err(e.to_string()))?;
-        Ok(config)
-    }
-
     /// What the load accepted but should be fixed; [`crate::runtime::init_logging`]
     /// logs them.
     pub fn warnings(&self) -> &[ConfigWarning] {

@@ -7,7 +7,10 @@
 //!   domain: Gerrit e-mails become events, events become decisions, and every
 //!   text the bot posts lives in one place.
 //! - [`ledger`]: the durable state that makes each effect happen once.
+//! - [`check`]: the operator's checklist of a configuration (`check`).
+//! - [`runtime`]: what both daemons do at start-up and shutdown.
 
+pub mod check;
 pub mod command;
 pub mod config;
 pub mod decide;

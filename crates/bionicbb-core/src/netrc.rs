@@ -38,7 +38,9 @@ pub struct Credentials {
 /// Why no credentials could be read. Messages name the file, never a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum NetrcError {
-    #[error("no netrc file: NETRC is not set and HOME is unknown")]
+    #[error(
+        "no netrc file: set [gerrit] netrc in the configuration (or NETRC, or HOME for ~/.netrc)"
+    )]
     NoFile,
     #[error("{}: cannot read netrc file: {source}", path.display())]
     Read {

@@ -10,7 +10,7 @@ use anyhow::Context;
 use bionicbb_core::config::Config;
 use bionicbb_core::jenkins::job_url;
 use bionicbb_core::ledger::Ledger;
-use bionicbb_core::runtime;
+use bionicbb_core::runtime::{self, StartupFailure};
 use tokio::sync::{Notify, watch};
 
 use crate::app::{AppState, router};
@@ -26,20 +26,26 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let ledger_path = config.ledger_path();
-    let ledger = Ledger::open(&ledger_path)
-        .with_context(|| format!("cannot open the ledger {}", ledger_path.display()))?;
+    // What stops the start is a StartupFailure: the caller tells the
+    // operator's mistakes (exit 2) from what may pass.
+    let ledger = Ledger::open(&ledger_path).map_err(|e| StartupFailure::config(e.to_string()))?;
     // Builds recorded by an older version under another form of key are
     // recognised when Jenkins posts them again.
     match ledger.rekey_builds(job_url::KEY_PREFIX, job_url::canonical_build_key) {
         Ok(0) => {}
         Ok(n) => tracing::info!("rewrote {n} build keys of the ledger into their canonical form"),
-        Err(e) => return Err(e).context("cannot rewrite old build keys in the ledger"),
+        Err(e) => {
+            let message = format!("cannot rewrite old build keys in the ledger: {e}");
+            return Err(StartupFailure::config(message).into());
+        }
     }
-    let gerrit = runtime::gerrit_client(&config)?;
-    let jenkins = runtime::jenkins_client(&config)?;
-    let listener = tokio::net::TcpListener::bind(config.build_listener.listen)
+    let config_error = |e: runtime::SetupError| StartupFailure::config(e.0);
+    let gerrit = runtime::gerrit_client(&config).map_err(config_error)?;
+    let jenkins = runtime::jenkins_client(&config).map_err(config_error)?;
+    let listen = config.build_listener.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.build_listener.listen))?;
+        .map_err(|e| StartupFailure::bind("[build_listener] listen", listen, &e))?;
     let addr = listener.local_addr().context("listening address")?;
 
     let wake = Arc::new(Notify::new());

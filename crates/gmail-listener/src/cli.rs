@@ -1,23 +1,35 @@
 //! The command line: the daemon (`gmail-listener [--once] [--dry-run]`),
-//! `auth` (the one interactive Gmail authorization) and `parse FILE...`
-//! (what the daemon would read in a mail, without any network).
+//! `check [--online]` (the operator's checklist, see [`check`]), `auth`
+//! (the one interactive Gmail authorization; it reads only the `[gmail]`
+//! table) and `parse FILE...` (what the daemon would read in a mail,
+//! without any network).
+//!
+//! A daemon that cannot start prints one plain line naming what to fix and
+//! exits with [`EXIT_CONFIG`] when the operator must act, 1 when the cause
+//! may pass (see [`StartupFailure`]).
+
+mod check;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bionicbb_core::config::{CommandsConfig, Config, config_path};
+use bionicbb_core::config::{CommandsConfig, Config, GmailOnly, config_path};
+use bionicbb_core::runtime::{EXIT_CONFIG, StartupFailure};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
 use crate::health::Health;
 use crate::poll::Listener;
 
+/// The name start-up failures are printed under.
+const NAME: &str = "gmail-listener";
+
 /// Polls the Gmail label Gerrit notifications land in, triggers Jenkins
 /// builds and runs `bionicbb:` commands.
 #[derive(Debug, Parser)]
-#[command(name = "gmail-listener", version)]
+#[command(name = "gmail-listener", version = env!("BIONICBB_VERSION"))]
 pub struct Cli {
     /// Configuration file (default: $BIONICBB_CONFIG, else /etc/bionicbb/config.toml).
     #[arg(long, global = true)]
@@ -35,7 +47,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Authorize the Gmail account once, interactively, and cache the token.
+    /// Check the configuration, secrets, netrc entry and Gmail credentials;
+    /// print a checklist; exit 0 only when every check passes.
+    Check {
+        /// Also ask Gerrit, Jenkins and Gmail one question each (and
+        /// whether each job declares the parameters the bot sends).
+        #[arg(long)]
+        online: bool,
+    },
+    /// Authorize the Gmail account once, interactively, and cache the
+    /// token. Reads only the `[gmail]` (and `[log]`) tables.
     Auth,
     /// Print what each mail file says, as one JSON object per line (no network).
     Parse {
@@ -48,41 +69,57 @@ pub enum Command {
 pub fn main() -> ExitCode {
     bionicbb_core::tls::install_crypto_provider();
     let cli = Cli::parse();
-    if let Some(Command::Parse { files }) = &cli.command {
-        return parse_files(cli.config.clone(), files);
+    match &cli.command {
+        Some(Command::Parse { files }) => return parse_files(cli.config.clone(), files),
+        Some(Command::Check { online }) => {
+            return check::run(&config_path(cli.config.clone()), *online);
+        }
+        Some(Command::Auth) => return auth(&config_path(cli.config.clone())),
+        None => {}
     }
     let path = config_path(cli.config.clone());
     let config = match Config::load(&path) {
         Ok(c) => Arc::new(c),
-        Err(e) => {
-            eprintln!("gmail-listener: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return StartupFailure::config(e.to_string()).report(NAME),
     };
     bionicbb_core::runtime::init_logging(&config);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("gmail-listener: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
+            return StartupFailure::passing(format!("cannot start the async runtime: {e}"))
+                .report(NAME);
         }
     };
-    runtime.block_on(async move {
-        match cli.command {
-            Some(Command::Auth) => match crate::gmail::authorize(&config.gmail).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("gmail-listener auth: {e}");
-                    ExitCode::FAILURE
-                }
-            },
-            _ => daemon(config, cli.once, cli.dry_run).await,
+    runtime.block_on(daemon(config, cli.once, cli.dry_run))
+}
+
+/// `auth`: the consent flow on the terminal, with the `[gmail]` table only.
+fn auth(path: &Path) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("gmail-listener auth: {message}");
+        ExitCode::FAILURE
+    };
+    let only = match GmailOnly::load(path) {
+        Ok(only) => only,
+        Err(e) => {
+            eprintln!("gmail-listener auth: {e}");
+            return ExitCode::from(EXIT_CONFIG);
         }
-    })
+    };
+    bionicbb_core::runtime::install_logging(&only.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(crate::gmail::authorize(&only.gmail)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e.to_string()),
+    }
 }
 
 async fn daemon(config: Arc<Config>, once: bool, dry_run: bool) -> ExitCode {
     let started = std::time::Instant::now();
+    bionicbb_core::runtime::ignore_hangup();
     // Installed before anything slow, so an early SIGTERM stops the daemon
     // cleanly instead of killing it.
     let signal = bionicbb_core::runtime::shutdown_signal();
@@ -108,8 +145,8 @@ async fn daemon(config: Arc<Config>, once: bool, dry_run: bool) -> ExitCode {
             match crate::health::serve(addr, health.clone(), shutdown).await {
                 Ok(task) => Some(task),
                 Err(e) => {
-                    tracing::error!("cannot listen on {addr} for the health endpoint: {e}");
-                    return ExitCode::from(2);
+                    return StartupFailure::bind("[gmail_listener] health_listen", addr, &e)
+                        .report(NAME);
                 }
             }
         }
@@ -137,12 +174,10 @@ async fn run_listener(
 ) -> ExitCode {
     let listener = match Listener::start(config, dry_run).await {
         Ok(l) => l,
-        Err(e) => {
-            tracing::error!("cannot start: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return e.report(NAME),
     };
-    tracing::info!(once, dry_run, "gmail-listener started");
+    let version = env!("BIONICBB_VERSION");
+    tracing::info!(once, dry_run, version, "gmail-listener started");
     let ok = listener.run(once, stop.clone(), health, started).await;
     if *stop.borrow() {
         tracing::info!("stopped");

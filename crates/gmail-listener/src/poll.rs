@@ -111,10 +111,19 @@ pub struct Listener {
     in_hand: Option<in_hand::InHand>,
 }
 
-/// A start-up failure; the message says what to fix.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(pub String);
+/// A start-up failure: what to fix, and whether a restart may help.
+pub type StartError = bionicbb_core::runtime::StartupFailure;
+
+/// A Gmail failure at start: one that may pass (a network fault, a rate
+/// limit) is worth a restart; anything else (no such label, no
+/// authorization) needs the operator.
+fn gmail_failure(message: String, transient: bool) -> StartError {
+    if transient {
+        StartError::passing(message)
+    } else {
+        StartError::config(message)
+    }
+}
 
 impl Listener {
     /// Opens the ledger and the clients and resolves the labels. The Gmail
@@ -125,43 +134,43 @@ impl Listener {
         let ledger = if dry_run && !ledger_path.exists() {
             None
         } else {
-            Some(Ledger::open(&ledger_path).map_err(|e| StartError(format!("ledger: {e}")))?)
+            Some(Ledger::open(&ledger_path).map_err(|e| StartError::config(e.to_string()))?)
         };
         // A mail left in hand by a process that died is counted first.
         let in_hand = match (&ledger, dry_run) {
             (Some(ledger), false) => {
                 let state_dir = ledger_path.parent().unwrap_or(std::path::Path::new("."));
-                Some(in_hand::recover(state_dir, ledger).map_err(StartError)?)
+                Some(in_hand::recover(state_dir, ledger).map_err(StartError::config)?)
             }
             _ => None,
         };
         let gerrit = bionicbb_core::runtime::gerrit_client(&config)
-            .map_err(|e| StartError(e.to_string()))?;
+            .map_err(|e| StartError::config(e.to_string()))?;
         let jenkins = bionicbb_core::runtime::jenkins_client(&config)
-            .map_err(|e| StartError(e.to_string()))?;
+            .map_err(|e| StartError::config(e.to_string()))?;
         let http = bionicbb_core::http::client(
             bionicbb_core::error::Service::BuildListener,
             config.gerrit.timeout,
             false,
         )
-        .map_err(|e| StartError(format!("HTTP client: {e}")))?;
-        let mailbox = Mailbox::from_config(&config.gmail)
-            .await
-            .map_err(|e| StartError(e.to_string()))?;
+        .map_err(|e| StartError::config(format!("HTTP client: {e}")))?;
+        let mailbox = Mailbox::from_config(&config.gmail).await.map_err(|e| {
+            let transient =
+                matches!(&e, crate::gmail::MailboxError::Api(api) if api.is_transient());
+            gmail_failure(e.to_string(), transient)
+        })?;
+        let label = &config.gmail.label;
         let label_id = mailbox
-            .label_id(&config.gmail.label)
+            .label_id(label)
             .await
-            .map_err(|e| StartError(format!("Gmail label `{}`: {e}", config.gmail.label)))?;
+            .map_err(|e| gmail_failure(format!("Gmail label `{label}`: {e}"), e.is_transient()))?;
         let quarantine = &config.gmail.quarantine_label;
         let quarantine_id = if dry_run {
             mailbox.label_id(quarantine).await.ok()
         } else {
-            Some(
-                mailbox
-                    .ensure_label(quarantine)
-                    .await
-                    .map_err(|e| StartError(format!("Gmail label `{quarantine}`: {e}")))?,
-            )
+            Some(mailbox.ensure_label(quarantine).await.map_err(|e| {
+                gmail_failure(format!("Gmail label `{quarantine}`: {e}"), e.is_transient())
+            })?)
         };
         let effects = match (&ledger, dry_run) {
             (Some(ledger), false) => Some(Effects {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Config, ConfigWarning, JobRole, Secret};
+use super::{Config, ConfigWarning, GmailConfig, JobRole, Secret, SecretKey};
 
 /// Jenkins build results a vote may be given for.
 pub const BUILD_RESULTS: [&str; 5] = ["SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED"];
@@ -38,6 +38,16 @@ fn fail<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, KeyE
 /// Validates and normalizes `config` in place, then reads its secrets;
 /// what is accepted but should be fixed goes to `config.warnings`.
 pub fn validate(config: &mut Config) -> Result<(), KeyError> {
+    structure(config)?;
+    for key in SecretKey::ALL {
+        let warning = secret(config, key)?;
+        config.warnings.extend(warning);
+    }
+    Ok(())
+}
+
+/// Validates and normalizes everything but the secrets, reading no file.
+pub fn structure(config: &mut Config) -> Result<(), KeyError> {
     if config.state_dir.as_os_str().is_empty() {
         return fail("state_dir", "must not be empty");
     }
@@ -62,28 +72,7 @@ pub fn validate(config: &mut Config) -> Result<(), KeyError> {
     non_empty(&jenkins.user, "[jenkins] user")?;
     positive(jenkins.timeout, "[jenkins] timeout")?;
 
-    let gmail = &config.gmail;
-    non_empty(&gmail.label, "[gmail] label")?;
-    non_empty(&gmail.quarantine_label, "[gmail] quarantine_label")?;
-    if gmail.label == gmail.quarantine_label {
-        return fail("[gmail] quarantine_label", "must differ from label");
-    }
-    if gmail.poll_interval < Duration::from_secs(1) {
-        return fail("[gmail] poll_interval", "must be at least 1s");
-    }
-    positive(gmail.timeout, "[gmail] timeout")?;
-    if gmail.max_mail_size == 0 {
-        return fail("[gmail] max_mail_size", "must be greater than 0");
-    }
-    if let Some(url) = &gmail.api_base_url {
-        http_url(url, "[gmail] api_base_url")?;
-        if !url.as_str().ends_with('/') {
-            return fail(
-                "[gmail] api_base_url",
-                format!("must end with '/' (the API paths are appended to it): {url}"),
-            );
-        }
-    }
+    gmail(&config.gmail)?;
 
     let concurrency = config.gmail_listener.concurrency;
     if !(1..=64).contains(&concurrency) {
@@ -124,23 +113,60 @@ pub fn validate(config: &mut Config) -> Result<(), KeyError> {
     review(config)?;
     commands(config)?;
     policy(config)?;
-
-    let warnings = &mut config.warnings;
-    let jenkins = &mut config.jenkins;
-    jenkins.resolved_api_token = resolve_secret(
-        "jenkins",
-        ("api_token", &jenkins.api_token),
-        ("api_token_file", &jenkins.api_token_file),
-        warnings,
-    )?;
-    let listener = &mut config.build_listener;
-    listener.resolved_secret = resolve_secret(
-        "build_listener",
-        ("secret", &listener.secret),
-        ("secret_file", &listener.secret_file),
-        warnings,
-    )?;
     Ok(())
+}
+
+/// Validates the `[gmail]` table (all `gmail-listener auth` reads).
+pub fn gmail(gmail: &GmailConfig) -> Result<(), KeyError> {
+    non_empty(&gmail.label, "[gmail] label")?;
+    non_empty(&gmail.quarantine_label, "[gmail] quarantine_label")?;
+    if gmail.label == gmail.quarantine_label {
+        return fail("[gmail] quarantine_label", "must differ from label");
+    }
+    if gmail.poll_interval < Duration::from_secs(1) {
+        return fail("[gmail] poll_interval", "must be at least 1s");
+    }
+    positive(gmail.timeout, "[gmail] timeout")?;
+    if gmail.max_mail_size == 0 {
+        return fail("[gmail] max_mail_size", "must be greater than 0");
+    }
+    if let Some(url) = &gmail.api_base_url {
+        http_url(url, "[gmail] api_base_url")?;
+        if !url.as_str().ends_with('/') {
+            return fail(
+                "[gmail] api_base_url",
+                format!("must end with '/' (the API paths are appended to it): {url}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Reads the secret `key` into `config` (inline or from its file); the
+/// warning for a file that group or others may read is returned.
+pub fn secret(config: &mut Config, key: SecretKey) -> Result<Option<ConfigWarning>, KeyError> {
+    let mut warnings = Vec::new();
+    match key {
+        SecretKey::JenkinsApiToken => {
+            let jenkins = &mut config.jenkins;
+            jenkins.resolved_api_token = resolve_secret(
+                "jenkins",
+                ("api_token", &jenkins.api_token),
+                ("api_token_file", &jenkins.api_token_file),
+                &mut warnings,
+            )?;
+        }
+        SecretKey::BuildListenerSecret => {
+            let listener = &mut config.build_listener;
+            listener.resolved_secret = resolve_secret(
+                "build_listener",
+                ("secret", &listener.secret),
+                ("secret_file", &listener.secret_file),
+                &mut warnings,
+            )?;
+        }
+    }
+    Ok(warnings.pop())
 }
 
 fn jobs(config: &Config) -> Result<(), KeyError> {

@@ -242,8 +242,9 @@ async fn read_secret(path: &Path) -> Result<yup_oauth2::ApplicationSecret, Mailb
         })
 }
 
-/// The `auth` subcommand: runs the consent flow on the terminal and writes
-/// a fresh token cache (mode 0600). The new cache is written next to the old
+/// The `auth` subcommand: runs the consent flow on the terminal (always
+/// with the consent screen, so a refresh token is issued) and writes a
+/// fresh token cache (mode 0600). The new cache is written next to the old
 /// one and renamed over it only once a token was obtained, so a failed or
 /// abandoned run leaves the working cache alone.
 pub async fn authorize(config: &bionicbb_core::config::GmailConfig) -> Result<(), MailboxError> {
@@ -265,6 +266,12 @@ pub async fn authorize(config: &bionicbb_core::config::GmailConfig) -> Result<()
         yup_oauth2::InstalledFlowReturnMethod::Interactive,
     )
     .flow_delegate(Box::new(AskOperator))
+    // `prompt=select_account consent` (with yup-oauth2's `access_type=
+    // offline`): Google issues a refresh token only with a consent, and
+    // skips the consent screen for an account that already granted the
+    // scope, so without it a re-authorization yields a cache without a
+    // refresh token, which stops working within the hour.
+    .force_account_selection(true)
     .persist_tokens_to_disk(&staging)
     .build()
     .await

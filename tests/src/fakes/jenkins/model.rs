@@ -332,6 +332,35 @@ impl Model {
         json!({"_class": "hudson.model.Queue", "discoverableItems": [], "items": items})
     }
 
+    /// The root `api/json`: the controller and its top-level jobs (folder
+    /// contents are not listed at the root, as in Jenkins).
+    pub fn root_json(&self, root: &str) -> Value {
+        let jobs: Vec<Value> = self
+            .jobs
+            .iter()
+            .filter(|(name, _)| !name.contains('/'))
+            .map(|(name, def)| {
+                json!({
+                    "_class": "hudson.model.FreeStyleProject",
+                    "name": name,
+                    "url": format!("{root}{}", job_url(name)),
+                    "color": if def.disabled { "disabled" } else { "blue" },
+                })
+            })
+            .collect();
+        json!({
+            "_class": "hudson.model.Hudson",
+            "mode": "NORMAL",
+            "nodeDescription": "the Jenkins controller",
+            "nodeName": "",
+            "numExecutors": 2,
+            "quietingDown": false,
+            "useSecurity": true,
+            "url": root,
+            "jobs": jobs,
+        })
+    }
+
     /// `job/.../api/json` for a job, with its builds newest first.
     pub fn job_json(&self, job: &str, root: &str) -> Option<Value> {
         let def = self.jobs.get(job)?;

@@ -136,6 +136,10 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
         .map(|(_, v)| v.as_str());
     let get = method == Method::GET;
     match segments.as_slice() {
+        ["api", "json"] if get => {
+            let root = shared.lock().root_json(&shared.root);
+            json_response(apply_tree(root, tree))
+        }
         ["crumbIssuer", "api", "json"] if get => issue_crumb(&shared, &auth, &parts.headers),
         ["queue", "item", id, "api", "json"] if get => {
             let Ok(id) = id.parse::<u64>() else {
