@@ -113,6 +113,7 @@ async fn run(exit_at_end: bool) -> Result<(), String> {
     ));
     say("Next: run it against your own servers");
     detail("copy config.example.toml to /etc/bionicbb/config.toml and fill in its tables");
+    detail("check it: gmail-listener check --online && build-listener check --online");
     detail("then follow the README's \"Installing with systemd\" section");
     if !exit_at_end {
         say("Everything keeps running; Ctrl-C stops the daemons and the fakes.");
