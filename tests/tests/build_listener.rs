@@ -815,6 +815,64 @@ async fn drop_rejection_needs_a_human_plus_one_on_the_current_patch_set() {
 }
 
 #[tokio::test]
+async fn a_failure_that_arrives_after_a_human_verified_the_patch_set_does_not_vote() {
+    let env = env(3).await;
+    let daemon = env.start(0).await;
+    // As gmail-listener sends it: the change as `project~number`.
+    let change = format!("platform/bionic~{}", env.change);
+    let drop = serde_json::to_vec(&json!({"changeid": change, "patchset": 3})).unwrap();
+    // The build failed a minute ago, but its result has not arrived (its
+    // notification was lost: catch-up finds it later). Meanwhile a
+    // reviewer, who knows the failure is a flake, votes Verified+1; the
+    // bot has no -1 to drop yet.
+    env.gerrit.vote(env.change, 3, env.human, "Verified", 1);
+    let (code, _) = env.post("/drop-rejection", drop).await;
+    assert_eq!(code, 202);
+    env.drained().await;
+    assert!(daemon.output().contains("the bot has no negative vote"));
+    let completed_ms = now_ms() - 60_000;
+    let late = edited("05-presubmit-finalized-failure.json", |doc| {
+        doc["build"]["timestamp"] = json!(completed_ms);
+    });
+    let (code, _) = env.post("/", late).await;
+    assert_eq!(code, 202);
+    let reviews = env.reviews(1).await;
+    assert!(
+        message(&reviews[0]).starts_with("bionic-presubmit #1843 checkbuild FAILURE"),
+        "{}",
+        message(&reviews[0])
+    );
+    assert_eq!(
+        labels(&reviews[0]),
+        &Value::Null,
+        "the reviewer's verdict, given after the build finished, stands: {}",
+        message(&reviews[0])
+    );
+    assert!(
+        message(&reviews[0]).contains("Verified+1"),
+        "the message says why: {}",
+        message(&reviews[0])
+    );
+    assert_eq!(env.bot_vote(3), None);
+
+    // A build that finishes after the reviewer's vote (a retry) votes as
+    // usual: the reviewer has not seen that result.
+    let retry = edited("05-presubmit-finalized-failure.json", |doc| {
+        let build = &mut doc["build"];
+        build["number"] = json!(1850);
+        build["queue_id"] = json!(90200);
+        build["timestamp"] = json!(now_ms());
+        build["full_url"] = json!("https://jenkins.example.org/job/bionic-presubmit/1850/");
+        build["url"] = json!("job/bionic-presubmit/1850/");
+    });
+    let (code, _) = env.post("/", retry).await;
+    assert_eq!(code, 202);
+    let reviews = env.reviews(2).await;
+    assert_eq!(labels(&reviews[1]), &json!({"Verified": -1}));
+    assert_eq!(env.bot_vote(3), Some(-1));
+}
+
+#[tokio::test]
 async fn sigterm_exits_zero_and_a_bad_config_exits_non_zero() {
     let env = env(1).await;
     let daemon = env.start(0).await;
@@ -1131,4 +1189,11 @@ async fn an_older_build_reported_after_a_newer_one_does_not_replace_its_vote() {
         message(&reviews[1])
     );
     assert_eq!(env.bot_vote(3), Some(-1), "the newer build's vote stands");
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }

@@ -75,6 +75,15 @@ pub fn newer_build(newer: u64) -> String {
     )
 }
 
+/// Appended to a failure whose result arrived after a reviewer voted
+/// `label`+1 on the patch set: the reviewer's verdict stands.
+pub fn human_verified_first(label: &str) -> String {
+    format!(
+        "A reviewer voted {label}+1 on this patch set after this build finished, before its \
+         result arrived, so bionicbb did not vote."
+    )
+}
+
 /// Appended to a result for a change that is merged or abandoned: Gerrit
 /// refuses votes there, the result is posted without one.
 pub fn closed_change(status: ChangeStatus) -> String {

@@ -179,6 +179,10 @@ pub enum Withheld {
     /// A newer build of the same job on the same patch set (build
     /// `number`) has its own review, whose vote stands.
     NewerBuild { number: u64 },
+    /// A negative vote whose build finished before a human voted positive
+    /// on the patch set (its result arrived late): the human's verdict,
+    /// given after the build, stands.
+    HumanVerified,
 }
 
 /// The review exactly as it is posted.
@@ -220,6 +224,9 @@ pub fn finalize(plan: &PlannedReview, current_patch_set: u32, status: ChangeStat
         Some(Withheld::NewerBuild { number }) => {
             format!("{}\n\n{}", plan.message, messages::newer_build(number))
         }
+        Some(Withheld::HumanVerified) => {
+            format!("{}\n\n{}", plan.message, human_verified_note(plan))
+        }
     };
     FinalReview {
         change: plan.change.clone(),
@@ -248,6 +255,37 @@ impl FinalReview {
         }
         self
     }
+
+    /// The review of a build that finished before a human voted positive
+    /// on its patch set: a negative vote is left out (the human has
+    /// already overruled it, as `/drop-rejection` would have), any other
+    /// is kept.
+    pub fn withhold_for_human_verdict(mut self) -> FinalReview {
+        let negative = self.label.as_ref().is_some_and(|(_, value)| *value < 0);
+        if self.withheld.is_none() && negative {
+            let (label, _) = self.label.take().unwrap_or_default();
+            self.withheld = Some(Withheld::HumanVerified);
+            self.message = format!(
+                "{}\n\n{}",
+                self.message,
+                messages::human_verified_first(&label)
+            );
+        }
+        self
+    }
+}
+
+fn human_verified_note(plan: &PlannedReview) -> String {
+    let label = plan.label.as_ref().map(|(l, _)| l.as_str()).unwrap_or("");
+    messages::human_verified_first(label)
+}
+
+/// True when an account other than the bot voted positive: a human took
+/// responsibility for the patch set.
+pub fn human_voted_positive(votes: &[ApprovalLike], bot_account_id: u64) -> bool {
+    votes
+        .iter()
+        .any(|v| v.account_id != bot_account_id && v.value > 0)
 }
 
 /// A `/drop-rejection` request: drop the bot's negative vote on this patch set.
@@ -370,10 +408,7 @@ pub fn drop_rejection_decision(votes: &[ApprovalLike], bot_account_id: u64) -> D
             reason: "the bot has no negative vote on this patch set".into(),
         };
     }
-    let human_positive = votes
-        .iter()
-        .any(|v| v.account_id != bot_account_id && v.value > 0);
-    if !human_positive {
+    if !human_voted_positive(votes, bot_account_id) {
         return DropDecision::Nothing {
             reason: "no human has voted +1 on this patch set".into(),
         };

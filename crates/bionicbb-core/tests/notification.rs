@@ -325,6 +325,34 @@ fn a_vote_after_a_newer_builds_review_is_withheld_once() {
 }
 
 #[test]
+fn only_a_negative_vote_gives_way_to_a_human_verdict() {
+    let failure = post(plan(
+        &event("05-presubmit-finalized-failure.json"),
+        &config(),
+    ));
+    let late = finalize(&failure, 3, ChangeStatus::New).withhold_for_human_verdict();
+    assert_eq!(late.label, None);
+    assert_eq!(late.withheld, Some(Withheld::HumanVerified));
+    assert_eq!(
+        late.message,
+        format!(
+            "{}\n\nA reviewer voted Verified+1 on this patch set after this build finished, \
+             before its result arrived, so bionicbb did not vote.",
+            failure.message
+        )
+    );
+    // A success keeps its +1; a review already without a vote is unchanged.
+    let success = post(plan(
+        &event("04-presubmit-finalized-success.json"),
+        &config(),
+    ));
+    let kept = finalize(&success, 3, ChangeStatus::New);
+    assert_eq!(kept.clone().withhold_for_human_verdict(), kept);
+    let stale = finalize(&failure, 4, ChangeStatus::New);
+    assert_eq!(stale.clone().withhold_for_human_verdict(), stale);
+}
+
+#[test]
 fn link_base_then_full_url_then_relative_url() {
     let success = event("04-presubmit-finalized-success.json");
     let p = post(plan(

@@ -7,7 +7,7 @@
 //! one that counts. Re-running the decision is idempotent (once the vote is
 //! 0 there is nothing to drop), so a retried item needs no look-back.
 
-use bionicbb_core::gerrit::QueryOption;
+use bionicbb_core::gerrit::{ChangeInfo, QueryOption};
 use bionicbb_core::ledger::OutboxItem;
 use bionicbb_core::messages;
 use bionicbb_core::review::{self, ApprovalLike, DropDecision, FinalReview, TAG};
@@ -57,20 +57,7 @@ impl Worker {
             return nothing(format!("nothing done: the change is {:?}", change.status));
         }
         let label = &self.config.review.label;
-        let votes: Vec<ApprovalLike> = change
-            .labels
-            .get(label)
-            .map(|l| {
-                l.all
-                    .iter()
-                    .map(|a| ApprovalLike {
-                        account_id: a.account_id,
-                        email: a.email.clone(),
-                        value: a.value.unwrap_or(0),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let votes = label_votes(&change, label);
         match review::drop_rejection_decision(&votes, bot) {
             DropDecision::Nothing { reason } => nothing(format!("nothing done: {reason}")),
             DropDecision::Drop => {
@@ -93,4 +80,23 @@ impl Worker {
             }
         }
     }
+}
+
+/// Every account's vote on `label`, as Gerrit reports it with
+/// `DETAILED_LABELS` (on the current patch set).
+pub(crate) fn label_votes(change: &ChangeInfo, label: &str) -> Vec<ApprovalLike> {
+    change
+        .labels
+        .get(label)
+        .map(|l| {
+            l.all
+                .iter()
+                .map(|a| ApprovalLike {
+                    account_id: a.account_id,
+                    email: a.email.clone(),
+                    value: a.value.unwrap_or(0),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

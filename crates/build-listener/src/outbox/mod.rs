@@ -45,7 +45,7 @@ use bionicbb_core::review::{self, FinalReview};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use crate::payload::{KIND_DROP, KIND_REVIEW, ReviewPayload};
+use crate::payload::{DropPayload, KIND_DROP, KIND_REVIEW, ReviewPayload};
 use crate::{in_doubt, with_ledger};
 
 mod conclude;
@@ -254,6 +254,27 @@ impl Worker {
             .max())
     }
 
+    /// True when a `/drop-rejection` request for this review's patch set
+    /// came (and was handled, in the change's order) after the build
+    /// completed: a human may have voted on the patch set before its result
+    /// arrived (the notification was lost and catch-up found it late).
+    async fn dropped_after_completion(
+        &self,
+        item: &OutboxItem,
+        payload: &ReviewPayload,
+    ) -> Result<bool, String> {
+        let Some(completed_ms) = payload.completed_at_ms else {
+            return Ok(false);
+        };
+        let (key, id) = (item.order_key.clone(), item.id);
+        let drops = with_ledger(&self.ledger, move |l| l.siblings(&key, KIND_DROP, id)).await?;
+        Ok(drops
+            .iter()
+            .filter(|d| d.id < item.id && d.created_at.saturating_mul(1000) >= completed_ms)
+            .filter_map(|d| DropPayload::from_value(&d.payload).ok())
+            .any(|d| d.patch_set == payload.patch_set))
+    }
+
     /// Posts (or finds already posted) one planned review.
     async fn review(&self, item: &OutboxItem) -> Outcome {
         let (payload, plan) = match ReviewPayload::from_value(&item.payload) {
@@ -261,9 +282,18 @@ impl Worker {
             Err(e) => return Outcome::Failed(e),
         };
         let look_back = item.may_have_landed();
+        let negative = plan.label.as_ref().is_some_and(|(_, value)| *value < 0);
+        let human_first = negative
+            && match self.dropped_after_completion(item, &payload).await {
+                Ok(dropped) => dropped,
+                Err(e) => return Outcome::Retry(ledger_error(e)),
+            };
         let mut options = vec![QueryOption::CurrentRevision];
         if look_back {
             options.push(QueryOption::Messages);
+        }
+        if human_first {
+            options.push(QueryOption::DetailedLabels);
         }
         let change = match self.gerrit.change(&plan.change, &options).await {
             Ok(change) => change,
@@ -279,12 +309,16 @@ impl Worker {
         match self.newer_build(item, &payload).await {
             Ok(Some(newer)) => review = review.withhold_for_newer_build(newer),
             Ok(None) => {}
-            Err(e) => {
-                return Outcome::Retry(ApiError::new(
-                    Service::BuildListener,
-                    ErrorKind::Transient,
-                    format!("ledger: {e}"),
-                ));
+            Err(e) => return Outcome::Retry(ledger_error(e)),
+        }
+        if human_first {
+            let bot = match self.bot_id().await {
+                Ok(bot) => bot,
+                Err(e) => return Outcome::from_error(e),
+            };
+            let votes = crate::drop::label_votes(&change, &self.config.review.label);
+            if review::human_voted_positive(&votes, bot) {
+                review = review.withhold_for_human_verdict();
             }
         }
         if look_back {
@@ -396,3 +430,12 @@ fn describe(item: &OutboxItem) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// A ledger failure while deciding a post: a passing fault, retried.
+fn ledger_error(e: String) -> ApiError {
+    ApiError::new(
+        Service::BuildListener,
+        ErrorKind::Transient,
+        format!("ledger: {e}"),
+    )
+}
