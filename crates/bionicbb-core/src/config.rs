@@ -7,7 +7,9 @@
 //! contents, minus the trailing newline, are the secret), never both; files
 //! are read once, at load time (64 KiB at most). A secret file that group or
 //! others can read is a [`ConfigWarning`], which the daemon logs once its
-//! logging is set up. `config.example.toml` documents every key.
+//! logging is set up. A file key written `"credential:NAME"` names a file
+//! systemd hands over with `LoadCredential=` (see [`credential`]).
+//! `config.example.toml` documents every key.
 //!
 //! A TOML error reads `FILE: line L, column C: [section] key: what is
 //! wrong`, without quoting the line (it may hold a secret). Validation runs
@@ -17,6 +19,7 @@
 //! trusted addresses are lowercased (a leading `@` is dropped), `notify` is
 //! uppercased, skip prefixes lose their slashes at either end.
 
+pub mod credential;
 mod defaults;
 mod toml_error;
 mod validate;
@@ -345,15 +348,26 @@ impl Config {
     }
 
     /// Parses and validates `text`, reading the secret files it names;
-    /// `path` names the file in errors.
+    /// `path` names the file in errors. `credential:NAME` values are looked
+    /// up in `$CREDENTIALS_DIRECTORY`.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Self::parse_with_credentials(text, path, credential::directory().as_deref())
+    }
+
+    /// [`Config::parse`] with `credential:NAME` values looked up in
+    /// `credentials` (`None`: such values are errors).
+    pub fn parse_with_credentials(
+        text: &str,
+        path: &Path,
+        credentials: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
         let err = |message: String| ConfigError {
             path: path.to_path_buf(),
             message,
         };
         let mut config: Config =
             toml::from_str(text).map_err(|e| err(toml_error::describe(text, &e)))?;
-        validate::validate(&mut config).map_err(|e| err(e.to_string()))?;
+        validate::validate(&mut config, credentials).map_err(|e| err(e.to_string()))?;
         Ok(config)
     }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Config, ConfigWarning, JobRole, Secret};
+use super::{Config, ConfigWarning, JobRole, Secret, credential};
 
 /// Jenkins build results a vote may be given for.
 pub const BUILD_RESULTS: [&str; 5] = ["SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED"];
@@ -35,9 +35,10 @@ fn fail<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, KeyE
     })
 }
 
-/// Validates and normalizes `config` in place, then reads its secrets;
-/// what is accepted but should be fixed goes to `config.warnings`.
-pub fn validate(config: &mut Config) -> Result<(), KeyError> {
+/// Validates and normalizes `config` in place, resolves its
+/// `credential:NAME` paths in `credentials`, then reads its secrets; what
+/// is accepted but should be fixed goes to `config.warnings`.
+pub fn validate(config: &mut Config, credentials: Option<&Path>) -> Result<(), KeyError> {
     if config.state_dir.as_os_str().is_empty() {
         return fail("state_dir", "must not be empty");
     }
@@ -124,6 +125,7 @@ pub fn validate(config: &mut Config) -> Result<(), KeyError> {
     review(config)?;
     commands(config)?;
     policy(config)?;
+    credential_paths(config, credentials)?;
 
     let warnings = &mut config.warnings;
     let jenkins = &mut config.jenkins;
@@ -131,15 +133,47 @@ pub fn validate(config: &mut Config) -> Result<(), KeyError> {
         "jenkins",
         ("api_token", &jenkins.api_token),
         ("api_token_file", &jenkins.api_token_file),
-        warnings,
+        (warnings, credentials),
     )?;
     let listener = &mut config.build_listener;
     listener.resolved_secret = resolve_secret(
         "build_listener",
         ("secret", &listener.secret),
         ("secret_file", &listener.secret_file),
-        warnings,
+        (warnings, credentials),
     )?;
+    Ok(())
+}
+
+/// Replaces each `credential:NAME` file key by its path in `credentials`.
+/// The Gmail token cache is written by the daemon, so it cannot be one
+/// (systemd's copies are read-only).
+fn credential_paths(config: &mut Config, credentials: Option<&Path>) -> Result<(), KeyError> {
+    let resolve = |path: &mut PathBuf, key: &str| -> Result<(), KeyError> {
+        *path = credential::resolve(path, credentials).or_else(|message| fail(key, message))?;
+        Ok(())
+    };
+    if let Some(path) = &mut config.gerrit.netrc {
+        resolve(path, "[gerrit] netrc")?;
+    }
+    if let Some(path) = &mut config.jenkins.api_token_file {
+        resolve(path, "[jenkins] api_token_file")?;
+    }
+    if let Some(path) = &mut config.build_listener.secret_file {
+        resolve(path, "[build_listener] secret_file")?;
+    }
+    let gmail = &mut config.gmail;
+    resolve(&mut gmail.client_secret_file, "[gmail] client_secret_file")?;
+    if let Some(path) = &mut gmail.bearer_token_file {
+        resolve(path, "[gmail] bearer_token_file")?;
+    }
+    if credential::name(&gmail.token_cache_file).is_some() {
+        return fail(
+            "[gmail] token_cache_file",
+            "the daemon writes the token cache, and credentials are read-only: \
+             give a path in the state directory",
+        );
+    }
     Ok(())
 }
 
@@ -328,7 +362,7 @@ fn resolve_secret(
     section: &str,
     inline: (&str, &Option<Secret>),
     file: (&str, &Option<PathBuf>),
-    warnings: &mut Vec<ConfigWarning>,
+    (warnings, credentials): (&mut Vec<ConfigWarning>, Option<&Path>),
 ) -> Result<Secret, KeyError> {
     let (inline_key, inline) = inline;
     let (file_key, file) = file;
@@ -350,7 +384,9 @@ fn resolve_secret(
         (None, Some(path)) => {
             let key = format!("[{section}] {file_key}");
             let secret = read_secret_file(path).or_else(|message| fail(&key, message))?;
-            warnings.extend(open_file_warning(&key, path));
+            if !credential::is_loaded(path, credentials) {
+                warnings.extend(open_file_warning(&key, path));
+            }
             Ok(secret)
         }
     }
