@@ -176,3 +176,65 @@ async fn secrets_are_read_from_the_credentials_directory_systemd_gives() {
     assert_eq!(w.builds().len(), 1, "{output}");
     assert!(!output.contains("WARN"), "{output}");
 }
+
+/// The units do not restart a daemon that exits 2
+/// (`RestartPreventExitStatus=2`): that status is kept for what the
+/// operator must fix; a fault that may pass exits 1, and is restarted.
+#[tokio::test]
+async fn build_listener_exits_2_for_what_the_operator_must_fix_and_1_for_a_passing_fault() {
+    bionicbb_core::tls::install_crypto_provider();
+    let gerrit = GerritFake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = Setup::build_listener(dir.path(), gerrit.url().as_str(), port, SECRET)
+        .write_config()
+        .display()
+        .to_string();
+
+    let (status, output) = Daemon::spawn("build-listener", &["--config", &config])
+        .wait(WAIT)
+        .await;
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(output.contains("cannot listen on 127.0.0.1:"), "{output}");
+
+    let netrc = dir.path().join("netrc");
+    std::fs::write(&netrc, "machine elsewhere.example login bot password pw\n").unwrap();
+    let (status, output) = Daemon::spawn("build-listener", &["--config", &config])
+        .wait(WAIT)
+        .await;
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(
+        output.contains("the netrc file has no entry for 127.0.0.1"),
+        "{output}"
+    );
+    drop(taken);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gmail_listener_exits_2_for_a_missing_label_and_1_when_gmail_is_down_at_start() {
+    let w = World::new().await;
+    let config = w.config_arg();
+    w.gmail
+        .faults()
+        .fail_next(None, "/labels", 100, Fault::status(503, "backend error"));
+    let (status, output) = Daemon::spawn("gmail-listener", &["--config", &config, "--once"])
+        .wait(RUN)
+        .await;
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(output.contains("cannot start: Gmail label `gerrit`"), "{output}");
+    w.gmail.faults().clear();
+
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    let absent = text.replacen("label = \"gerrit\"", "label = \"absent\"", 1);
+    assert_ne!(absent, text);
+    std::fs::write(&w.config, absent).unwrap();
+    let (status, output) = Daemon::spawn("gmail-listener", &["--config", &config, "--once"])
+        .wait(RUN)
+        .await;
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(
+        output.contains("the Gmail label `absent` does not exist"),
+        "{output}"
+    );
+}

@@ -1,31 +1,15 @@
 //! build-listener: turns Jenkins build notifications into Gerrit reviews.
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bionicbb_core::runtime::SetupError;
+use build_listener::cli::Cli;
 use build_listener::outbox::Settings;
 use clap::Parser;
 
-/// Receives Jenkins Notification-plugin documents and votes on Gerrit.
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    /// Configuration file.
-    #[arg(long, env = "BIONICBB_CONFIG", default_value = bionicbb_core::config::DEFAULT_PATH)]
-    config: PathBuf,
-    /// Delay before the first retry of an outbox item, in milliseconds
-    /// (default 2000); for tests.
-    #[arg(long, env = "BIONICBB_OUTBOX_BASE_DELAY_MS", hide = true)]
-    outbox_base_delay_ms: Option<u64>,
-    /// How long after the listener gave up on a post Gerrit may still apply
-    /// it, in milliseconds (default 30000); for tests.
-    #[arg(long, env = "BIONICBB_OUTBOX_SETTLE_MS", hide = true)]
-    outbox_settle_ms: Option<u64>,
-}
-
 fn main() -> ExitCode {
     bionicbb_core::tls::install_crypto_provider();
-    let args = Args::parse();
+    let args = Cli::parse();
     let config = match bionicbb_core::config::Config::load(&args.config) {
         Ok(config) => config,
         Err(e) => {
@@ -52,7 +36,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("build-listener: {e:#}");
-            ExitCode::FAILURE
+            // A client the configuration cannot make (no netrc entry for the
+            // Gerrit host) is the operator's to fix, like a configuration
+            // error: 2, which the unit does not restart. Anything else
+            // (the port taken, the ledger unavailable) may pass: 1.
+            if e.downcast_ref::<SetupError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -139,7 +139,7 @@ async fn run_listener(
         Ok(l) => l,
         Err(e) => {
             tracing::error!("cannot start: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(e.exit_code());
         }
     };
     tracing::info!(once, dry_run, "gmail-listener started");

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bionicbb_core::config::Config;
+use bionicbb_core::error::ApiError;
 use bionicbb_core::gerrit::GerritClient;
 use bionicbb_core::ledger::{self, Ledger, metric_names as names};
 use bionicbb_core::timefmt;
@@ -25,7 +26,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::effects::Effects;
-use crate::gmail::Mailbox;
+use crate::gmail::{Mailbox, MailboxError};
 use crate::health::{Health, PollStatus};
 
 /// How long a mail hit by passing faults (a Gerrit, Jenkins or
@@ -147,8 +148,46 @@ pub struct Listener {
 
 /// A start-up failure; the message says what to fix.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(pub String);
+#[error("{message}")]
+pub struct StartError {
+    pub message: String,
+    /// A fault that may pass by itself (Gmail or the ledger unavailable):
+    /// starting again may work. Otherwise the operator must fix something.
+    pub passing: bool,
+}
+
+impl StartError {
+    /// A failure the operator must fix (credentials, a missing label).
+    pub fn fix(message: impl Into<String>) -> StartError {
+        StartError {
+            message: message.into(),
+            passing: false,
+        }
+    }
+
+    /// A failure that may pass by itself.
+    pub fn passing(message: impl Into<String>) -> StartError {
+        StartError {
+            message: message.into(),
+            passing: true,
+        }
+    }
+
+    /// A failed Gmail call, passing or not as its error says.
+    fn gmail(context: String, e: ApiError) -> StartError {
+        StartError {
+            passing: e.is_transient(),
+            message: format!("{context}: {e}"),
+        }
+    }
+
+    /// The exit status: 2 (as for a configuration error) when the operator
+    /// must fix something, which the units do not restart
+    /// (`RestartPreventExitStatus=2`), else 1.
+    pub fn exit_code(&self) -> u8 {
+        if self.passing { 1 } else { 2 }
+    }
+}
 
 impl Listener {
     /// Opens the ledger and the clients and resolves the labels. The Gmail
@@ -159,33 +198,36 @@ impl Listener {
         let ledger = if dry_run && !ledger_path.exists() {
             None
         } else {
-            Some(Ledger::open(&ledger_path).map_err(|e| StartError(format!("ledger: {e}")))?)
+            Some(Ledger::open(&ledger_path).map_err(|e| StartError::passing(format!("ledger: {e}")))?)
         };
         // A mail left in hand by a process that died is counted first.
         let in_hand = match (&ledger, dry_run) {
             (Some(ledger), false) => {
                 let state_dir = ledger_path.parent().unwrap_or(std::path::Path::new("."));
-                Some(in_hand::recover(state_dir, ledger).map_err(StartError)?)
+                Some(in_hand::recover(state_dir, ledger).map_err(StartError::passing)?)
             }
             _ => None,
         };
         let gerrit = bionicbb_core::runtime::gerrit_client(&config)
-            .map_err(|e| StartError(e.to_string()))?;
+            .map_err(|e| StartError::fix(e.to_string()))?;
         let jenkins = bionicbb_core::runtime::jenkins_client(&config)
-            .map_err(|e| StartError(e.to_string()))?;
+            .map_err(|e| StartError::fix(e.to_string()))?;
         let http = bionicbb_core::http::client(
             bionicbb_core::error::Service::BuildListener,
             config.gerrit.timeout,
             false,
         )
-        .map_err(|e| StartError(format!("HTTP client: {e}")))?;
+        .map_err(|e| StartError::fix(format!("HTTP client: {e}")))?;
         let mailbox = Mailbox::from_config(&config.gmail)
             .await
-            .map_err(|e| StartError(e.to_string()))?;
+            .map_err(|e| match e {
+                MailboxError::Api(e) => StartError::gmail("Gmail".into(), e),
+                other => StartError::fix(other.to_string()),
+            })?;
         let label_id = mailbox
             .label_id(&config.gmail.label)
             .await
-            .map_err(|e| StartError(format!("Gmail label `{}`: {e}", config.gmail.label)))?;
+            .map_err(|e| StartError::gmail(format!("Gmail label `{}`", config.gmail.label), e))?;
         let quarantine = &config.gmail.quarantine_label;
         let quarantine_id = if dry_run {
             mailbox.label_id(quarantine).await.ok()
@@ -194,7 +236,7 @@ impl Listener {
                 mailbox
                     .ensure_label(quarantine)
                     .await
-                    .map_err(|e| StartError(format!("Gmail label `{quarantine}`: {e}")))?,
+                    .map_err(|e| StartError::gmail(format!("Gmail label `{quarantine}`"), e))?,
             )
         };
         let effects = match (&ledger, dry_run) {
