@@ -177,7 +177,10 @@ fn maintainer_scripts_are_executable_shell_that_parses() {
     }
     // The account comes from the sysusers file the package installs.
     let postinst = std::fs::read_to_string(dir.join("postinst")).unwrap();
-    assert!(postinst.contains("systemd-sysusers bionicbb.conf"), "{postinst}");
+    assert!(
+        postinst.contains("systemd-sysusers bionicbb.conf"),
+        "{postinst}"
+    );
 }
 
 /// `docker build` needs an engine this machine does not have; the recipe
@@ -191,7 +194,10 @@ fn the_container_recipe_builds_both_daemons_and_runs_unprivileged() {
         .lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with(' ') && !l.trim().is_empty())
         .collect();
-    let from: Vec<&&str> = instructions.iter().filter(|l| l.starts_with("FROM ")).collect();
+    let from: Vec<&&str> = instructions
+        .iter()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
     assert_eq!(from.len(), 2, "{from:?}");
     assert!(from[0].ends_with(" AS build"), "{from:?}");
     assert!(
@@ -203,13 +209,24 @@ fn the_container_recipe_builds_both_daemons_and_runs_unprivileged() {
         .rev()
         .find_map(|l| l.strip_prefix("USER "))
         .expect("USER");
-    let uid: u32 = user.split(':').next().unwrap().parse().expect("numeric uid");
+    let uid: u32 = user
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("numeric uid");
     assert_ne!(uid, 0);
-    assert!(text.contains("CREDENTIALS_DIRECTORY=/run/secrets"), "{text}");
+    assert!(
+        text.contains("CREDENTIALS_DIRECTORY=/run/secrets"),
+        "{text}"
+    );
     for line in instructions.iter().filter(|l| l.starts_with("COPY ")) {
         if line.contains("--from=") {
             for daemon in ["gmail-listener", "build-listener"] {
-                assert!(line.contains(&format!("/target/release/{daemon}")), "{line}");
+                assert!(
+                    line.contains(&format!("/target/release/{daemon}")),
+                    "{line}"
+                );
             }
             continue;
         }

@@ -126,7 +126,9 @@ async fn gmail_listener_is_ready_before_its_first_poll_and_tells_what_it_did() {
     assert_eq!(w.builds().len(), 1, "{output}");
     let received = notify.drain().to_vec();
     let ready = received.iter().position(|m| m == "READY=1");
-    let first = received.iter().position(|m| m.starts_with("STATUS=polled "));
+    let first = received
+        .iter()
+        .position(|m| m.starts_with("STATUS=polled "));
     assert!(
         matches!((ready, first), (Some(r), Some(p)) if r < p),
         "{received:?}"
@@ -222,7 +224,10 @@ async fn gmail_listener_exits_2_for_a_missing_label_and_1_when_gmail_is_down_at_
         .wait(RUN)
         .await;
     assert_eq!(status.code(), Some(1), "{output}");
-    assert!(output.contains("cannot start: Gmail label `gerrit`"), "{output}");
+    assert!(
+        output.contains("cannot start: Gmail label `gerrit`"),
+        "{output}"
+    );
     w.gmail.faults().clear();
 
     let text = std::fs::read_to_string(&w.config).unwrap();

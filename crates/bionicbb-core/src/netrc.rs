@@ -202,7 +202,10 @@ pub fn credentials_for(path: Option<&Path>, host: &str) -> Result<Option<Credent
     };
     let text = std::fs::read_to_string(&path).map_err(read_err)?;
     // systemd's copy of a credential has the mode systemd chose.
-    if !crate::config::credential::is_loaded(&path, crate::config::credential::directory().as_deref()) {
+    if !crate::config::credential::is_loaded(
+        &path,
+        crate::config::credential::directory().as_deref(),
+    ) {
         warn_if_open(&path);
     }
     let netrc = Netrc::parse(&text).map_err(|e| NetrcError::Syntax {

@@ -36,7 +36,10 @@ secret_file = "credential:build-listener-secret"
 fn credentials_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (name, text) in [
-        ("netrc", "machine review.example.org login bot password pw\n"),
+        (
+            "netrc",
+            "machine review.example.org login bot password pw\n",
+        ),
         ("jenkins-api-token", "jenkins-credential-token\n"),
         ("client_secret.json", "{}\n"),
         ("gmail-bearer-token", "bearer\n"),

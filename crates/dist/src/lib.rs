@@ -18,7 +18,11 @@ pub const DAEMONS: [&str; 2] = ["build-listener", "gmail-listener"];
 /// The shells completions are made for, and where each looks for them
 /// under `contrib/completions/` (the package's destinations follow the
 /// same names).
-const SHELLS: [(Shell, &str); 3] = [(Shell::Bash, "bash"), (Shell::Zsh, "zsh"), (Shell::Fish, "fish")];
+const SHELLS: [(Shell, &str); 3] = [
+    (Shell::Bash, "bash"),
+    (Shell::Zsh, "zsh"),
+    (Shell::Fish, "fish"),
+];
 
 /// One generated file: its path under `contrib/`, and its contents.
 pub struct Generated {
@@ -89,7 +93,11 @@ fn page(cmd: Command, extra: Option<String>) -> std::io::Result<Generated> {
 /// What a daemon's page says beyond its options: exit status, environment,
 /// files and related pages, in roff.
 pub fn extra_sections(name: &str) -> String {
-    let other = DAEMONS.iter().find(|d| **d != name).copied().unwrap_or(name);
+    let other = DAEMONS
+        .iter()
+        .find(|d| **d != name)
+        .copied()
+        .unwrap_or(name);
     format!(
         r#".SH "EXIT STATUS"
 .TP

@@ -109,14 +109,21 @@ fn completions_leave_hidden_options_out() {
             );
         }
     }
-    assert!(hidden.contains(&"outbox-settle-ms".to_string()), "{hidden:?}");
+    assert!(
+        hidden.contains(&"outbox-settle-ms".to_string()),
+        "{hidden:?}"
+    );
     for file in all().unwrap() {
         if !file.path.starts_with("completions") {
             continue;
         }
         let text = String::from_utf8(file.contents).unwrap();
         for long in &hidden {
-            assert!(!text.contains(long.as_str()), "{long} in {}", file.path.display());
+            assert!(
+                !text.contains(long.as_str()),
+                "{long} in {}",
+                file.path.display()
+            );
         }
     }
 }

@@ -198,7 +198,10 @@ impl Listener {
         let ledger = if dry_run && !ledger_path.exists() {
             None
         } else {
-            Some(Ledger::open(&ledger_path).map_err(|e| StartError::passing(format!("ledger: {e}")))?)
+            Some(
+                Ledger::open(&ledger_path)
+                    .map_err(|e| StartError::passing(format!("ledger: {e}")))?,
+            )
         };
         // A mail left in hand by a process that died is counted first.
         let in_hand = match (&ledger, dry_run) {
@@ -436,10 +439,15 @@ mod tests {
         };
         let line = report.status_line(1_700_000_000, Some(1_700_000_015));
         assert!(
-            line.starts_with("polled 2023-11-14 22:13:20 UTC: cannot list the label: Gmail: HTTP 503 xx"),
+            line.starts_with(
+                "polled 2023-11-14 22:13:20 UTC: cannot list the label: Gmail: HTTP 503 xx"
+            ),
             "{line}"
         );
-        assert!(line.ends_with("...; next poll 2023-11-14 22:13:35 UTC"), "{line}");
+        assert!(
+            line.ends_with("...; next poll 2023-11-14 22:13:35 UTC"),
+            "{line}"
+        );
         assert!(line.len() < 260, "{line}");
     }
 

@@ -91,7 +91,10 @@ mod tests {
         let path = resolve(Path::new("credential:netrc"), Some(dir.path())).unwrap();
         assert_eq!(path, dir.path().join("netrc"));
         assert!(is_loaded(&path, Some(dir.path())));
-        assert!(!is_loaded(Path::new("/etc/bionicbb/netrc"), Some(dir.path())));
+        assert!(!is_loaded(
+            Path::new("/etc/bionicbb/netrc"),
+            Some(dir.path())
+        ));
         assert!(!is_loaded(&path, None));
     }
 
@@ -116,9 +119,17 @@ mod tests {
     #[test]
     fn names_that_are_not_file_names_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        for bad in ["credential:", "credential:..", "credential:.", "credential:a/b"] {
+        for bad in [
+            "credential:",
+            "credential:..",
+            "credential:.",
+            "credential:a/b",
+        ] {
             let err = resolve(Path::new(bad), Some(dir.path())).unwrap_err();
-            assert!(err.contains("a credential name is a file name"), "{bad}: {err}");
+            assert!(
+                err.contains("a credential name is a file name"),
+                "{bad}: {err}"
+            );
         }
     }
 }
