@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use bionicbb_core::config::Config;
 use bionicbb_tests::harness::binary;
 
 const DAEMONS: [&str; 2] = ["build-listener", "gmail-listener"];
@@ -121,33 +122,44 @@ fn units_restart_only_what_may_pass_and_are_hardened() {
     assert_eq!(one(&gmail, "TimeoutStartSec", "gmail-listener"), "6min");
 }
 
-/// Each unit loads the secrets its daemon reads, and the example
-/// configuration's `credential:NAME` values are among them.
+/// Both units load the same secrets, those `config.example.toml` names as
+/// credentials: the configuration is shared, and a `credential:NAME` it
+/// names must be there for either daemon to load it.
 #[test]
 fn units_load_the_credentials_the_example_configuration_names() {
-    let build = loaded_credentials(
-        &settings(&unit_text("build-listener"), "Service"),
-        "build-listener",
-    );
-    let gmail = loaded_credentials(
-        &settings(&unit_text("gmail-listener"), "Service"),
-        "gmail-listener",
-    );
-    let shared = ["netrc", "jenkins-api-token", "build-listener-secret"];
-    assert_eq!(build, shared.map(String::from).into());
-    let mut with_client = shared.to_vec();
-    with_client.push("client_secret.json");
-    assert_eq!(gmail, with_client.into_iter().map(String::from).collect());
-
+    let expected: BTreeSet<String> = [
+        "netrc",
+        "jenkins-api-token",
+        "build-listener-secret",
+        "client_secret.json",
+    ]
+    .map(String::from)
+    .into();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.example.toml");
-    let text = std::fs::read_to_string(example).unwrap();
+    let text = std::fs::read_to_string(&example).unwrap();
     let named: BTreeSet<String> = text
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
         .filter_map(|l| l.split_once("\"credential:"))
         .map(|(_, rest)| rest.split('"').next().unwrap().to_string())
         .collect();
-    assert_eq!(named, gmail, "credentials named by config.example.toml");
+    assert_eq!(named, expected, "credentials named by config.example.toml");
+    for daemon in DAEMONS {
+        let loaded = loaded_credentials(&settings(&unit_text(daemon), "Service"), daemon);
+        assert_eq!(loaded, expected, "{daemon}");
+        // The example loads with exactly what the unit hands over.
+        let dir = tempfile::tempdir().unwrap();
+        for name in &loaded {
+            let body = match name.as_str() {
+                "netrc" => "default login bot password pw\n",
+                "client_secret.json" => "{}\n",
+                _ => "a-secret\n",
+            };
+            std::fs::write(dir.path().join(name), body).unwrap();
+        }
+        let config = Config::parse_with_credentials(&text, &example, Some(dir.path()));
+        assert!(config.is_ok(), "{daemon}: {}", config.unwrap_err());
+    }
 }
 
 fn have_systemd_analyze() -> bool {
