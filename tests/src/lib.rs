@@ -8,4 +8,5 @@ pub mod fakes;
 pub mod fault;
 pub mod harness;
 pub mod mailgen;
+pub mod notify;
 pub mod world;

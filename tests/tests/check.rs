@@ -89,11 +89,26 @@ impl Env {
     /// Runs `DAEMON --config FILE check [--online]`: the exit code and
     /// everything printed.
     async fn check(&self, daemon: &str, online: bool) -> (i32, String) {
+        self.check_with_credentials(daemon, online, None).await
+    }
+
+    /// [`Env::check`] with `$CREDENTIALS_DIRECTORY` set to `credentials`,
+    /// or unset.
+    async fn check_with_credentials(
+        &self,
+        daemon: &str,
+        online: bool,
+        credentials: Option<&Path>,
+    ) -> (i32, String) {
         let mut cmd = tokio::process::Command::new(binary(daemon));
         cmd.arg("--config").arg(&self.config).arg("check");
         if online {
             cmd.arg("--online");
         }
+        match credentials {
+            Some(dir) => cmd.env("CREDENTIALS_DIRECTORY", dir),
+            None => cmd.env_remove("CREDENTIALS_DIRECTORY"),
+        };
         let out = cmd.env("RUST_LOG", "warn").output().await.unwrap();
         let text = format!(
             "{}{}",
@@ -289,6 +304,62 @@ async fn an_invalid_configuration_is_one_failure_naming_the_file_and_key() {
         );
         assert!(failed.contains("bot_mail"), "{failed}");
         assert!(failed.contains("config.example.toml"), "{failed}");
+        assert!(!out.contains("ok    "), "{out}");
+    }
+}
+
+/// The secrets as the shipped units give them: `credential:NAME` keys,
+/// found in `$CREDENTIALS_DIRECTORY`, where a copy systemd made (mode 0640
+/// shows its ACL) is not a chmod failure. Without the directory the check
+/// fails once, naming the first such key and where to run the check.
+#[tokio::test]
+async fn credentials_are_found_in_the_credentials_directory_and_its_absence_is_named() {
+    let env = Env::new().await;
+    let credentials = env.file("credentials");
+    std::fs::create_dir(&credentials).unwrap();
+    // Named as the files are (the unit's name jenkins-api-token is the
+    // fake's token itself, which no output may show).
+    for name in ["netrc", "jenkins-token", "listener-secret", "gmail-token"] {
+        std::fs::copy(env.file(name), credentials.join(name)).unwrap();
+        chmod(&credentials.join(name), 0o640);
+        let path = format!("\"{}\"", env.file(name).display());
+        env.edit_config(&path, &format!("\"credential:{name}\""));
+    }
+
+    for daemon in ["gmail-listener", "build-listener"] {
+        let (code, out) = env
+            .check_with_credentials(daemon, true, Some(&credentials))
+            .await;
+        assert_eq!(code, 0, "{out}");
+        assert_all_ok(&out);
+        for (prefix, name) in [
+            ("ok    [gerrit] netrc: ", "netrc"),
+            ("ok    [jenkins] api_token_file: ", "jenkins-token"),
+            ("ok    [build_listener] secret_file: ", "listener-secret"),
+        ] {
+            let item = line(&out, prefix);
+            let path = credentials.join(name).display().to_string();
+            assert!(item.contains(&path), "{path} not in {item}");
+            assert!(
+                item.ends_with("(a credential systemd handed over)"),
+                "{item}"
+            );
+        }
+    }
+
+    for daemon in ["gmail-listener", "build-listener"] {
+        let (code, out) = env.check_with_credentials(daemon, true, None).await;
+        assert_eq!(code, 1, "{out}");
+        let failed = line(&out, "FAIL  config: ");
+        assert!(
+            failed.contains("[gerrit] netrc: credential:netrc: $CREDENTIALS_DIRECTORY is not set"),
+            "{failed}"
+        );
+        assert!(
+            failed.contains("fix: run the check where the daemon runs, with CREDENTIALS_DIRECTORY"),
+            "{failed}"
+        );
+        assert!(!failed.contains("config.example.toml"), "{failed}");
         assert!(!out.contains("ok    "), "{out}");
     }
 }

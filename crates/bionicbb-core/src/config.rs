@@ -7,7 +7,9 @@
 //! contents, minus the trailing newline, are the secret), never both; files
 //! are read once, at load time (64 KiB at most). A secret file that group or
 //! others can read is a [`ConfigWarning`], which the daemon logs once its
-//! logging is set up. `config.example.toml` documents every key.
+//! logging is set up. A file key written `"credential:NAME"` names a file
+//! systemd hands over with `LoadCredential=` (see [`credential`]).
+//! `config.example.toml` documents every key.
 //!
 //! A TOML error reads `FILE: line L, column C: [section] key: what is
 //! wrong`, without quoting the line (it may hold a secret). Validation runs
@@ -17,6 +19,7 @@
 //! trusted addresses are lowercased (a leading `@` is dropped), `notify` is
 //! uppercased, skip prefixes lose their slashes at either end.
 
+pub mod credential;
 mod defaults;
 mod load;
 mod toml_error;
@@ -61,6 +64,11 @@ pub struct Config {
     /// once its logging is set up (the logging settings are in this file).
     #[serde(skip)]
     warnings: Vec<ConfigWarning>,
+    /// The directory `credential:NAME` keys were resolved in
+    /// (`$CREDENTIALS_DIRECTORY`), when set: a secret file in it is
+    /// systemd's copy, whose mode is not the operator's to fix.
+    #[serde(skip)]
+    credentials: Option<PathBuf>,
 }
 
 /// Settings only the gmail-listener daemon reads.

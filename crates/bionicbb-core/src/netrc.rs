@@ -195,7 +195,7 @@ pub fn too_open(mode: u32) -> bool {
 /// Credentials for `host` from the netrc file (see [`netrc_path`]): the
 /// host's own entry, else the `default` entry, else `None`. An entry that is
 /// used but lacks a login or password is an error. Warns when the file is
-/// open to group or others.
+/// open to group or others (unless it is a credential systemd handed over).
 pub fn credentials_for(path: Option<&Path>, host: &str) -> Result<Option<Credentials>, NetrcError> {
     let path = netrc_path(path).ok_or(NetrcError::NoFile)?;
     let read_err = |source| NetrcError::Read {
@@ -203,7 +203,13 @@ pub fn credentials_for(path: Option<&Path>, host: &str) -> Result<Option<Credent
         source,
     };
     let text = std::fs::read_to_string(&path).map_err(read_err)?;
-    warn_if_open(&path);
+    // systemd's copy of a credential has the mode systemd chose.
+    if !crate::config::credential::is_loaded(
+        &path,
+        crate::config::credential::directory().as_deref(),
+    ) {
+        warn_if_open(&path);
+    }
     let netrc = Netrc::parse(&text).map_err(|e| NetrcError::Syntax {
         path: path.clone(),
         line: e.line,

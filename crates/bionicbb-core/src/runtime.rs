@@ -283,6 +283,16 @@ pub fn notify_ready() {
     }
 }
 
+/// Tells systemd what the daemon is doing, in one line that `systemctl
+/// status` shows (`STATUS=`). Outside systemd it does nothing.
+pub fn notify_status(text: &str) {
+    // One line: systemd keeps the whole value, a newline would end it.
+    let line = text.replace(['\n', '\r'], " ");
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Status(&line)]) {
+        tracing::debug!(error = %e, "cannot send the status to systemd");
+    }
+}
+
 /// Tells systemd that the daemon is stopping.
 pub fn notify_stopping() {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);

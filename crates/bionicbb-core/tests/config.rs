@@ -163,8 +163,8 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.policy.skip_path_prefixes, ["tools/bionicbb"]);
 }
 
-/// The example file, with its `/etc/bionicbb/` secret paths moved to a
-/// temporary directory holding those files.
+/// The example file, with its secrets in a credentials directory as the
+/// units of `contrib/systemd` load them.
 #[test]
 fn example_file_loads() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.example.toml");
@@ -172,11 +172,10 @@ fn example_file_loads() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("jenkins-api-token"), "tok-123\n").unwrap();
     std::fs::write(dir.path().join("build-listener-secret"), "s3cret\r\n").unwrap();
-    let moved = text.replace("/etc/bionicbb/", &format!("{}/", dir.path().display()));
-    let config_file = dir.path().join("config.toml");
-    std::fs::write(&config_file, moved).unwrap();
+    std::fs::write(dir.path().join("netrc"), "default login l password p\n").unwrap();
+    std::fs::write(dir.path().join("client_secret.json"), "{}\n").unwrap();
 
-    let c = Config::load(&config_file).unwrap();
+    let c = Config::parse_with_credentials(&text, &example, Some(dir.path())).unwrap();
     assert_eq!(c.jenkins.api_token().expose(), "tok-123");
     assert_eq!(c.build_listener.secret().expose(), "s3cret");
     assert_eq!(
@@ -184,6 +183,10 @@ fn example_file_loads() {
         "https://android-review.googlesource.com/"
     );
     assert_eq!(c.gerrit.netrc, Some(dir.path().join("netrc")));
+    assert_eq!(
+        c.gmail.client_secret_file,
+        dir.path().join("client_secret.json")
+    );
     for project in [
         "platform/bionic",
         "platform/build",

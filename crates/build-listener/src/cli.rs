@@ -1,6 +1,8 @@
 //! The command line: the daemon (`build-listener`) and `check [--online]`
 //! (the operator's checklist: configuration, secrets, netrc entry; with
-//! `--online`, Gerrit and Jenkins; see [`bionicbb_core::check`]).
+//! `--online`, Gerrit and Jenkins; see [`bionicbb_core::check`]). The clap
+//! types live in the library so that man pages and shell completions can
+//! be generated from them; the binary only calls [`main`].
 //!
 //! A daemon that cannot start prints one plain line naming what to fix and
 //! exits with [`EXIT_CONFIG`](bionicbb_core::runtime::EXIT_CONFIG) when the
@@ -12,33 +14,34 @@ use std::time::Duration;
 
 use bionicbb_core::check::{Checkup, Daemon};
 use bionicbb_core::runtime::StartupFailure;
-use build_listener::outbox::Settings;
 use clap::{Parser, Subcommand};
+
+use crate::outbox::Settings;
 
 /// The name start-up failures are printed under.
 const NAME: &str = "build-listener";
 
 /// Receives Jenkins Notification-plugin documents and votes on Gerrit.
-#[derive(Parser)]
+#[derive(Debug, Parser)]
 #[command(name = "build-listener", version = env!("BIONICBB_VERSION"))]
-pub struct Args {
+pub struct Cli {
     /// Configuration file.
     #[arg(long, global = true, env = "BIONICBB_CONFIG", default_value = bionicbb_core::config::DEFAULT_PATH)]
-    config: PathBuf,
+    pub config: PathBuf,
     /// Delay before the first retry of an outbox item, in milliseconds
     /// (default 2000); for tests.
     #[arg(long, env = "BIONICBB_OUTBOX_BASE_DELAY_MS", hide = true)]
-    outbox_base_delay_ms: Option<u64>,
+    pub outbox_base_delay_ms: Option<u64>,
     /// How long after the listener gave up on a post Gerrit may still apply
     /// it, in milliseconds (default 30000); for tests.
     #[arg(long, env = "BIONICBB_OUTBOX_SETTLE_MS", hide = true)]
-    outbox_settle_ms: Option<u64>,
+    pub outbox_settle_ms: Option<u64>,
     #[command(subcommand)]
-    command: Option<Command>,
+    pub command: Option<Command>,
 }
 
-#[derive(Subcommand)]
-enum Command {
+#[derive(Debug, Subcommand)]
+pub enum Command {
     /// Check the configuration, secrets and netrc entry; print a checklist;
     /// exit 0 only when every check passes.
     Check {
@@ -51,20 +54,20 @@ enum Command {
 /// Runs the command line; the exit status of the process.
 pub fn main() -> ExitCode {
     bionicbb_core::tls::install_crypto_provider();
-    let args = Args::parse();
-    if let Some(Command::Check { online }) = args.command {
-        return check(&args.config, online);
+    let cli = Cli::parse();
+    if let Some(Command::Check { online }) = cli.command {
+        return check(&cli.config, online);
     }
-    let config = match bionicbb_core::config::Config::load(&args.config) {
+    let config = match bionicbb_core::config::Config::load(&cli.config) {
         Ok(config) => config,
         Err(e) => return StartupFailure::config(e.to_string()).report(NAME),
     };
     bionicbb_core::runtime::init_logging(&config);
     let mut settings = Settings::default();
-    if let Some(ms) = args.outbox_base_delay_ms {
+    if let Some(ms) = cli.outbox_base_delay_ms {
         settings.base_delay = Duration::from_millis(ms);
     }
-    if let Some(ms) = args.outbox_settle_ms {
+    if let Some(ms) = cli.outbox_settle_ms {
         settings.settle = Duration::from_millis(ms);
     }
     let runtime = match tokio::runtime::Runtime::new() {
@@ -80,7 +83,7 @@ pub fn main() -> ExitCode {
             version = env!("BIONICBB_VERSION"),
             "build-listener starting"
         );
-        build_listener::server::run(config, settings).await
+        crate::server::run(config, settings).await
     });
     match run {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! build-listener: turns Jenkins Notification-plugin documents into Gerrit
 //! reviews, and serves `/drop-rejection`.
 //!
+//! - [`cli`]: the command line.
 //! - [`app`]: the shared state and the router (also used by in-process tests).
 //! - [`auth`]: the shared-secret check every POST goes through.
 //! - [`routes`]: the handlers; they only validate and write to the ledger,
@@ -24,6 +25,7 @@
 pub mod app;
 pub mod auth;
 pub mod catch_up;
+pub mod cli;
 pub mod conn;
 pub mod drop;
 pub mod in_doubt;

@@ -1,6 +1,6 @@
 //! build-listener: turns Jenkins build notifications into Gerrit reviews.
-mod cli;
+//! The command line is in the library ([`build_listener::cli`]).
 
 fn main() -> std::process::ExitCode {
-    cli::main()
+    build_listener::cli::main()
 }

@@ -1,6 +1,7 @@
 //! The daemon: opens the ledger, starts the outbox worker, the catch-up
 //! task and the HTTP server, and stops them on SIGTERM/SIGINT. Under
-//! systemd (`Type=notify`) it reports readiness once it serves, and
+//! systemd (`Type=notify`) it reports readiness once it serves, its
+//! address and outbox in `STATUS=` (shown by `systemctl status`), and
 //! "stopping" when it begins to shut down.
 
 use std::sync::Arc;
@@ -56,7 +57,8 @@ pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
         config.clone(),
         wake.clone(),
         settings,
-    );
+    )
+    .on_pending_change(move |pending| runtime::notify_status(&status_line(addr, pending)));
     let worker = tokio::spawn(worker.run(stopped.clone()));
 
     let state = AppState::new(config, ledger, wake);
@@ -112,4 +114,35 @@ pub async fn run(config: Config, settings: Settings) -> anyhow::Result<()> {
     catch_up.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The daemon in one line for `systemctl status`.
+pub fn status_line(addr: std::net::SocketAddr, pending: u64) -> String {
+    match pending {
+        0 => format!("listening on {addr}; no review waiting for Gerrit"),
+        1 => format!("listening on {addr}; 1 review waiting for Gerrit"),
+        n => format!("listening on {addr}; {n} reviews waiting for Gerrit"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_gives_the_address_and_the_waiting_reviews() {
+        let addr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(
+            status_line(addr, 0),
+            "listening on 127.0.0.1:8080; no review waiting for Gerrit"
+        );
+        assert_eq!(
+            status_line(addr, 1),
+            "listening on 127.0.0.1:8080; 1 review waiting for Gerrit"
+        );
+        assert_eq!(
+            status_line(addr, 12),
+            "listening on 127.0.0.1:8080; 12 reviews waiting for Gerrit"
+        );
+    }
 }

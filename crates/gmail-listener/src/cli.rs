@@ -56,7 +56,7 @@ pub enum Command {
         online: bool,
     },
     /// Authorize the Gmail account once, interactively, and cache the
-    /// token. Reads only the `[gmail]` (and `[log]`) tables.
+    /// token. Reads only the gmail (and log) tables of the configuration.
     Auth,
     /// Print what each mail file says, as one JSON object per line (no network).
     Parse {

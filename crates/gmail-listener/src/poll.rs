@@ -19,12 +19,14 @@ use std::time::{Duration, Instant};
 use bionicbb_core::config::Config;
 use bionicbb_core::gerrit::GerritClient;
 use bionicbb_core::ledger::{self, Ledger, metric_names as names};
+use bionicbb_core::runtime::StartupFailure;
+use bionicbb_core::timefmt;
 pub use guard::MAX_DEATHS;
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::effects::Effects;
-use crate::gmail::Mailbox;
+use crate::gmail::{Mailbox, MailboxError};
 use crate::health::{Health, PollStatus};
 
 /// How long a mail hit by passing faults (a Gerrit, Jenkins or
@@ -63,6 +65,31 @@ impl PollReport {
         self.list_error.is_none() && self.pending == 0 && self.held_back == 0
     }
 
+    /// The poll in one line for `systemctl status` (`STATUS=`): when it
+    /// ran, what it did and when the next one runs (times, not ages: the
+    /// line stays true until the next poll replaces it).
+    pub fn status_line(&self, at: i64, next: Option<i64>) -> String {
+        let when = timefmt::format_utc(at);
+        let what = match &self.list_error {
+            Some(e) => format!("cannot list the label: {}", first_chars(e, 160)),
+            None => format!(
+                "{} {}, {} done, {} quarantined, {} left for the next poll",
+                self.mails,
+                if self.mails == 1 { "mail" } else { "mails" },
+                self.done,
+                self.quarantined,
+                self.pending + self.held_back
+            ),
+        };
+        match next {
+            Some(next) => format!(
+                "polled {when}: {what}; next poll {}",
+                timefmt::format_utc(next)
+            ),
+            None => format!("polled {when}: {what}"),
+        }
+    }
+
     /// The poll as the health endpoint and the status page show it.
     pub fn status(&self, at: i64) -> PollStatus {
         let left = self.pending + self.held_back;
@@ -77,6 +104,14 @@ impl PollReport {
             error,
             listed: self.list_error.is_none(),
         }
+    }
+}
+
+/// The first `n` characters of `text` (an error for a one-line status).
+fn first_chars(text: &str, n: usize) -> String {
+    match text.char_indices().nth(n) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
     }
 }
 
@@ -111,17 +146,14 @@ pub struct Listener {
     in_hand: Option<in_hand::InHand>,
 }
 
-/// A start-up failure: what to fix, and whether a restart may help.
-pub type StartError = bionicbb_core::runtime::StartupFailure;
-
 /// A Gmail failure at start: one that may pass (a network fault, a rate
 /// limit) is worth a restart; anything else (no such label, no
 /// authorization) needs the operator.
-fn gmail_failure(message: String, transient: bool) -> StartError {
+fn gmail_failure(message: String, transient: bool) -> StartupFailure {
     if transient {
-        StartError::passing(message)
+        StartupFailure::passing(message)
     } else {
-        StartError::config(message)
+        StartupFailure::config(message)
     }
 }
 
@@ -129,34 +161,33 @@ impl Listener {
     /// Opens the ledger and the clients and resolves the labels. The Gmail
     /// label must exist; the quarantine label is created (except in a dry
     /// run, which creates nothing).
-    pub async fn start(config: Arc<Config>, dry_run: bool) -> Result<Listener, StartError> {
+    pub async fn start(config: Arc<Config>, dry_run: bool) -> Result<Listener, StartupFailure> {
         let ledger_path = config.ledger_path();
         let ledger = if dry_run && !ledger_path.exists() {
             None
         } else {
-            Some(Ledger::open(&ledger_path).map_err(|e| StartError::config(e.to_string()))?)
+            Some(Ledger::open(&ledger_path).map_err(|e| StartupFailure::config(e.to_string()))?)
         };
         // A mail left in hand by a process that died is counted first.
         let in_hand = match (&ledger, dry_run) {
             (Some(ledger), false) => {
                 let state_dir = ledger_path.parent().unwrap_or(std::path::Path::new("."));
-                Some(in_hand::recover(state_dir, ledger).map_err(StartError::config)?)
+                Some(in_hand::recover(state_dir, ledger).map_err(StartupFailure::config)?)
             }
             _ => None,
         };
         let gerrit = bionicbb_core::runtime::gerrit_client(&config)
-            .map_err(|e| StartError::config(e.to_string()))?;
+            .map_err(|e| StartupFailure::config(e.to_string()))?;
         let jenkins = bionicbb_core::runtime::jenkins_client(&config)
-            .map_err(|e| StartError::config(e.to_string()))?;
+            .map_err(|e| StartupFailure::config(e.to_string()))?;
         let http = bionicbb_core::http::client(
             bionicbb_core::error::Service::BuildListener,
             config.gerrit.timeout,
             false,
         )
-        .map_err(|e| StartError::config(format!("HTTP client: {e}")))?;
+        .map_err(|e| StartupFailure::config(format!("HTTP client: {e}")))?;
         let mailbox = Mailbox::from_config(&config.gmail).await.map_err(|e| {
-            let transient =
-                matches!(&e, crate::gmail::MailboxError::Api(api) if api.is_transient());
+            let transient = matches!(&e, MailboxError::Api(api) if api.is_transient());
             gmail_failure(e.to_string(), transient)
         })?;
         let label = &config.gmail.label;
@@ -211,6 +242,7 @@ impl Listener {
     ) -> bool {
         let ready_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         bionicbb_core::runtime::notify_ready();
+        bionicbb_core::runtime::notify_status("ready; first poll under way");
         let at = ledger::now();
         health.ready(at, ready_ms);
         self.record_ready(at, ready_ms).await;
@@ -223,6 +255,7 @@ impl Listener {
             let status = report.status(now);
             health.record(status.clone(), next);
             self.record_status(&status, next);
+            bionicbb_core::runtime::notify_status(&report.status_line(now, next));
             tracing::info!(
                 mails = report.mails,
                 done = report.done,
@@ -332,6 +365,51 @@ mod tests {
         assert_eq!(max_attempts(Duration::from_secs(1)), 604_800);
         assert_eq!(max_attempts(Duration::from_millis(1500)), 604_800);
         assert_eq!(max_attempts(Duration::from_secs(30 * 24 * 3600)), 1);
+    }
+
+    #[test]
+    fn the_status_line_tells_when_what_and_the_next_poll() {
+        let report = PollReport {
+            mails: 5,
+            done: 3,
+            quarantined: 1,
+            pending: 1,
+            ..PollReport::default()
+        };
+        assert_eq!(
+            report.status_line(1_700_000_000, Some(1_700_000_015)),
+            "polled 2023-11-14 22:13:20 UTC: 5 mails, 3 done, 1 quarantined, \
+             1 left for the next poll; next poll 2023-11-14 22:13:35 UTC"
+        );
+        let one = PollReport {
+            mails: 1,
+            done: 1,
+            ..PollReport::default()
+        };
+        assert_eq!(
+            one.status_line(1_700_000_000, None),
+            "polled 2023-11-14 22:13:20 UTC: 1 mail, 1 done, 0 quarantined, 0 left for the next poll"
+        );
+    }
+
+    #[test]
+    fn a_listing_error_is_in_the_status_line_cut_to_one_short_line() {
+        let report = PollReport {
+            list_error: Some(format!("Gmail: HTTP 503 {}", "x".repeat(500))),
+            ..PollReport::default()
+        };
+        let line = report.status_line(1_700_000_000, Some(1_700_000_015));
+        assert!(
+            line.starts_with(
+                "polled 2023-11-14 22:13:20 UTC: cannot list the label: Gmail: HTTP 503 xx"
+            ),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("...; next poll 2023-11-14 22:13:35 UTC"),
+            "{line}"
+        );
+        assert!(line.len() < 260, "{line}");
     }
 
     #[test]

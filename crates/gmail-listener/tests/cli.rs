@@ -182,3 +182,55 @@ fn auth_reports_a_bad_gmail_key_naming_it_with_exit_2() {
     assert!(err.contains(&config.display().to_string()), "{err}");
     assert!(err.contains("[gmail] lable"), "{err}");
 }
+
+/// `auth` reads the OAuth client from `$CREDENTIALS_DIRECTORY` when the
+/// configuration names it `credential:NAME`, as the daemon does; without
+/// the directory it names the key and the variable, exit 2.
+#[test]
+fn auth_finds_a_credential_client_secret_in_the_credentials_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = gmail_only(dir.path(), "");
+    let text = std::fs::read_to_string(&plain).unwrap();
+    let secret = format!("\"{}\"", dir.path().join("client_secret.json").display());
+    assert!(text.contains(&secret), "{text}");
+    let config = dir.path().join("config-credentials.toml");
+    std::fs::write(
+        &config,
+        text.replace(&secret, "\"credential:client_secret.json\""),
+    )
+    .unwrap();
+    let auth = |credentials: Option<&Path>| {
+        let mut cmd = bin();
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("auth")
+            .stdin(std::process::Stdio::null());
+        match credentials {
+            Some(credentials) => cmd.env("CREDENTIALS_DIRECTORY", credentials),
+            None => cmd.env_remove("CREDENTIALS_DIRECTORY"),
+        };
+        cmd.output().unwrap()
+    };
+
+    let out = auth(None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "[gmail] client_secret_file: credential:client_secret.json: \
+             $CREDENTIALS_DIRECTORY is not set"
+        ),
+        "{err}"
+    );
+
+    // With the directory, the client is read: the flow reaches the consent
+    // URL and stops there (no code is pasted).
+    let out = auth(Some(dir.path()));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.trim().starts_with("http://127.0.0.1:9/o/oauth2/auth?")),
+        "no consent URL:\n{err}"
+    );
+}

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{Checkup, Item, Report, private_file};
-use crate::config::{Config, SecretKey};
+use crate::config::{Config, SecretKey, credential};
 use crate::netrc::{self, NetrcError};
 
 /// Runs the offline checks of the configuration at `path`.
@@ -19,14 +19,20 @@ pub fn check(path: &Path) -> Checkup {
     let mut config = match Config::load_without_secrets(path) {
         Ok(config) => config,
         Err(e) => {
-            report.push(Item::fail(
-                "config",
-                e.to_string(),
+            let fix = if e.missing_credential {
+                format!(
+                    "run the check where the daemon runs, with {var} naming the directory \
+                     that holds the credentials (systemd sets it for the unit; from a shell, \
+                     {var}=/etc/bionicbb as a user who may read them, for the units shipped)",
+                    var = credential::DIRECTORY_VAR
+                )
+            } else {
                 format!(
                     "edit {} (config.example.toml documents every key)",
                     path.display()
-                ),
-            ));
+                )
+            };
+            report.push(Item::fail("config", e.to_string(), fix));
             return checkup;
         }
     };

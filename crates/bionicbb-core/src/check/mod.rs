@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::Config;
+use crate::config::{Config, credential};
 use crate::netrc::Credentials;
 
 /// Which daemon is being checked: each checks what it uses.
@@ -216,8 +216,14 @@ impl Checkup {
 }
 
 /// `ok`, or `FAIL` with `chmod 600`, for a file that holds a secret: group
-/// and others must not read it. `subject` names the key.
+/// and others must not read it. `subject` names the key. A credential
+/// systemd handed over (in `$CREDENTIALS_DIRECTORY`) is `ok` whatever its
+/// mode: systemd made that copy and chose its mode.
 pub fn private_file(subject: &str, path: &Path, ok: impl Into<String>) -> Item {
+    if credential::is_loaded(path, credential::directory().as_deref()) {
+        let ok = ok.into();
+        return Item::ok(subject, format!("{ok} (a credential systemd handed over)"));
+    }
     match files::open_mode(path) {
         Some(mode) => Item::fail(
             subject,

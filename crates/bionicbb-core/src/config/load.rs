@@ -1,13 +1,16 @@
 //! Reading the file: the whole configuration as the daemons need it, the
 //! same without its secrets (for `check`, which reads each secret itself to
 //! report on each), and the `[gmail]` table alone (for `gmail-listener
-//! auth`, which needs nothing else).
+//! auth`, which needs nothing else). Each resolves the `credential:NAME`
+//! file keys it reads in `$CREDENTIALS_DIRECTORY` (see [`credential`]).
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Config, ConfigWarning, DEFAULT_PATH, GmailConfig, LogConfig, toml_error, validate};
+use super::{
+    Config, ConfigWarning, DEFAULT_PATH, GmailConfig, LogConfig, credential, toml_error, validate,
+};
 
 /// A configuration error; its message names the file and, where it can, the key.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +18,10 @@ use super::{Config, ConfigWarning, DEFAULT_PATH, GmailConfig, LogConfig, toml_er
 pub struct ConfigError {
     pub path: PathBuf,
     pub message: String,
+    /// The file names a `credential:NAME` that is not there
+    /// (`$CREDENTIALS_DIRECTORY` unset, or without it): what is to fix is
+    /// where the daemon runs, not the file.
+    pub missing_credential: bool,
 }
 
 /// The configuration file to read: `cli` (`--config`), else the
@@ -54,6 +61,7 @@ fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError {
         path: path.to_path_buf(),
         message: format!("cannot read: {e}"),
+        missing_credential: false,
     })
 }
 
@@ -64,20 +72,33 @@ impl Config {
     }
 
     /// Parses and validates `text`, reading the secret files it names;
-    /// `path` names the file in errors.
+    /// `path` names the file in errors. `credential:NAME` values are looked
+    /// up in `$CREDENTIALS_DIRECTORY`.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Self::parse_with_credentials(text, path, credential::directory().as_deref())
+    }
+
+    /// [`Config::parse`] with `credential:NAME` values looked up in
+    /// `credentials` (`None`: such values are errors).
+    pub fn parse_with_credentials(
+        text: &str,
+        path: &Path,
+        credentials: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
         let mut config = Self::parse_structure(text, path)?;
-        validate::validate(&mut config).map_err(|e| error(path, e))?;
+        validate::validate(&mut config, credentials).map_err(|e| error(path, e))?;
         Ok(config)
     }
 
-    /// Reads and validates the file at `path` like [`Config::load`], but
-    /// reads no secret: each stays empty until [`Config::resolve_secret`].
-    /// For `check`, which reports on each secret separately.
+    /// Reads and validates the file at `path` like [`Config::load`], its
+    /// `credential:NAME` keys resolved, but reads no secret: each stays
+    /// empty until [`Config::resolve_secret`]. For `check`, which reports
+    /// on each secret separately.
     pub fn load_without_secrets(path: &Path) -> Result<Config, ConfigError> {
         let text = read(path)?;
         let mut config = Self::parse_structure(&text, path)?;
-        validate::structure(&mut config).map_err(|e| error(path, e))?;
+        validate::structure(&mut config, credential::directory().as_deref())
+            .map_err(|e| error(path, e))?;
         Ok(config)
     }
 
@@ -85,6 +106,7 @@ impl Config {
         toml::from_str(text).map_err(|e| ConfigError {
             path: path.to_path_buf(),
             message: toml_error::describe(text, &e),
+            missing_credential: false,
         })
     }
 
@@ -115,11 +137,12 @@ fn error(path: &Path, e: validate::KeyError) -> ConfigError {
     ConfigError {
         path: path.to_path_buf(),
         message: e.to_string(),
+        missing_credential: e.missing_credential,
     }
 }
 
 /// The part of the file `gmail-listener auth` reads: `[log]` and `[gmail]`,
-/// validated as [`Config::load`] would. The other tables are not read: they
+/// validated (and its credentials resolved) as [`Config::load`] would. The other tables are not read: they
 /// may be missing or unfinished while the Gmail account is being set up.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GmailOnly {
@@ -132,11 +155,14 @@ pub struct GmailOnly {
 impl GmailOnly {
     pub fn load(path: &Path) -> Result<GmailOnly, ConfigError> {
         let text = read(path)?;
-        let only: GmailOnly = toml::from_str(&text).map_err(|e| ConfigError {
+        let mut only: GmailOnly = toml::from_str(&text).map_err(|e| ConfigError {
             path: path.to_path_buf(),
             message: toml_error::describe(&text, &e),
+            missing_credential: false,
         })?;
         validate::gmail(&only.gmail).map_err(|e| error(path, e))?;
+        validate::gmail_credentials(&mut only.gmail, credential::directory().as_deref())
+            .map_err(|e| error(path, e))?;
         Ok(only)
     }
 }

@@ -1,9 +1,11 @@
-//! Checks and normalization that serde cannot express, and the reading of
-//! secret files. Each error names its key as `[section] key`.
+//! Checks and normalization that serde cannot express, the resolution of
+//! `credential:NAME` file keys, and the reading of secret files. Each error
+//! names its key as `[section] key`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::credential::{self, CredentialError};
 use super::{Config, ConfigWarning, GmailConfig, JobRole, Secret, SecretKey};
 
 /// Jenkins build results a vote may be given for.
@@ -20,6 +22,8 @@ pub const RESERVED_COMMANDS: [&str; 2] = ["retry", "clean"];
 pub struct KeyError {
     key: String,
     message: String,
+    /// A `credential:NAME` not found (see [`CredentialError::not_found`]).
+    pub missing_credential: bool,
 }
 
 impl std::fmt::Display for KeyError {
@@ -32,13 +36,23 @@ fn fail<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, KeyE
     Err(KeyError {
         key: key.into(),
         message: message.into(),
+        missing_credential: false,
     })
 }
 
-/// Validates and normalizes `config` in place, then reads its secrets;
-/// what is accepted but should be fixed goes to `config.warnings`.
-pub fn validate(config: &mut Config) -> Result<(), KeyError> {
-    structure(config)?;
+fn credential_error((key, e): (&str, CredentialError)) -> KeyError {
+    KeyError {
+        key: key.to_string(),
+        message: e.message,
+        missing_credential: e.not_found,
+    }
+}
+
+/// Validates and normalizes `config` in place, resolves its
+/// `credential:NAME` paths in `credentials`, then reads its secrets; what
+/// is accepted but should be fixed goes to `config.warnings`.
+pub fn validate(config: &mut Config, credentials: Option<&Path>) -> Result<(), KeyError> {
+    structure(config, credentials)?;
     for key in SecretKey::ALL {
         let warning = secret(config, key)?;
         config.warnings.extend(warning);
@@ -46,8 +60,11 @@ pub fn validate(config: &mut Config) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// Validates and normalizes everything but the secrets, reading no file.
-pub fn structure(config: &mut Config) -> Result<(), KeyError> {
+/// Validates and normalizes everything but the secrets, then replaces each
+/// `credential:NAME` file key by its path in `credentials` (the directory
+/// systemd names in `$CREDENTIALS_DIRECTORY`). Reads no file: it only
+/// looks whether each credential is there.
+pub fn structure(config: &mut Config, credentials: Option<&Path>) -> Result<(), KeyError> {
     if config.state_dir.as_os_str().is_empty() {
         return fail("state_dir", "must not be empty");
     }
@@ -113,7 +130,18 @@ pub fn structure(config: &mut Config) -> Result<(), KeyError> {
     review(config)?;
     commands(config)?;
     policy(config)?;
+    credential::resolve_paths(config, credentials).map_err(credential_error)?;
+    config.credentials = credentials.map(Path::to_path_buf);
     Ok(())
+}
+
+/// [`structure`]'s resolution of `credential:NAME` for the `[gmail]`
+/// table alone (`gmail-listener auth`).
+pub fn gmail_credentials(
+    gmail: &mut GmailConfig,
+    credentials: Option<&Path>,
+) -> Result<(), KeyError> {
+    credential::resolve_gmail_paths(gmail, credentials).map_err(credential_error)
 }
 
 /// Validates the `[gmail]` table (all `gmail-listener auth` reads).
@@ -146,6 +174,8 @@ pub fn gmail(gmail: &GmailConfig) -> Result<(), KeyError> {
 /// warning for a file that group or others may read is returned.
 pub fn secret(config: &mut Config, key: SecretKey) -> Result<Option<ConfigWarning>, KeyError> {
     let mut warnings = Vec::new();
+    let credentials = config.credentials.clone();
+    let found = (&mut warnings, credentials.as_deref());
     match key {
         SecretKey::JenkinsApiToken => {
             let jenkins = &mut config.jenkins;
@@ -153,7 +183,7 @@ pub fn secret(config: &mut Config, key: SecretKey) -> Result<Option<ConfigWarnin
                 "jenkins",
                 ("api_token", &jenkins.api_token),
                 ("api_token_file", &jenkins.api_token_file),
-                &mut warnings,
+                found,
             )?;
         }
         SecretKey::BuildListenerSecret => {
@@ -162,7 +192,7 @@ pub fn secret(config: &mut Config, key: SecretKey) -> Result<Option<ConfigWarnin
                 "build_listener",
                 ("secret", &listener.secret),
                 ("secret_file", &listener.secret_file),
-                &mut warnings,
+                found,
             )?;
         }
     }
@@ -349,12 +379,13 @@ fn base_url(url: &mut url::Url, key: &str) -> Result<(), KeyError> {
 
 /// The secret given inline (`inline.0 = "..."`) or in a file
 /// (`file.0 = "/path"`): exactly one of the two. A file that group or
-/// others may read adds a warning.
+/// others may read adds a warning, unless it is a credential in the
+/// `credentials` directory (systemd made that copy and chose its mode).
 fn resolve_secret(
     section: &str,
     inline: (&str, &Option<Secret>),
     file: (&str, &Option<PathBuf>),
-    warnings: &mut Vec<ConfigWarning>,
+    (warnings, credentials): (&mut Vec<ConfigWarning>, Option<&Path>),
 ) -> Result<Secret, KeyError> {
     let (inline_key, inline) = inline;
     let (file_key, file) = file;
@@ -376,7 +407,9 @@ fn resolve_secret(
         (None, Some(path)) => {
             let key = format!("[{section}] {file_key}");
             let secret = read_secret_file(path).or_else(|message| fail(&key, message))?;
-            warnings.extend(open_file_warning(&key, path));
+            if !credential::is_loaded(path, credentials) {
+                warnings.extend(open_file_warning(&key, path));
+            }
             Ok(secret)
         }
     }

@@ -129,7 +129,12 @@ pub struct Worker {
     settings: Settings,
     /// The bot's Gerrit account id, asked once.
     bot_id: OnceCell<u64>,
+    /// Told the number of pending items whenever it changes.
+    on_pending: Option<PendingReport>,
 }
+
+/// What [`Worker::on_pending_change`] calls.
+type PendingReport = Box<dyn Fn(u64) + Send + Sync>;
 
 /// How long the worker sleeps at most when nothing is due (it is woken by
 /// new work anyway; this bounds the effect of a missed wake-up).
@@ -158,6 +163,31 @@ impl Worker {
             wake,
             settings,
             bot_id: OnceCell::new(),
+            on_pending: None,
+        }
+    }
+
+    /// Has `report` called with the number of pending items at start and
+    /// each time it changes (checked whenever the worker looks for work:
+    /// on new work, at each item's end, and at least every 30 s).
+    pub fn on_pending_change(mut self, report: impl Fn(u64) + Send + Sync + 'static) -> Worker {
+        self.on_pending = Some(Box::new(report));
+        self
+    }
+
+    /// Calls the [`Worker::on_pending_change`] report when the number of
+    /// pending items differs from `last`.
+    async fn report_pending(&self, last: &mut Option<u64>) {
+        let Some(report) = &self.on_pending else {
+            return;
+        };
+        match with_ledger(&self.ledger, |l| l.pending_count()).await {
+            Ok(n) if *last != Some(n) => {
+                *last = Some(n);
+                report(n);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("outbox: cannot count the pending items: {e}"),
         }
     }
 

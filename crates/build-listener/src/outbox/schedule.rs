@@ -57,10 +57,12 @@ impl Worker {
         let limit = worker.config.build_listener.outbox_concurrency.max(1);
         let mut in_hand = InHand::default();
         let mut next_prune = 0;
+        let mut reported = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
+            worker.report_pending(&mut reported).await;
             let now = ledger::now();
             if now >= next_prune {
                 next_prune = now + PRUNE_EVERY_SECS;
