@@ -5,13 +5,12 @@
 //! writes of mails handled at once can share commits.
 
 use bionicbb_core::decide::decide;
-use bionicbb_core::event::Decision;
 use bionicbb_core::ledger::{self, EventRecord, metric_names as names};
 use bionicbb_core::mail::ParsedMail;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Handled, Listener, max_attempts};
-use crate::effects::{Effects, Origin, Outcome};
+use crate::effects::{Applied, Origin};
 use crate::facts;
 
 impl Listener {
@@ -53,59 +52,13 @@ impl Listener {
             comment_identity: Origin::comment_identity(facts.as_ref()),
             mail_date: event.date,
         };
-        let mut passing = Vec::new();
-        let mut summary = Vec::new();
-        // The decisions as the status page shows them, with what became of each.
-        let mut shown = Vec::with_capacity(decisions.len());
-        for decision in &decisions {
-            let mut entry = serde_json::to_value(decision).unwrap_or_default();
-            if matches!(decision, Decision::Skip { .. }) {
-                shown.push(entry);
-                continue;
-            }
-            let (result, queue_url) = match effects
-                .run(decision, &origin, change, event.patch_set)
-                .await
-            {
-                Outcome::Done(what) => (what, None),
-                Outcome::Triggered { what, queue_url } => (what, Some(queue_url)),
-                Outcome::Failed(why) => {
-                    self.count(names::FAILURES, &[("component", "gmail-listener")])
-                        .await;
-                    (format!("failed for good: {why}"), None)
-                }
-                Outcome::Passing(why) => {
-                    passing.push(why);
-                    continue;
-                }
-            };
-            if let Value::Object(map) = &mut entry {
-                map.insert("result".into(), json!(result));
-                if let Some(url) = queue_url {
-                    map.insert("queue_url".into(), json!(url));
-                }
-            }
-            summary.push(result);
-            shown.push(entry);
-        }
-        if change != 0 {
-            // A trigger an earlier try of this patch set left in doubt, which
-            // this decision no longer calls for, is settled before the mail
-            // is done: what it started still gets its review.
-            let wanted: Vec<_> = decisions
-                .iter()
-                .filter_map(|d| Effects::build_key(d, &origin, change, event.patch_set))
-                .collect();
-            let why = skip_reasons(&decisions);
-            match effects
-                .settle_unwanted(change, event.patch_set, &wanted, &why)
-                .await
-            {
-                Outcome::Passing(why) => passing.push(why),
-                Outcome::Done(what) if !what.is_empty() => summary.push(what),
-                _ => {}
-            }
-        }
+        let Applied {
+            passing,
+            summary,
+            shown,
+        } = effects
+            .apply(&decisions, &origin, change, event.patch_set)
+            .await;
         if !passing.is_empty() {
             return self.failed_try(id, passing.join("; ")).await;
         }
@@ -231,22 +184,5 @@ impl Listener {
             )
             .await
             .map_err(|e| format!("moving the mail to the quarantine label: {e}"))
-    }
-}
-
-/// Why `decisions` build nothing, for the log of a trigger they no longer
-/// call for: their skip reasons, or that they call for other builds.
-fn skip_reasons(decisions: &[Decision]) -> String {
-    let reasons: Vec<&str> = decisions
-        .iter()
-        .filter_map(|d| match d {
-            Decision::Skip { reason } => Some(reason.as_str()),
-            _ => None,
-        })
-        .collect();
-    if reasons.is_empty() {
-        "the decision calls for other builds".to_string()
-    } else {
-        reasons.join("; ")
     }
 }
