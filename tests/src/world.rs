@@ -81,6 +81,23 @@ impl World {
 
     /// A world whose configuration ends with `extra` (more TOML tables).
     pub async fn with_extra(extra: &str) -> World {
+        World::configured("", extra).await
+    }
+
+    /// A world where gmail-listener also reconciles with Gerrit, with
+    /// these more keys of the `[gerrit]` table (`reconcile_interval`
+    /// defaults to the daemon's own default there).
+    pub async fn reconciling(gerrit_keys: &str) -> World {
+        let keys = if gerrit_keys.contains("reconcile_interval") {
+            gerrit_keys.to_string()
+        } else {
+            format!("reconcile_interval = \"10m\"\n{gerrit_keys}")
+        };
+        World::configured(&keys, "").await
+    }
+
+    /// A world with more `[gerrit]` keys and more TOML tables.
+    async fn configured(gerrit_extra: &str, extra: &str) -> World {
         bionicbb_core::tls::install_crypto_provider();
         let gerrit = GerritFake::start().await;
         let jenkins = JenkinsFake::start().await;
@@ -123,6 +140,7 @@ impl World {
             listener_port: port,
             secret: SECRET.to_string(),
             extra: extra.to_string(),
+            gerrit_extra: gerrit_extra.to_string(),
         }
         .write_config();
         World {

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use crate::effects::Effects;
 use crate::gmail::Mailbox;
 use crate::health::{Health, PollStatus};
+use crate::reconcile::Reconciler;
 
 /// How long a mail hit by passing faults (a Gerrit, Jenkins or
 /// build-listener outage) is tried again before it is quarantined with its
@@ -109,6 +110,9 @@ pub struct Listener {
     /// The mark of the mail in hand; `None` in a dry run (it writes
     /// nothing).
     in_hand: Option<in_hand::InHand>,
+    /// The passes that reconcile with Gerrit between polls; `None` when
+    /// reconciling is off, and in a dry run.
+    reconciler: Option<Reconciler>,
 }
 
 /// A start-up failure; the message says what to fix.
@@ -119,8 +123,13 @@ pub struct StartError(pub String);
 impl Listener {
     /// Opens the ledger and the clients and resolves the labels. The Gmail
     /// label must exist; the quarantine label is created (except in a dry
-    /// run, which creates nothing).
-    pub async fn start(config: Arc<Config>, dry_run: bool) -> Result<Listener, StartError> {
+    /// run, which creates nothing). `once`: the process polls once (and
+    /// runs one reconcile pass after that poll).
+    pub async fn start(
+        config: Arc<Config>,
+        dry_run: bool,
+        once: bool,
+    ) -> Result<Listener, StartError> {
         let ledger_path = config.ledger_path();
         let ledger = if dry_run && !ledger_path.exists() {
             None
@@ -173,6 +182,12 @@ impl Listener {
             }),
             _ => None,
         };
+        let reconciler = match &effects {
+            Some(effects) => {
+                Reconciler::new(config.clone(), gerrit.clone(), effects.ledger.clone(), once)
+            }
+            None => None,
+        };
         Ok(Listener {
             config,
             mailbox,
@@ -184,6 +199,7 @@ impl Listener {
             dry_run,
             content: tokio::sync::Mutex::new(()),
             in_hand,
+            reconciler,
         })
     }
 
@@ -223,6 +239,9 @@ impl Listener {
                 ok,
                 "poll finished"
             );
+            if let (Some(reconciler), Some(effects)) = (&self.reconciler, &self.effects) {
+                reconciler.run_if_due(effects, &stop).await;
+            }
             if once || *stop.borrow() {
                 return ok;
             }

@@ -203,7 +203,7 @@ fn status_of(change: &ChangeInfo) -> ChangeStatus {
 }
 
 /// The current patch set; the highest listed one when Gerrit did not say.
-fn current_patch_set(change: &ChangeInfo) -> u32 {
+pub fn current_patch_set(change: &ChangeInfo) -> u32 {
     change
         .current_patch_set()
         .or_else(|| change.revisions.values().map(|r| r.number).max())
