@@ -444,3 +444,32 @@ async fn reconciling_off_asks_gerrit_nothing() {
         "{output}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_reconciles_at_start_and_then_every_interval() {
+    let w = World::reconciling("reconcile_interval = \"1s\"\n").await;
+    let n = w.sample_change(1);
+    let config = w.config_arg();
+    let daemon = Daemon::spawn("gmail-listener", &["--config", &config]);
+    daemon
+        .wait_for_output("reconcile pass finished kind=\"full\"", RUN)
+        .await;
+    assert_eq!(built_patch_sets(&w), ["1"], "{}", daemon.output());
+    // A later pass, between later polls, catches the next patch set.
+    w.gerrit
+        .add_patch_set(n, "dana@example.com", &["libc/bionic/strtod.cpp"]);
+    let deadline = tokio::time::Instant::now() + RUN;
+    while w.jenkins.triggers() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(built_patch_sets(&w), ["1", "2"], "{}", daemon.output());
+    let (exit, output) = daemon.terminate(RUN).await;
+    assert_ok(exit, &output);
+    assert!(
+        output.contains("reconcile pass finished kind=\"incremental\""),
+        "{output}"
+    );
+    let last = status(&w)["reconcile"].clone();
+    assert!(last["next_at"].is_i64(), "the daemon says when: {last}");
+    assert_eq!(missed(&w, "patch_set"), Some(2));
+}

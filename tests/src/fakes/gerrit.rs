@@ -453,6 +453,11 @@ impl GerritFake {
         change.updated = date.to_string();
     }
 
+    /// Every change's number, in order.
+    pub fn change_numbers(&self) -> Vec<u64> {
+        lock(&self.model).changes.keys().copied().collect()
+    }
+
     /// When the change was last updated (Gerrit format, UTC).
     pub fn updated(&self, number: u64) -> String {
         lock(&self.model).change(number).updated.clone()
