@@ -132,12 +132,12 @@ pub struct Setup {
     pub secret: String,
     /// Extra TOML appended verbatim (more tables or keys).
     pub extra: String,
-    /// More keys of the `[gerrit]` table. The generated configuration
-    /// turns reconciling with Gerrit off (`reconcile_interval = "0"`)
-    /// unless these set `reconcile_interval`: tests of the mail path see
-    /// only what mail reports.
-    pub gerrit_extra: String,
 }
+
+/// The `[gerrit]` line of [`Setup::write_config`] that turns reconciling
+/// with Gerrit off: tests of the mail path see only what mail reports.
+/// [`crate::world::World::reconciling`] replaces it.
+pub const RECONCILE_OFF: &str = "reconcile_interval = \"0\"\n";
 
 /// Credentials the fakes are seeded with by [`Setup::write_config`]'s users.
 pub const BOT_EMAIL: &str = "bionicbb@example.com";
@@ -160,7 +160,6 @@ impl Setup {
             listener_port,
             secret: secret.to_string(),
             extra: String::new(),
-            gerrit_extra: String::new(),
         }
     }
 
@@ -189,7 +188,7 @@ url = "{gerrit}"
 bot_email = "{BOT_EMAIL}"
 netrc = "{d}/netrc"
 timeout = "5s"
-{gerrit_extra}
+{RECONCILE_OFF}
 [jenkins]
 url = "{jenkins}"
 user = "{JENKINS_USER}"
@@ -230,27 +229,11 @@ trusted_commenter_domains = ["example.com"]
             jenkins = self.jenkins_url,
             gmail = self.gmail_url,
             port = self.listener_port,
-            gerrit_extra = self.gerrit_keys(),
         );
         text.push_str(&self.extra);
         let path = dir.join("config.toml");
         std::fs::write(&path, text).expect("write config");
         path
-    }
-}
-
-impl Setup {
-    /// The extra `[gerrit]` keys, with reconciling off unless they set it.
-    fn gerrit_keys(&self) -> String {
-        let mut keys = String::new();
-        if !self.gerrit_extra.contains("reconcile_interval") {
-            keys.push_str("reconcile_interval = \"0\"\n");
-        }
-        keys.push_str(&self.gerrit_extra);
-        if !keys.ends_with('\n') {
-            keys.push('\n');
-        }
-        keys
     }
 }
 

@@ -18,7 +18,8 @@ use crate::fakes::gerrit::GerritFake;
 use crate::fakes::gmail::GmailFake;
 use crate::fakes::jenkins::JenkinsFake;
 use crate::harness::{
-    BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, GMAIL_TOKEN, JENKINS_TOKEN, JENKINS_USER, Setup,
+    BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, GMAIL_TOKEN, JENKINS_TOKEN, JENKINS_USER,
+    RECONCILE_OFF, Setup,
 };
 
 /// The Change-Id of the sample change (the fixtures' change).
@@ -88,11 +89,14 @@ impl World {
     /// these more keys of the `[gerrit]` table (`reconcile_interval`
     /// defaults to the daemon's own default there).
     pub async fn reconciling(gerrit_keys: &str) -> World {
-        let keys = if gerrit_keys.contains("reconcile_interval") {
+        let mut keys = if gerrit_keys.contains("reconcile_interval") {
             gerrit_keys.to_string()
         } else {
             format!("reconcile_interval = \"10m\"\n{gerrit_keys}")
         };
+        if !keys.ends_with('\n') {
+            keys.push('\n');
+        }
         World::configured(&keys, "").await
     }
 
@@ -140,9 +144,14 @@ impl World {
             listener_port: port,
             secret: SECRET.to_string(),
             extra: extra.to_string(),
-            gerrit_extra: gerrit_extra.to_string(),
         }
         .write_config();
+        if !gerrit_extra.is_empty() {
+            let text = std::fs::read_to_string(&config).expect("read the config");
+            assert!(text.contains(RECONCILE_OFF), "the harness's [gerrit] table");
+            let text = text.replacen(RECONCILE_OFF, gerrit_extra, 1);
+            std::fs::write(&config, text).expect("write the config");
+        }
         World {
             gerrit,
             jenkins,

@@ -60,7 +60,6 @@ async fn env() -> Env {
         listener_port: port,
         secret: SECRET.to_string(),
         extra: String::new(),
-        gerrit_extra: String::new(),
     };
     let config = setup.write_config();
     // The listener asks often; triggers older than 2 minutes are asked about.

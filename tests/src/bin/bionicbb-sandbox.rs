@@ -83,7 +83,6 @@ async fn run(exit_at_end: bool) -> Result<(), String> {
         listener_port: port,
         secret,
         extra: String::new(),
-        gerrit_extra: String::new(),
     };
     let config = setup.write_config();
     let config_arg = config.display().to_string();

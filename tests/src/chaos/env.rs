@@ -112,7 +112,6 @@ impl Env {
             listener_port,
             secret: SECRET.to_string(),
             extra: String::new(),
-            gerrit_extra: String::new(),
         }
         .write_config();
         // Short timeouts: a slow fault costs a second, not thirty.
