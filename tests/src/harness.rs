@@ -134,6 +134,11 @@ pub struct Setup {
     pub extra: String,
 }
 
+/// The `[gerrit]` line of [`Setup::write_config`] that turns reconciling
+/// with Gerrit off: tests of the mail path see only what mail reports.
+/// [`crate::world::World::reconciling`] replaces it.
+pub const RECONCILE_OFF: &str = "reconcile_interval = \"0\"\n";
+
 /// Credentials the fakes are seeded with by [`Setup::write_config`]'s users.
 pub const BOT_EMAIL: &str = "bionicbb@example.com";
 pub const BOT_USER: &str = "bionicbb";
@@ -183,7 +188,7 @@ url = "{gerrit}"
 bot_email = "{BOT_EMAIL}"
 netrc = "{d}/netrc"
 timeout = "5s"
-
+{RECONCILE_OFF}
 [jenkins]
 url = "{jenkins}"
 user = "{JENKINS_USER}"

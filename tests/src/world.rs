@@ -18,7 +18,8 @@ use crate::fakes::gerrit::GerritFake;
 use crate::fakes::gmail::GmailFake;
 use crate::fakes::jenkins::JenkinsFake;
 use crate::harness::{
-    BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, GMAIL_TOKEN, JENKINS_TOKEN, JENKINS_USER, Setup,
+    BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, GMAIL_TOKEN, JENKINS_TOKEN, JENKINS_USER,
+    RECONCILE_OFF, Setup,
 };
 
 /// The Change-Id of the sample change (the fixtures' change).
@@ -81,6 +82,26 @@ impl World {
 
     /// A world whose configuration ends with `extra` (more TOML tables).
     pub async fn with_extra(extra: &str) -> World {
+        World::configured("", extra).await
+    }
+
+    /// A world where gmail-listener also reconciles with Gerrit, with
+    /// these more keys of the `[gerrit]` table (`reconcile_interval`
+    /// defaults to the daemon's own default there).
+    pub async fn reconciling(gerrit_keys: &str) -> World {
+        let mut keys = if gerrit_keys.contains("reconcile_interval") {
+            gerrit_keys.to_string()
+        } else {
+            format!("reconcile_interval = \"10m\"\n{gerrit_keys}")
+        };
+        if !keys.ends_with('\n') {
+            keys.push('\n');
+        }
+        World::configured(&keys, "").await
+    }
+
+    /// A world with more `[gerrit]` keys and more TOML tables.
+    async fn configured(gerrit_extra: &str, extra: &str) -> World {
         bionicbb_core::tls::install_crypto_provider();
         let gerrit = GerritFake::start().await;
         let jenkins = JenkinsFake::start().await;
@@ -125,6 +146,12 @@ impl World {
             extra: extra.to_string(),
         }
         .write_config();
+        if !gerrit_extra.is_empty() {
+            let text = std::fs::read_to_string(&config).expect("read the config");
+            assert!(text.contains(RECONCILE_OFF), "the harness's [gerrit] table");
+            let text = text.replacen(RECONCILE_OFF, gerrit_extra, 1);
+            std::fs::write(&config, text).expect("write the config");
+        }
         World {
             gerrit,
             jenkins,

@@ -819,3 +819,157 @@ async fn fake_reads_review_bodies_by_content_type() {
         "Expected Content-Type: application/json\n"
     );
 }
+
+const OPEN_BIONIC: &str = "status:open project:platform/bionic";
+
+/// Change numbers of a query answer, in order.
+fn numbers(page: &[bionicbb_core::gerrit::ChangeInfo]) -> Vec<u64> {
+    page.iter().map(|c| c.number).collect()
+}
+
+#[tokio::test]
+async fn queries_page_by_offset_most_recently_updated_first() {
+    let s = setup().await;
+    // Four more open changes on the project, one elsewhere, one abandoned.
+    let mut open = vec![s.change];
+    for i in 0..4 {
+        let n = s
+            .fake
+            .create_change(PROJECT, "master", &format!("I{i:040}"), s.dana, "x");
+        s.fake.add_patch_set(n, "dana@example.com", &["a.c"]);
+        open.push(n);
+    }
+    let elsewhere = s
+        .fake
+        .create_change("platform/other", "master", "Iother", s.dana, "y");
+    let abandoned = s
+        .fake
+        .create_change(PROJECT, "master", "Iabandoned", s.dana, "z");
+    s.fake.set_status(abandoned, Status::Abandoned);
+    // Older updates first: 2020-01-0N for the N-th open change.
+    for (i, n) in open.iter().enumerate() {
+        s.fake
+            .set_updated(*n, &format!("2020-01-0{} 00:00:00.000000000", i + 1));
+    }
+    let client = bot_client(&s.fake);
+    let options = [QueryOption::CurrentRevision, QueryOption::Messages];
+    let first = client
+        .query_changes(OPEN_BIONIC, &options, 2, 0)
+        .await
+        .unwrap();
+    let second = client
+        .query_changes(OPEN_BIONIC, &options, 2, 2)
+        .await
+        .unwrap();
+    let last = client
+        .query_changes(OPEN_BIONIC, &options, 2, 4)
+        .await
+        .unwrap();
+    let newest_first: Vec<u64> = open.iter().rev().copied().collect();
+    assert_eq!(numbers(&first), newest_first[..2]);
+    assert_eq!(numbers(&second), newest_first[2..4]);
+    assert_eq!(numbers(&last), newest_first[4..]);
+    // Only the last change of a page that has more says so.
+    assert_eq!(
+        [&first, &second, &last].map(|p| p.iter().map(|c| c.more_changes).collect::<Vec<_>>()),
+        [vec![false, true], vec![false, true], vec![false]]
+    );
+    for c in first.iter().chain(&second).chain(&last) {
+        assert_ne!(c.number, elsewhere);
+        assert_ne!(c.number, abandoned);
+        // The options shape each change as on the single-change endpoint.
+        let current = c.current_patch_set().expect("CURRENT_REVISION");
+        let (_, revision) = c.revision(current).unwrap();
+        assert!(revision.created.is_some(), "{c:?}");
+        assert!(!c.messages.is_empty());
+        assert!(
+            c.updated
+                .as_deref()
+                .is_some_and(|u| u.starts_with("2020-01-0"))
+        );
+    }
+    let requests = s.fake.faults().requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert_eq!(
+        requests[0],
+        "GET /a/changes/?q=status:open%20project:platform/bionic&o=CURRENT_REVISION\
+         &o=MESSAGES&n=2&S=0"
+    );
+}
+
+#[tokio::test]
+async fn after_follows_the_last_update_and_the_server_caps_pages() {
+    let s = setup().await;
+    let other = s
+        .fake
+        .create_change(PROJECT, "master", "Iother", s.dana, "y");
+    s.fake.add_patch_set(other, "dana@example.com", &["a.c"]);
+    s.fake
+        .set_updated(s.change, "2020-01-01 00:00:00.000000000");
+    s.fake.set_updated(other, "2020-02-01 00:00:00.000000000");
+    let client = bot_client(&s.fake);
+    let after = |t: &str| format!("{OPEN_BIONIC} after:\"{t}\"");
+    let since_january = client
+        .query_changes(&after("2020-01-01 00:00:00"), &[], 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(numbers(&since_january), [other, s.change], "inclusive");
+    let later = client
+        .query_changes(&after("2020-01-01 00:00:01"), &[], 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(numbers(&later), [other]);
+    // A message moves the change's update to now; so does a patch set.
+    s.fake.add_message(
+        s.change,
+        2,
+        s.sam,
+        "Patch Set 2: Code-Review+1",
+        "2020-03-01 00:00:00",
+    );
+    let now = client
+        .query_changes(&after("2020-03-01 00:00:00"), &[], 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(numbers(&now), [s.change]);
+    s.fake.add_patch_set(other, "dana@example.com", &["b.c"]);
+    let now = client
+        .query_changes(&after("2020-03-01 00:00:00"), &[], 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(numbers(&now), [other, s.change]);
+
+    // The server's own limit caps a page whatever n asks.
+    s.fake.set_query_limit(1);
+    let capped = client
+        .query_changes(OPEN_BIONIC, &[], 500, 0)
+        .await
+        .unwrap();
+    assert_eq!(numbers(&capped), [other]);
+    assert!(capped[0].more_changes);
+    let rest = client
+        .query_changes(OPEN_BIONIC, &[], 500, 1)
+        .await
+        .unwrap();
+    assert_eq!(numbers(&rest), [s.change]);
+    assert!(!rest[0].more_changes);
+}
+
+#[tokio::test]
+async fn a_query_the_server_refuses_is_not_retried_and_outages_are() {
+    let s = setup().await;
+    let client = bot_client(&s.fake);
+    let err = client
+        .query_changes("owner:self", &[], 10, 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Rejected, "{err}");
+    assert!(err.to_string().contains("owner:self"), "{err}");
+    assert_eq!(s.fake.faults().requests().len(), 1);
+    s.fake
+        .faults()
+        .fail_next(None, "/changes/?q=", 2, Fault::status(503, "busy"));
+    let page = client.query_changes(OPEN_BIONIC, &[], 10, 0).await.unwrap();
+    assert_eq!(numbers(&page), [s.change]);
+    assert_eq!(s.fake.faults().requests().len(), 4);
+}

@@ -116,6 +116,26 @@ pub struct GerritConfig {
     /// Limit on one HTTP request.
     #[serde(default = "defaults::http_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// How often gmail-listener reconciles with Gerrit: asks for the open
+    /// changes updated since its last pass and acts on what no mail
+    /// reported. Zero turns reconciling off.
+    #[serde(
+        default = "defaults::reconcile_interval",
+        deserialize_with = "duration"
+    )]
+    pub reconcile_interval: Duration,
+    /// How often a reconcile pass looks at every open change, not only
+    /// those updated since the last pass (one such pass always runs at
+    /// start). Zero: only at start.
+    #[serde(
+        default = "defaults::reconcile_full_interval",
+        deserialize_with = "duration"
+    )]
+    pub reconcile_full_interval: Duration,
+    /// The most changes one reconcile pass looks at (the most recently
+    /// updated first).
+    #[serde(default = "defaults::reconcile_limit")]
+    pub reconcile_limit: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

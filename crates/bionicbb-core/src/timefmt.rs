@@ -40,6 +40,16 @@ pub fn format_gerrit(secs: i64, nanos: u32) -> String {
     }
 }
 
+/// Formats seconds since the epoch as a time in a Gerrit query
+/// (`after:"YYYY-MM-DD hh:mm:ss"`): UTC, to the second, no zone (Gerrit
+/// reads a time without a zone as UTC). Empty when out of range.
+pub fn format_gerrit_query(secs: i64) -> String {
+    let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    datetime(secs)
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_default()
+}
+
 /// Formats seconds since the epoch as `YYYY-MM-DD hh:mm:ss UTC`.
 pub fn format_utc(secs: i64) -> String {
     let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
@@ -84,6 +94,17 @@ mod tests {
             parse_gerrit(&format_gerrit(1_700_000_000, 0)),
             Some(1_700_000_000)
         );
+    }
+
+    #[test]
+    fn query_times_are_utc_seconds_without_zone() {
+        assert_eq!(format_gerrit_query(1_678_813_331), "2023-03-14 17:02:11");
+        assert_eq!(format_gerrit_query(0), "1970-01-01 00:00:00");
+        assert_eq!(
+            parse_gerrit(&format_gerrit_query(1_700_000_000)),
+            Some(1_700_000_000)
+        );
+        assert_eq!(format_gerrit_query(i64::MAX), "");
     }
 
     #[test]

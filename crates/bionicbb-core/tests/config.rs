@@ -225,6 +225,9 @@ fn example_file_mentions_every_key() {
         "bot_email",
         "netrc",
         "timeout",
+        "reconcile_interval",
+        "reconcile_full_interval",
+        "reconcile_limit",
         "[jenkins]",
         "user",
         "api_token",
@@ -692,6 +695,58 @@ fn durations_and_limits() {
         &with("gmail", "quarantine_label = \"gerrit\""),
         "[gmail] quarantine_label: must differ",
     );
+}
+
+#[test]
+fn reconcile_keys_default_turn_off_and_are_checked() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.gerrit.reconcile_interval, Duration::from_secs(600));
+    assert_eq!(
+        c.gerrit.reconcile_full_interval,
+        Duration::from_secs(6 * 3600)
+    );
+    assert_eq!(c.gerrit.reconcile_limit, 1000);
+    let off = parse(&with("gerrit", "reconcile_interval = \"0\"")).unwrap();
+    assert!(off.gerrit.reconcile_interval.is_zero());
+    let start_only = parse(&with("gerrit", "reconcile_full_interval = \"0\"")).unwrap();
+    assert!(start_only.gerrit.reconcile_full_interval.is_zero());
+    let set = parse(&with(
+        "gerrit",
+        "reconcile_interval = \"2m\"\nreconcile_full_interval = \"1h\"\nreconcile_limit = 50",
+    ))
+    .unwrap();
+    assert_eq!(set.gerrit.reconcile_interval, Duration::from_secs(120));
+    assert_eq!(
+        set.gerrit.reconcile_full_interval,
+        Duration::from_secs(3600)
+    );
+    assert_eq!(set.gerrit.reconcile_limit, 50);
+    assert_error(
+        &with("gerrit", "reconcile_interval = \"500ms\""),
+        "[gerrit] reconcile_interval: must be \"0\" (off) or at least 1s",
+    );
+    assert_error(
+        &with("gerrit", "reconcile_interval = \"sometimes\""),
+        "is not a duration",
+    );
+    assert_error(
+        &with("gerrit", "reconcile_full_interval = \"5m\""),
+        "[gerrit] reconcile_full_interval: must be \"0\" (only at start) or at least \
+         reconcile_interval",
+    );
+    // Reconciling off, a full interval shorter than the default interval is moot.
+    assert!(
+        parse(&with(
+            "gerrit",
+            "reconcile_interval = \"0\"\nreconcile_full_interval = \"5m\""
+        ))
+        .is_ok()
+    );
+    assert_error(
+        &with("gerrit", "reconcile_limit = 0"),
+        "[gerrit] reconcile_limit: must be at least 1",
+    );
+    assert_error(&with("gerrit", "reconcile_limit = -1"), "reconcile_limit");
 }
 
 #[test]

@@ -313,6 +313,26 @@ fn a_failed_effect_frees_its_key_and_a_done_one_cannot_fail() {
 }
 
 #[test]
+fn an_effect_is_begun_in_every_state_and_unknown_until_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&ledger_path(&dir));
+    let started = EffectKey::build(7, 1, "job", &params(&[("A", "1")]));
+    let done = EffectKey::build(7, 2, "job", &params(&[("A", "1")]));
+    let failed = EffectKey::reply(7, 2, "change-message:m1");
+    for key in [&started, &done, &failed] {
+        assert!(!ledger.effect_begun(key).unwrap(), "{key}");
+        ledger.begin_effect(key, "x", &json!({}), 1).unwrap();
+    }
+    ledger.finish_effect(&done, &json!("ok"), 2).unwrap();
+    ledger.fail_effect(&failed, "refused").unwrap();
+    for key in [&started, &done, &failed] {
+        assert!(ledger.effect_begun(key).unwrap(), "{key}");
+    }
+    let other = EffectKey::build(7, 3, "job", &params(&[("A", "1")]));
+    assert!(!ledger.effect_begun(&other).unwrap());
+}
+
+#[test]
 fn effect_keys_are_canonical() {
     // Two mails about the same event build the parameters in another order.
     let mut a = BTreeMap::new();

@@ -54,6 +54,18 @@ const KNOWN_COUNTERS: &[(&str, &str)] = &[
         names::MAILS_QUARANTINED,
         "Notification e-mails quarantined as unreadable",
     ),
+    (
+        names::RECONCILE_CHANGES_SCANNED,
+        "Changes a reconcile pass with Gerrit looked at",
+    ),
+    (
+        names::RECONCILE_MISSED,
+        "Patch sets and commands found by reconcile that no mail had delivered, by kind",
+    ),
+    (
+        names::RECONCILE_PASSES,
+        "Reconcile passes with Gerrit, by kind and outcome",
+    ),
 ];
 
 /// Histograms always declared (with their help).
@@ -65,6 +77,10 @@ const KNOWN_HISTOGRAMS: &[(&str, &str)] = &[
     (
         names::BUILD_TO_REVIEW_SECONDS,
         "Seconds from a build's completion to its review on Gerrit",
+    ),
+    (
+        names::RECONCILE_PASS_SECONDS,
+        "Seconds one reconcile pass with Gerrit took, by kind",
     ),
 ];
 
@@ -142,6 +158,7 @@ impl Snapshot {
             names::OUTBOX_RETRIES,
             names::MAILS_PROCESSED,
             names::MAILS_QUARANTINED,
+            names::RECONCILE_CHANGES_SCANNED,
         ] {
             if let Some(family) = counters.get_mut(&counter_family_name(name)) {
                 family.samples.entry(Vec::new()).or_default();

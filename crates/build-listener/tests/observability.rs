@@ -249,6 +249,9 @@ fn empty_ledger_renders_declared_families_and_zero_gauges() {
         "bionicbb_failures_total",
         "bionicbb_mails_processed_total",
         "bionicbb_mails_quarantined_total",
+        "bionicbb_reconcile_changes_scanned_total",
+        "bionicbb_reconcile_missed_total",
+        "bionicbb_reconcile_passes_total",
     ] {
         assert_eq!(
             e.types.get(family).map(String::as_str),
@@ -259,6 +262,7 @@ fn empty_ledger_renders_declared_families_and_zero_gauges() {
     for family in [
         "bionicbb_mail_to_trigger_seconds",
         "bionicbb_build_to_review_seconds",
+        "bionicbb_reconcile_pass_seconds",
     ] {
         assert_eq!(
             e.types.get(family).map(String::as_str),
@@ -272,6 +276,10 @@ fn empty_ledger_renders_declared_families_and_zero_gauges() {
         Some(0.0)
     );
     assert_eq!(e.value("bionicbb_mails_processed_total", &[]), Some(0.0));
+    assert_eq!(
+        e.value("bionicbb_reconcile_changes_scanned_total", &[]),
+        Some(0.0)
+    );
     assert!(text.contains("# TYPE bionicbb_outbox_pending gauge\n"));
 }
 

@@ -172,7 +172,7 @@ async fn run_listener(
     health: &Health,
     started: std::time::Instant,
 ) -> ExitCode {
-    let listener = match Listener::start(config, dry_run).await {
+    let listener = match Listener::start(config, dry_run, once).await {
         Ok(l) => l,
         Err(e) => return e.report(NAME),
     };

@@ -7,3 +7,4 @@ pub mod gmail;
 pub mod health;
 pub mod lost_trigger;
 pub mod poll;
+pub mod reconcile;

@@ -13,6 +13,8 @@ mod in_hand;
 mod mail;
 mod take_out;
 
+pub(crate) use mail::details as event_details;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,7 @@ use tokio::sync::watch;
 use crate::effects::Effects;
 use crate::gmail::{Mailbox, MailboxError};
 use crate::health::{Health, PollStatus};
+use crate::reconcile::Reconciler;
 
 /// How long a mail hit by passing faults (a Gerrit, Jenkins or
 /// build-listener outage) is tried again before it is quarantined with its
@@ -144,6 +147,9 @@ pub struct Listener {
     /// The mark of the mail in hand; `None` in a dry run (it writes
     /// nothing).
     in_hand: Option<in_hand::InHand>,
+    /// The passes that reconcile with Gerrit between polls; `None` when
+    /// reconciling is off, and in a dry run.
+    reconciler: Option<Reconciler>,
 }
 
 /// A Gmail failure at start: one that may pass (a network fault, a rate
@@ -160,8 +166,13 @@ fn gmail_failure(message: String, transient: bool) -> StartupFailure {
 impl Listener {
     /// Opens the ledger and the clients and resolves the labels. The Gmail
     /// label must exist; the quarantine label is created (except in a dry
-    /// run, which creates nothing).
-    pub async fn start(config: Arc<Config>, dry_run: bool) -> Result<Listener, StartupFailure> {
+    /// run, which creates nothing). `once`: the process polls once (and
+    /// runs one reconcile pass after that poll).
+    pub async fn start(
+        config: Arc<Config>,
+        dry_run: bool,
+        once: bool,
+    ) -> Result<Listener, StartupFailure> {
         let ledger_path = config.ledger_path();
         let ledger = if dry_run && !ledger_path.exists() {
             None
@@ -213,6 +224,12 @@ impl Listener {
             }),
             _ => None,
         };
+        let reconciler = match &effects {
+            Some(effects) => {
+                Reconciler::new(config.clone(), gerrit.clone(), effects.ledger.clone(), once)
+            }
+            None => None,
+        };
         Ok(Listener {
             config,
             mailbox,
@@ -224,6 +241,7 @@ impl Listener {
             dry_run,
             content: tokio::sync::Mutex::new(()),
             in_hand,
+            reconciler,
         })
     }
 
@@ -265,6 +283,9 @@ impl Listener {
                 ok,
                 "poll finished"
             );
+            if let (Some(reconciler), Some(effects)) = (&self.reconciler, &self.effects) {
+                reconciler.run_if_due(effects, &stop).await;
+            }
             if once || *stop.borrow() {
                 return ok;
             }

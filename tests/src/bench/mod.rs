@@ -10,6 +10,7 @@
 pub mod drain;
 pub mod idle;
 pub mod intake;
+pub mod reconcile;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct Options {
     pub concurrency: usize,
     /// Jenkins notifications per intake run.
     pub notifications: usize,
+    /// Open changes a reconcile pass looks at.
+    pub open_changes: usize,
 }
 
 impl Default for Options {
@@ -41,6 +44,7 @@ impl Default for Options {
             changes: 200,
             concurrency: 8,
             notifications: 2000,
+            open_changes: 1000,
         }
     }
 }

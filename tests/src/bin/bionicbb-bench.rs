@@ -6,17 +6,18 @@
 //!
 //! ```text
 //! cargo run --release -p bionicbb-tests --bin bionicbb-bench -- [--latency-ms 20]
-//!     [--changes 200] [--concurrency 8] [--notifications 2000] [--only drain|intake|idle]
+//!     [--changes 200] [--concurrency 8] [--notifications 2000] [--open-changes 1000]
+//!     [--only drain|intake|idle|reconcile]
 //! ```
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bionicbb_tests::bench::{self, Options, drain, idle, intake, line, ms};
+use bionicbb_tests::bench::{self, Options, drain, idle, intake, line, ms, reconcile};
 
 fn usage() -> &'static str {
     "usage: bionicbb-bench [--latency-ms N] [--changes N] [--concurrency N] \
-     [--notifications N] [--only drain|intake|idle]"
+     [--notifications N] [--open-changes N] [--only drain|intake|idle|reconcile]"
 }
 
 fn parse() -> Result<(Options, Option<String>), String> {
@@ -42,7 +43,8 @@ fn parse() -> Result<(Options, Option<String>), String> {
             "--changes" => options.changes = number()?,
             "--concurrency" => options.concurrency = number()?,
             "--notifications" => options.notifications = number()?,
-            "--only" if ["drain", "intake", "idle"].contains(&value.as_str()) => {
+            "--open-changes" => options.open_changes = number()?,
+            "--only" if ["drain", "intake", "idle", "reconcile"].contains(&value.as_str()) => {
                 only = Some(value.clone());
             }
             _ => return Err(format!("unknown argument `{flag} {value}`\n{}", usage())),
@@ -110,6 +112,9 @@ async fn main() -> ExitCode {
                     .map(|p| format!("intake {clients} clients: {p}")),
             );
         }
+    }
+    if runs("reconcile") {
+        problems.extend(reconcile::run(&options).await);
     }
     if problems.is_empty() {
         ExitCode::SUCCESS

@@ -9,6 +9,7 @@
 //! what clients did (votes, messages, reviews posted, raw requests through
 //! [`GerritFake::faults`]).
 
+mod query;
 mod render;
 mod server;
 
@@ -122,6 +123,9 @@ struct Change {
     owner: u64,
     status: Status,
     created: String,
+    /// When anything about the change last changed (a patch set, a
+    /// message, a vote, a comment, its status): what `after:` compares.
+    updated: String,
     patch_sets: Vec<PatchSet>,
     messages: Vec<FakeMessage>,
     comments: Vec<FakeComment>,
@@ -130,6 +134,11 @@ struct Change {
 impl Change {
     fn current(&self) -> Option<&PatchSet> {
         self.patch_sets.last()
+    }
+
+    /// Records that the change was updated now.
+    fn touch(&mut self) {
+        self.updated = now();
     }
 }
 
@@ -148,6 +157,9 @@ struct Model {
     next_message: u64,
     /// Leave `commit` and `files` out of every RevisionInfo.
     revision_details_unavailable: bool,
+    /// The most changes one query page holds, whatever `n` asks (Gerrit's
+    /// `queryLimit` capability).
+    query_limit: usize,
 }
 
 impl Model {
@@ -181,6 +193,7 @@ impl Model {
             next_change: 123_456,
             next_message: 1,
             revision_details_unavailable: false,
+            query_limit: 500,
         }
     }
 
@@ -195,10 +208,29 @@ impl Model {
         self.accounts.iter().find(|a| a.id == id)
     }
 
+    /// The change, for a change to it: its `updated` moves to now.
     fn change_mut(&mut self, number: u64) -> &mut Change {
-        self.changes
+        let change = self
+            .changes
             .get_mut(&number)
+            .unwrap_or_else(|| panic!("fake Gerrit: no change {number}"));
+        change.touch();
+        change
+    }
+
+    /// The change, to read it.
+    fn change(&self, number: u64) -> &Change {
+        self.changes
+            .get(&number)
             .unwrap_or_else(|| panic!("fake Gerrit: no change {number}"))
+    }
+
+    fn patch_set(&self, number: u64, ps: u32) -> &PatchSet {
+        self.change(number)
+            .patch_sets
+            .iter()
+            .find(|p| p.number == ps)
+            .unwrap_or_else(|| panic!("fake Gerrit: change {number} has no patch set {ps}"))
     }
 
     fn patch_set_mut(&mut self, number: u64, ps: u32) -> &mut PatchSet {
@@ -367,6 +399,7 @@ impl GerritFake {
                 owner,
                 status: Status::New,
                 created: now(),
+                updated: now(),
                 patch_sets: Vec::new(),
                 messages: Vec::new(),
                 comments: Vec::new(),
@@ -402,6 +435,34 @@ impl GerritFake {
         ps
     }
 
+    /// Caps every query page at `limit` changes whatever `n` asks, like
+    /// Gerrit's `queryLimit` capability (500 by default).
+    pub fn set_query_limit(&self, limit: usize) {
+        lock(&self.model).query_limit = limit.max(1);
+    }
+
+    /// Sets when the change was last updated (Gerrit format, UTC), as if
+    /// nothing had happened to it since `date`; the next change to it
+    /// moves it to now again.
+    pub fn set_updated(&self, number: u64, date: &str) {
+        let mut m = lock(&self.model);
+        let change = m
+            .changes
+            .get_mut(&number)
+            .unwrap_or_else(|| panic!("fake Gerrit: no change {number}"));
+        change.updated = date.to_string();
+    }
+
+    /// Every change's number, in order.
+    pub fn change_numbers(&self) -> Vec<u64> {
+        lock(&self.model).changes.keys().copied().collect()
+    }
+
+    /// When the change was last updated (Gerrit format, UTC).
+    pub fn updated(&self, number: u64) -> String {
+        lock(&self.model).change(number).updated.clone()
+    }
+
     /// Leaves `commit` and `files` out of every RevisionInfo whatever the
     /// options, as Gerrit does when it cannot load a patch set's info or
     /// diff (it logs a warning and answers without them); `.../commit` and
@@ -412,7 +473,7 @@ impl GerritFake {
 
     /// The commit SHA-1 of a patch set.
     pub fn sha(&self, number: u64, ps: u32) -> String {
-        lock(&self.model).patch_set_mut(number, ps).sha.clone()
+        lock(&self.model).patch_set(number, ps).sha.clone()
     }
 
     /// The fetchable ref of a patch set, `refs/changes/56/123456/4`.
@@ -426,7 +487,7 @@ impl GerritFake {
     }
 
     pub fn status(&self, number: u64) -> Status {
-        lock(&self.model).change_mut(number).status
+        lock(&self.model).change(number).status
     }
 
     /// Records a vote (0 removes it) as if `account` had voted in the UI,
@@ -497,7 +558,7 @@ impl GerritFake {
     /// Votes on a patch set: label → account → value (no zero entries).
     pub fn votes(&self, number: u64, ps: u32) -> BTreeMap<String, BTreeMap<u64, i32>> {
         lock(&self.model)
-            .patch_set_mut(number, ps)
+            .patch_set(number, ps)
             .votes
             .iter()
             .map(|(label, by)| {
@@ -510,7 +571,7 @@ impl GerritFake {
 
     /// The change messages, oldest first.
     pub fn messages(&self, number: u64) -> Vec<FakeMessage> {
-        lock(&self.model).change_mut(number).messages.clone()
+        lock(&self.model).change(number).messages.clone()
     }
 
     /// The next `times` review posts are applied `delay` after they arrive

@@ -8,6 +8,15 @@ pub fn state_dir() -> PathBuf {
 pub fn http_timeout() -> Duration {
     Duration::from_secs(30)
 }
+pub fn reconcile_interval() -> Duration {
+    Duration::from_secs(10 * 60)
+}
+pub fn reconcile_full_interval() -> Duration {
+    Duration::from_secs(6 * 3600)
+}
+pub fn reconcile_limit() -> usize {
+    1000
+}
 pub fn label() -> String {
     "gerrit".into()
 }

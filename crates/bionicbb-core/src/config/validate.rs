@@ -83,6 +83,7 @@ pub fn structure(config: &mut Config, credentials: Option<&Path>) -> Result<(), 
     }
     gerrit.bot_email = email.to_string();
     positive(gerrit.timeout, "[gerrit] timeout")?;
+    reconcile(gerrit)?;
 
     let jenkins = &mut config.jenkins;
     base_url(&mut jenkins.url, "[jenkins] url")?;
@@ -333,6 +334,29 @@ fn domains(list: &mut [String], key: &str) -> Result<(), KeyError> {
 fn non_empty(value: &str, key: impl Into<String>) -> Result<(), KeyError> {
     if value.trim().is_empty() {
         return fail(key, "must not be empty");
+    }
+    Ok(())
+}
+
+/// The reconcile keys: an interval of zero turns reconciling off, else it
+/// is at least a second; full passes come no more often than passes.
+fn reconcile(gerrit: &super::GerritConfig) -> Result<(), KeyError> {
+    let interval = gerrit.reconcile_interval;
+    if !interval.is_zero() && interval < Duration::from_secs(1) {
+        return fail(
+            "[gerrit] reconcile_interval",
+            "must be \"0\" (off) or at least 1s",
+        );
+    }
+    let full = gerrit.reconcile_full_interval;
+    if !interval.is_zero() && !full.is_zero() && full < interval {
+        return fail(
+            "[gerrit] reconcile_full_interval",
+            "must be \"0\" (only at start) or at least reconcile_interval",
+        );
+    }
+    if gerrit.reconcile_limit == 0 {
+        return fail("[gerrit] reconcile_limit", "must be at least 1");
     }
     Ok(())
 }

@@ -219,6 +219,31 @@ impl GerritClient {
             .await
     }
 
+    /// `GET /changes/?q={query}&o=...&n={limit}&S={start}`: one page of the
+    /// changes matching `query` (Gerrit's search syntax), most recently
+    /// updated first. A page holds at most `limit` changes, fewer when the
+    /// server caps it (its `queryLimit`); when more exist, the last change
+    /// has [`ChangeInfo::more_changes`] set: ask again with `start` = the
+    /// number read so far. Retried like every read.
+    pub async fn query_changes(
+        &self,
+        query: &str,
+        options: &[QueryOption],
+        limit: usize,
+        start: usize,
+    ) -> Result<Vec<ChangeInfo>, ApiError> {
+        let (limit, start) = (limit.to_string(), start.to_string());
+        let mut pairs = vec![("q", query)];
+        pairs.extend(options.iter().map(|o| ("o", o.as_str())));
+        pairs.extend([("n", limit.as_str()), ("S", start.as_str())]);
+        let url = self.url("changes/", &pairs)?;
+        let what = format!("query changes {query:?} from {start}");
+        retry(&self.retry, Service::Gerrit, &what, || {
+            self.send(&what, self.http.get(url.clone()))
+        })
+        .await
+    }
+
     /// `GET /accounts/{account}`: a numeric id, username, e-mail or `self`.
     pub async fn account(&self, account: &str) -> Result<AccountInfo, ApiError> {
         if account.is_empty()
@@ -498,6 +523,24 @@ mod tests {
                 .as_str(),
             "https://host/a/changes/1?o=MESSAGES&o=LABELS"
         );
+    }
+
+    #[test]
+    fn query_values_are_encoded_whole() {
+        let auth = client("https://host/", true);
+        let query = r#"status:open project:platform/bionic after:"2026-11-30 10:00:00""#;
+        assert_eq!(
+            auth.url(
+                "changes/",
+                &[("q", query), ("o", "MESSAGES"), ("n", "500"), ("S", "0")]
+            )
+            .unwrap()
+            .as_str(),
+            "https://host/a/changes/?q=status:open%20project:platform/bionic%20\
+             after:%222026-11-30%2010:00:00%22&o=MESSAGES&n=500&S=0"
+        );
+        let plus = auth.url("changes/", &[("q", "a+b&c=d#e")]).unwrap();
+        assert_eq!(plus.query(), Some("q=a%2Bb%26c%3Dd%23e"));
     }
 
     #[test]

@@ -55,6 +55,14 @@ pub struct ChangeInfo {
     /// Change messages, oldest first; present with `MESSAGES` and on `/detail`.
     #[serde(default)]
     pub messages: Vec<ChangeMessageInfo>,
+    /// When the change was last updated (a patch set, a message, a vote,
+    /// a status change); what a query's `after:` compares.
+    #[serde(default)]
+    pub updated: Option<String>,
+    /// Set on the last change of a query page when more results exist:
+    /// ask again with `S` = the number of changes already read.
+    #[serde(rename = "_more_changes", default)]
+    pub more_changes: bool,
 }
 
 impl ChangeInfo {
@@ -119,6 +127,9 @@ pub struct RevisionInfo {
     /// `REWORK`, `TRIVIAL_REBASE`, ... (absent on old servers).
     #[serde(default)]
     pub kind: Option<String>,
+    /// When the patch set was uploaded (Gerrit timestamp, UTC).
+    #[serde(default)]
+    pub created: Option<String>,
     /// Download scheme → fetch info; absent or empty without a download plugin.
     #[serde(default)]
     pub fetch: Option<BTreeMap<String, FetchInfo>>,

@@ -299,6 +299,22 @@ impl Ledger {
         })
     }
 
+    /// Whether effect `key` was ever begun (in any state: started, done or
+    /// failed). A read: it sees committed writes only.
+    pub fn effect_begun(&self, key: &EffectKey) -> Result<bool> {
+        const OP: &str = "look up an effect";
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT 1 FROM effects WHERE key = ?1",
+                [key.as_str()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(sql(OP))
+        })
+    }
+
     /// Marks a started (or failed, once the server showed it did happen)
     /// effect done. Idempotent: finishing a done effect keeps the first
     /// result.

@@ -43,11 +43,23 @@ pub mod metric_names {
     /// them (also counted in [`MAILS_QUARANTINED`]); no labels.
     pub const MAILS_POISONED: &str = "mails_poisoned_total";
 
+    /// Changes a reconcile pass with Gerrit looked at; no labels.
+    pub const RECONCILE_CHANGES_SCANNED: &str = "reconcile_changes_scanned_total";
+    /// Patch sets and commands a reconcile pass found that no mail had
+    /// delivered (an effect it began afresh), label `kind` (`patch_set`,
+    /// `command`): the mail path is leaking.
+    pub const RECONCILE_MISSED: &str = "reconcile_missed_total";
+    /// Reconcile passes, labels `kind` (`full`, `incremental`) and
+    /// `outcome` (`ok`, `truncated`, `incomplete`, `failed`, `stopped`).
+    pub const RECONCILE_PASSES: &str = "reconcile_passes_total";
+
     /// Histogram: seconds from a notification e-mail's date to the Jenkins
     /// trigger it caused.
     pub const MAIL_TO_TRIGGER_SECONDS: &str = "mail_to_trigger_seconds";
     /// Histogram: seconds from a build's completion to its review on Gerrit.
     pub const BUILD_TO_REVIEW_SECONDS: &str = "build_to_review_seconds";
+    /// Histogram: seconds one reconcile pass took, label `kind`.
+    pub const RECONCILE_PASS_SECONDS: &str = "reconcile_pass_seconds";
 
     /// Renders a label set the way the metrics endpoint parses it:
     /// `key="value",key2="value2"`, values quoted with `\\`, `\"` and `\n`

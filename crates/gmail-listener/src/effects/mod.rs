@@ -12,7 +12,10 @@ use bionicbb_core::ledger::{self, Begin, EffectKey, Ledger};
 
 use serde_json::{Value, json};
 
+mod apply;
 mod build;
+
+pub use apply::Applied;
 
 /// What became of one decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +55,12 @@ impl Origin {
     pub fn comment_identity(facts: Option<&ChangeFacts>) -> Option<String> {
         let comment = facts?.comment.as_ref()?;
         Some(format!("change-message:{}", comment.message_id))
+    }
+
+    /// What tells a reply or a rejection drop apart from another on the
+    /// same patch set: the comment's identity, else the mail.
+    fn discriminator(&self) -> &str {
+        self.comment_identity.as_deref().unwrap_or(&self.gmail_id)
     }
 }
 
@@ -127,11 +136,15 @@ fn gerrit_permanent(e: &ApiError) -> bool {
 impl Effects {
     /// Does one decision; see [`Outcome`].
     pub async fn run(&self, decision: &Decision, origin: &Origin, change: u64, ps: u32) -> Outcome {
+        let key = match (decision, Effects::key(decision, origin, change, ps)) {
+            (Decision::Skip { reason }, _) => return Outcome::Done(format!("skipped: {reason}")),
+            (_, Some(key)) => key,
+            // Every decision but a skip has a key.
+            (_, None) => return Outcome::Failed("the decision has no effect key".to_string()),
+        };
         match decision {
             Decision::Skip { reason } => Outcome::Done(format!("skipped: {reason}")),
             Decision::Build { job, params, .. } | Decision::Clean { job, params } => {
-                let key = Effects::build_key(decision, origin, change, ps)
-                    .unwrap_or_else(|| EffectKey::build(change, ps, job, params));
                 self.build(&key, job, params, origin.mail_date).await
             }
             Decision::Reply {
@@ -139,11 +152,6 @@ impl Effects {
                 patch_set,
                 message,
             } => {
-                let discriminator = origin
-                    .comment_identity
-                    .clone()
-                    .unwrap_or_else(|| origin.gmail_id.clone());
-                let key = EffectKey::reply(*change_number, *patch_set, &discriminator);
                 let target = ChangeRef::project_number(&origin.project, *change_number);
                 match target {
                     Ok(target) => self.reply(&key, &target, *patch_set, message).await,
@@ -154,14 +162,37 @@ impl Effects {
                 change_number,
                 patch_set,
             } => {
-                let discriminator = origin
-                    .comment_identity
-                    .clone()
-                    .unwrap_or_else(|| origin.gmail_id.clone());
-                let key = EffectKey::drop_rejection(*change_number, *patch_set, &discriminator);
                 let change_id = format!("{}~{change_number}", origin.project);
                 self.drop_rejection(&key, &change_id, *patch_set).await
             }
+        }
+    }
+
+    /// The ledger key of the effect `decision` calls for (`None` for a
+    /// skip): what makes it happen once, whichever path decided it.
+    pub fn key(decision: &Decision, origin: &Origin, change: u64, ps: u32) -> Option<EffectKey> {
+        match decision {
+            Decision::Skip { .. } => None,
+            Decision::Build { .. } | Decision::Clean { .. } => {
+                Effects::build_key(decision, origin, change, ps)
+            }
+            Decision::Reply {
+                change_number,
+                patch_set,
+                ..
+            } => Some(EffectKey::reply(
+                *change_number,
+                *patch_set,
+                origin.discriminator(),
+            )),
+            Decision::DropRejection {
+                change_number,
+                patch_set,
+            } => Some(EffectKey::drop_rejection(
+                *change_number,
+                *patch_set,
+                origin.discriminator(),
+            )),
         }
     }
 

@@ -17,8 +17,8 @@ use bionicbb_core::event::{
 };
 use bionicbb_core::gerrit::types::parse_timestamp;
 use bionicbb_core::gerrit::{
-    ChangeInfo, ChangeMessageInfo, ChangeRef, CommentInfo, GerritClient, QueryOption, Revision,
-    RevisionInfo,
+    AccountInfo, ChangeInfo, ChangeMessageInfo, ChangeRef, CommentInfo, GerritClient, QueryOption,
+    Revision, RevisionInfo,
 };
 use bionicbb_core::mail::votes;
 
@@ -77,22 +77,22 @@ pub async fn gather(
             return Ok(None);
         }
     };
-    let details = needs_patch_set_details(event);
-    let change = match gerrit.change(&change_ref, &query_options(details)).await {
+    let needs_details = needs_patch_set_details(event);
+    let change = match gerrit
+        .change(&change_ref, &query_options(needs_details))
+        .await
+    {
         Ok(change) => change,
         Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     let ps = event.patch_set;
-    let revision = change.revision(ps).map(|(_, r)| r);
-    let patch_set_ref = revision.map(|r| r.git_ref.clone());
-    let mut committer_email = None;
-    let mut files = Vec::new();
-    if let Some(revision) = revision.filter(|_| details) {
-        let Some(details) = patch_set_details(gerrit, &change_ref, ps, revision).await? else {
+    let mut details = None;
+    if let Some((_, revision)) = change.revision(ps).filter(|_| needs_details) {
+        let Some(found) = patch_set_details(gerrit, &change_ref, ps, revision).await? else {
             return Ok(None);
         };
-        (committer_email, files) = details;
+        details = Some(found);
     }
     let comment = if event.message_type == MessageType::Comment {
         // Comments are fetched only when the change messages alone do not
@@ -110,13 +110,33 @@ pub async fn gather(
     } else {
         None
     };
-    Ok(Some(ChangeFacts {
+    Ok(Some(from_change(&change, ps, details, comment)))
+}
+
+/// The committer's e-mail (when Gerrit shows one) and the files (without
+/// Gerrit's magic ones) of a patch set.
+pub type Details = (Option<String>, Vec<String>);
+
+/// The facts about patch set `ps` of `change` as one Gerrit answer shows
+/// them: the change's project, branch, status and current patch set, the
+/// ref of `ps` (`None` when the answer has no such patch set), its
+/// `details` when the decision needs them (else no committer and no
+/// files), and the `comment` Gerrit confirmed. Pure: the mail path and
+/// the reconcile pass build their facts the same way.
+pub fn from_change(
+    change: &ChangeInfo,
+    ps: u32,
+    details: Option<Details>,
+    comment: Option<CommentFacts>,
+) -> ChangeFacts {
+    let (committer_email, files) = details.unwrap_or_default();
+    ChangeFacts {
         number: change.number,
         project: change.project.clone(),
         branch: change.branch.clone(),
-        status: status_of(&change),
-        current_patch_set: current_patch_set(&change),
-        patch_set_ref,
+        status: status_of(change),
+        current_patch_set: current_patch_set(change),
+        patch_set_ref: change.patch_set_ref(ps).map(str::to_string),
         committer_email,
         files,
         comment,
@@ -127,7 +147,7 @@ pub async fn gather(
             .clone()
             .or_else(|| change.owner.email.clone())
             .or_else(|| change.owner.username.clone()),
-    }))
+    }
 }
 
 /// The options of the one change query a mail costs. `ALL_REVISIONS`: the
@@ -151,12 +171,12 @@ pub fn query_options(details: bool) -> Vec<QueryOption> {
 /// `RevisionInfo`. A server that could not compute one of them leaves it
 /// out of the answer (and logs why); then it is asked for on its own.
 /// `Ok(None)` when the change vanished in between.
-async fn patch_set_details(
+pub async fn patch_set_details(
     gerrit: &GerritClient,
     change_ref: &ChangeRef,
     ps: u32,
     revision: &RevisionInfo,
-) -> Result<Option<(Option<String>, Vec<String>)>, ApiError> {
+) -> Result<Option<Details>, ApiError> {
     let committer = match &revision.commit {
         Some(commit) => commit.committer.email.clone(),
         None => match gerrit.commit(change_ref, Revision::PatchSet(ps)).await {
@@ -190,7 +210,7 @@ fn status_of(change: &ChangeInfo) -> ChangeStatus {
 }
 
 /// The current patch set; the highest listed one when Gerrit did not say.
-fn current_patch_set(change: &ChangeInfo) -> u32 {
+pub fn current_patch_set(change: &ChangeInfo) -> u32 {
     change
         .current_patch_set()
         .or_else(|| change.revisions.values().map(|r| r.number).max())
@@ -259,24 +279,53 @@ pub fn match_comment(
             .rev()
             .find_map(|m| confirm(event, m, comments, None).map(|extra| (m, extra)))?,
     };
+    Some(comment_facts(found, &extra))
+}
+
+/// A change message as the facts of a comment: its `id` (the identity of
+/// its commands), the account that acted (`real_author` when someone
+/// posted on another's behalf, so trust follows the account that acted)
+/// and its text, followed by the `extra` texts (comments published with
+/// it that carry its commands). Pure.
+pub fn comment_facts(message: &ChangeMessageInfo, extra: &[&str]) -> CommentFacts {
     // Gerrit may repeat the author as `real_author`; only a different
     // account means someone posted on another's behalf.
-    let author = match (&found.author, &found.real_author) {
+    let author = acting_author(message);
+    let mut text = message.message.clone();
+    for more in extra {
+        text.push_str("\n\n");
+        text.push_str(more);
+    }
+    CommentFacts {
+        message_id: message.id.clone(),
+        author_account_id: author.map(|a| a.account_id),
+        author_email: author.and_then(|a| a.email.clone()),
+        message: text,
+    }
+}
+
+/// The account that acted for `message`: `real_author` when it differs
+/// from `author`, else `author`.
+pub fn acting_author(message: &ChangeMessageInfo) -> Option<&AccountInfo> {
+    match (&message.author, &message.real_author) {
         (Some(a), Some(r)) if a.account_id != r.account_id => Some(r),
         (Some(a), _) => Some(a),
         (None, r) => r.as_ref(),
-    };
-    let mut message = found.message.clone();
-    for text in extra {
-        message.push_str("\n\n");
-        message.push_str(text);
     }
-    Some(CommentFacts {
-        message_id: found.id.clone(),
-        author_account_id: author.map(|a| a.account_id),
-        author_email: author.and_then(|a| a.email.clone()),
-        message,
-    })
+}
+
+/// The texts of the comments `author` published on patch set `ps` with a
+/// review dated `date` (within ±1 s): where Gerrit 3.3+ puts the text
+/// typed in the reply box, and inline comments.
+pub fn published_with(comments: &Comments, ps: u32, author: u64, date: i64) -> Vec<&str> {
+    comments
+        .values()
+        .flatten()
+        .filter(|c| c.patch_set == Some(ps))
+        .filter(|c| c.author.as_ref().is_some_and(|a| a.account_id == author))
+        .filter(|c| parse_timestamp(&c.updated).is_some_and(|t| near(t, date)))
+        .map(|c| c.message.as_str())
+        .collect()
 }
 
 /// True when `sender` (the mail's `From:` display name) names the
@@ -336,14 +385,7 @@ fn confirm<'c>(
     // Only a comment published with this review, by the same account.
     let date = date?;
     let author = message.author.as_ref()?.account_id;
-    let companions: Vec<&str> = comments
-        .values()
-        .flatten()
-        .filter(|c| c.patch_set == Some(event.patch_set))
-        .filter(|c| c.author.as_ref().is_some_and(|a| a.account_id == author))
-        .filter(|c| parse_timestamp(&c.updated).is_some_and(|t| near(t, date)))
-        .map(|c| c.message.as_str())
-        .collect();
+    let companions = published_with(comments, event.patch_set, author, date);
     let mut used: Vec<&str> = Vec::new();
     for command in missing {
         let text = companions

@@ -609,3 +609,75 @@ fn mail_types_decided_without_gerrit_do_not_depend_on_it() {
         assert!(needs_gerrit(&e), "{kind}");
     }
 }
+
+#[test]
+fn facts_from_one_answer_name_the_patch_set_and_its_details() {
+    let change: ChangeInfo = serde_json::from_value(serde_json::json!({
+        "project": "platform/bionic",
+        "branch": "master",
+        "change_id": "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b",
+        "status": "NEW",
+        "_number": 123456,
+        "owner": {"_account_id": 1},
+        "current_revision": "bbbb",
+        "revisions": {
+            "aaaa": {"_number": 1, "ref": "refs/changes/56/123456/1"},
+            "bbbb": {"_number": 2, "ref": "refs/changes/56/123456/2",
+                     "created": "2019-03-14 17:00:00.000000000"}
+        }
+    }))
+    .unwrap();
+    let details = (
+        Some("dana@example.com".to_string()),
+        vec!["a.c".to_string()],
+    );
+    let current = from_change(&change, 2, Some(details.clone()), None);
+    assert_eq!(current.number, 123456);
+    assert_eq!(current.status, ChangeStatus::New);
+    assert_eq!(current.current_patch_set, 2);
+    assert_eq!(
+        current.patch_set_ref.as_deref(),
+        Some("refs/changes/56/123456/2")
+    );
+    assert_eq!(current.committer_email.as_deref(), Some("dana@example.com"));
+    assert_eq!(current.files, ["a.c"]);
+    // An older patch set: its ref, no details; one the answer lacks: no ref.
+    let older = from_change(&change, 1, None, None);
+    assert_eq!(
+        older.patch_set_ref.as_deref(),
+        Some("refs/changes/56/123456/1")
+    );
+    assert_eq!((older.committer_email, older.files.len()), (None, 0));
+    assert_eq!(
+        from_change(&change, 3, Some(details), None).patch_set_ref,
+        None
+    );
+}
+
+#[test]
+fn comment_facts_follow_the_acting_account_and_append_carriers() {
+    let mut m = message(
+        "m1",
+        2,
+        7,
+        "sam@example.com",
+        "2019-03-14 17:02:11.000000000",
+        "Patch Set 2:\n\n(1 comment)",
+    );
+    let facts = comment_facts(&m, &["bionicbb:retry"]);
+    assert_eq!(facts.message_id, "m1");
+    assert_eq!(facts.author_account_id, Some(7));
+    assert_eq!(facts.author_email.as_deref(), Some("sam@example.com"));
+    assert_eq!(
+        facts.message,
+        "Patch Set 2:\n\n(1 comment)\n\nbionicbb:retry"
+    );
+    // Posted on Sam's behalf by another account: trust follows who acted.
+    m.real_author = Some(account(9, "stranger@evil.org"));
+    let facts = comment_facts(&m, &[]);
+    assert_eq!(facts.author_account_id, Some(9));
+    assert_eq!(facts.author_email.as_deref(), Some("stranger@evil.org"));
+    // The same account repeated as real_author changes nothing.
+    m.real_author = Some(account(7, "sam@example.com"));
+    assert_eq!(comment_facts(&m, &[]).author_account_id, Some(7));
+}

@@ -5,14 +5,13 @@
 //! writes of mails handled at once can share commits.
 
 use bionicbb_core::decide::decide;
-use bionicbb_core::event::ChangeFacts;
-use bionicbb_core::event::Decision;
+use bionicbb_core::event::{ChangeFacts, GerritEvent};
 use bionicbb_core::ledger::{self, EventDetails, EventRecord, metric_names as names};
 use bionicbb_core::mail::ParsedMail;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Handled, Listener, max_attempts};
-use crate::effects::{Effects, Origin, Outcome};
+use crate::effects::{Applied, Origin};
 use crate::facts;
 
 impl Listener {
@@ -54,59 +53,13 @@ impl Listener {
             comment_identity: Origin::comment_identity(facts.as_ref()),
             mail_date: event.date,
         };
-        let mut passing = Vec::new();
-        let mut summary = Vec::new();
-        // The decisions as the status page shows them, with what became of each.
-        let mut shown = Vec::with_capacity(decisions.len());
-        for decision in &decisions {
-            let mut entry = serde_json::to_value(decision).unwrap_or_default();
-            if matches!(decision, Decision::Skip { .. }) {
-                shown.push(entry);
-                continue;
-            }
-            let (result, queue_url) = match effects
-                .run(decision, &origin, change, event.patch_set)
-                .await
-            {
-                Outcome::Done(what) => (what, None),
-                Outcome::Triggered { what, queue_url } => (what, Some(queue_url)),
-                Outcome::Failed(why) => {
-                    self.count(names::FAILURES, &[("component", "gmail-listener")])
-                        .await;
-                    (format!("failed for good: {why}"), None)
-                }
-                Outcome::Passing(why) => {
-                    passing.push(why);
-                    continue;
-                }
-            };
-            if let Value::Object(map) = &mut entry {
-                map.insert("result".into(), json!(result));
-                if let Some(url) = queue_url {
-                    map.insert("queue_url".into(), json!(url));
-                }
-            }
-            summary.push(result);
-            shown.push(entry);
-        }
-        if change != 0 {
-            // A trigger an earlier try of this patch set left in doubt, which
-            // this decision no longer calls for, is settled before the mail
-            // is done: what it started still gets its review.
-            let wanted: Vec<_> = decisions
-                .iter()
-                .filter_map(|d| Effects::build_key(d, &origin, change, event.patch_set))
-                .collect();
-            let why = skip_reasons(&decisions);
-            match effects
-                .settle_unwanted(change, event.patch_set, &wanted, &why)
-                .await
-            {
-                Outcome::Passing(why) => passing.push(why),
-                Outcome::Done(what) if !what.is_empty() => summary.push(what),
-                _ => {}
-            }
-        }
+        let Applied {
+            passing,
+            summary,
+            shown,
+        } = effects
+            .apply(&decisions, &origin, change, event.patch_set)
+            .await;
         if !passing.is_empty() {
             return self.failed_try(id, passing.join("; ")).await;
         }
@@ -146,7 +99,7 @@ impl Listener {
             change_number: Some(change).filter(|c| *c != 0),
             patch_set: Some(event.patch_set),
             decisions: Value::Array(shown),
-            details: Some(details(parsed, facts.as_ref())),
+            details: Some(details(&parsed.event, facts.as_ref())),
         };
         let recorded = effects
             .ledger
@@ -239,8 +192,7 @@ impl Listener {
 /// What the status page shows of a mail besides its decisions: the change
 /// as Gerrit describes it when it was asked (else as the mail does), and
 /// who acted.
-fn details(parsed: &ParsedMail, facts: Option<&ChangeFacts>) -> EventDetails {
-    let event = &parsed.event;
+pub(crate) fn details(event: &GerritEvent, facts: Option<&ChangeFacts>) -> EventDetails {
     let commands = event
         .commands
         .iter()
@@ -263,23 +215,6 @@ fn details(parsed: &ParsedMail, facts: Option<&ChangeFacts>) -> EventDetails {
         project: Some(facts.map_or(&event.project, |f| &f.project).clone()),
         branch: Some(facts.map_or(&event.branch, |f| &f.branch).clone()),
         commands,
-    }
-}
-
-/// Why `decisions` build nothing, for the log of a trigger they no longer
-/// call for: their skip reasons, or that they call for other builds.
-fn skip_reasons(decisions: &[Decision]) -> String {
-    let reasons: Vec<&str> = decisions
-        .iter()
-        .filter_map(|d| match d {
-            Decision::Skip { reason } => Some(reason.as_str()),
-            _ => None,
-        })
-        .collect();
-    if reasons.is_empty() {
-        "the decision calls for other builds".to_string()
-    } else {
-        reasons.join("; ")
     }
 }
 
@@ -337,7 +272,7 @@ mod tests {
             subject: "Fix strtod rounding for denormals".into(),
             owner: Some("Dana Dev".into()),
         };
-        let d = details(&comment(), Some(&facts));
+        let d = details(&comment().event, Some(&facts));
         assert_eq!(d.message_type.as_deref(), Some("comment"));
         assert_eq!(d.author.as_deref(), Some("Sam Reviewer"));
         assert_eq!(
@@ -355,7 +290,7 @@ mod tests {
 
     #[test]
     fn without_gerrit_the_mail_names_the_change() {
-        let d = details(&comment(), None);
+        let d = details(&comment().event, None);
         assert_eq!(d.subject, None);
         assert_eq!(d.owner.as_deref(), Some("Dana Dev <dana@example.com>"));
         assert_eq!(d.project.as_deref(), Some("platform/bionic"));

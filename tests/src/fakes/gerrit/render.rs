@@ -99,6 +99,7 @@ pub fn change(model: &Model, c: &Change, opts: Options, only_revision: Option<u3
     out.insert("subject".into(), json!(c.subject));
     out.insert("status".into(), json!(c.status.as_str()));
     out.insert("created".into(), json!(c.created));
+    out.insert("updated".into(), json!(c.updated));
     out.insert("_number".into(), json!(c.number));
     out.insert(
         "owner".into(),

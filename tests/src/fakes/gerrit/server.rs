@@ -145,6 +145,8 @@ fn route(
     let get = *method == Method::GET;
     let post = *method == Method::POST;
     match segments.as_slice() {
+        ["changes", ""] if get => super::query::search(&model, uri.query(), opts)
+            .map_err(|message| fail(StatusCode::BAD_REQUEST, message)),
         ["changes", id] if get => {
             let c = resolve_change(&model, id)?;
             Ok(render::change(&model, c, opts, None))
@@ -392,7 +394,7 @@ fn post_review(
             applied.insert(label.clone(), value);
         }
     }
-    let change = model.change_mut(number);
+    let change = model.change(number);
     let status = change.status;
     let patch_set = change
         .patch_sets
@@ -487,7 +489,7 @@ fn post_review(
         }
         model.push_message(number, ps, Some(caller), text, date, tag);
     }
-    let current_patch_set = model.change_mut(number).current().map_or(ps, |p| p.number);
+    let current_patch_set = model.change(number).current().map_or(ps, |p| p.number);
     model.reviews.push(PostedReview {
         number,
         patch_set: ps,
