@@ -85,12 +85,22 @@ impl EffectKey {
         EffectKey(format!("{}+{}", self.0, Value::from(discriminator)))
     }
 
-    /// The range of the keys [`EffectKey::build`] gives for one patch set
-    /// (whatever the job, parameters and discriminator): from the common
-    /// prefix, up to the prefix with its last character (`,`) raised by one.
-    fn build_range(change_number: u64, patch_set: u32) -> (String, String) {
-        let from = format!("build:[{change_number},{patch_set},");
-        let to = format!("build:[{change_number},{patch_set}-");
+    /// The range of the keys [`EffectKey::build`] gives: all of them, those
+    /// of one change, or those of one patch set of it (whatever the job,
+    /// parameters and discriminator). From their common prefix up to the
+    /// prefix with its last character (`:` or `,`) raised by one.
+    pub(super) fn build_range(
+        change_number: Option<u64>,
+        patch_set: Option<u32>,
+    ) -> (String, String) {
+        let from = match (change_number, patch_set) {
+            (None, _) => "build:".to_string(),
+            (Some(n), None) => format!("build:[{n},"),
+            (Some(n), Some(ps)) => format!("build:[{n},{ps},"),
+        };
+        let mut to = from.clone();
+        let last = to.pop().map_or(0, |c| c as u8);
+        to.push(char::from(last + 1));
         (from, to)
     }
 
@@ -265,7 +275,7 @@ impl Ledger {
     /// reached Jenkins.
     pub fn builds_in_doubt(&self, change_number: u64, patch_set: u32) -> Result<Vec<BuildInDoubt>> {
         const OP: &str = "list the builds in doubt of a patch set";
-        let (from, to) = EffectKey::build_range(change_number, patch_set);
+        let (from, to) = EffectKey::build_range(Some(change_number), Some(patch_set));
         self.read(|conn| {
             let mut stmt = conn
                 .prepare(

@@ -65,12 +65,7 @@ impl Ledger {
     pub fn recent_triggers(&self, change: Option<u64>, limit: usize) -> Result<Vec<Trigger>> {
         const OP: &str = "list recent build triggers";
         let limit = to_i64(OP, "limit", limit as u64)?;
-        // The keys of one change share a prefix (see `EffectKey::build`);
-        // `-` is the character after `,`.
-        let (from, to) = match change {
-            Some(n) => (format!("build:[{n},"), format!("build:[{n}-")),
-            None => ("build:".to_string(), "build;".to_string()),
-        };
+        let (from, to) = EffectKey::build_range(change, None);
         type Row = (
             String,
             String,
