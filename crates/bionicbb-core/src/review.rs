@@ -212,7 +212,6 @@ pub fn finalize(plan: &PlannedReview, current_patch_set: u32, status: ChangeStat
         (Some(_), ChangeStatus::New) => None,
     };
     let message = match withheld {
-        None => plan.message.clone(),
         Some(Withheld::Closed(status)) => {
             format!("{}\n\n{}", plan.message, messages::closed_change(status))
         }
@@ -221,12 +220,9 @@ pub fn finalize(plan: &PlannedReview, current_patch_set: u32, status: ChangeStat
             plan.message,
             messages::stale_patch_set(plan.patch_set, current)
         ),
-        Some(Withheld::NewerBuild { number }) => {
-            format!("{}\n\n{}", plan.message, messages::newer_build(number))
-        }
-        Some(Withheld::HumanVerified) => {
-            format!("{}\n\n{}", plan.message, human_verified_note(plan))
-        }
+        // Never decided here: the outbox withholds these later, with
+        // their own note (`withhold_for_newer_build`, `withhold_for_human_verdict`).
+        None | Some(Withheld::NewerBuild { .. } | Withheld::HumanVerified) => plan.message.clone(),
     };
     FinalReview {
         change: plan.change.clone(),
@@ -273,11 +269,6 @@ impl FinalReview {
         }
         self
     }
-}
-
-fn human_verified_note(plan: &PlannedReview) -> String {
-    let label = plan.label.as_ref().map(|(l, _)| l.as_str()).unwrap_or("");
-    messages::human_verified_first(label)
 }
 
 /// True when an account other than the bot voted positive: a human took
