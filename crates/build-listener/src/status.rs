@@ -10,9 +10,10 @@
 //! that refreshes itself every 10 seconds (its filter kept: the refresh
 //! reloads the same URL), readable from a phone's 390 px to a desktop; and
 //! the same data as JSON. The steps, one file each: [`snapshot`] reads the
-//! ledger (the only I/O); [`health`], [`changes`], [`waiting`] and [`words`]
-//! turn it into what is shown (pure); [`page`] renders the template
-//! `templates/status.html` (askama, which escapes every value).
+//! ledger (the only I/O); [`health`] (with the [`reconcile`] card),
+//! [`changes`], [`waiting`] and [`words`] turn it into what is shown
+//! (pure); [`page`] renders the template `templates/status.html` (askama,
+//! which escapes every value).
 //!
 //! Every value shown comes from the network at some point (change
 //! subjects, comments, error texts): each is a [`text::Text`], masked of
@@ -23,6 +24,7 @@ pub mod changes;
 pub mod filter;
 pub mod health;
 pub mod page;
+pub mod reconcile;
 pub mod snapshot;
 pub mod text;
 pub mod waiting;

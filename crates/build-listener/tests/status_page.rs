@@ -774,6 +774,53 @@ fn a_silent_gmail_listener_turns_the_header_red() {
 }
 
 #[test]
+fn the_reconcile_card_says_when_gerrit_was_asked_and_whether_mail_leaks() {
+    let (_dir, ledger) = ledger();
+    let set = |k: &str, v: Value| ledger.set_status("gmail-listener", k, &v, NOW).unwrap();
+    let html = render(&ledger, &[]);
+    assert_has(
+        &html,
+        &[
+            r#"<span class="name">Reconcile with Gerrit</span> <span class="state">No pass recorded yet</span>"#,
+            "Asks Gerrit every 10 min (every open change every 6 h)",
+        ],
+    );
+    set(
+        "reconcile_cursor",
+        json!({ "enabled_at": NOW - 86_400, "since": NOW - 300, "full_at": NOW - 3600 }),
+    );
+    set(
+        "reconcile",
+        json!({
+            "at": NOW - 300, "kind": "incremental", "outcome": "ok", "after": NOW - 900,
+            "changes": 12, "pages": 1, "comment_reads": 0, "missed_patch_sets": 1,
+            "missed_commands": 0, "duration_ms": 48, "error": null, "next_at": NOW + 300,
+        }),
+    );
+    let html = render(&ledger, &[]);
+    assert_has(
+        &html,
+        &[
+            r#"<span class="name">Reconcile with Gerrit</span> <span class="state">Mail is missing events</span>"#,
+            r#"Last pass <time datetime="2023-11-14T22:08:20Z""#,
+            ">5 min ago</time> · incremental · 12 changes · 1 page · 0.05 s",
+            r#"<li class="warn">It found 1 patch set that no mail had delivered: check the Gmail filter and label</li>"#,
+            "Next pass <time",
+        ],
+    );
+    // The raw keys stay off the page.
+    assert_lacks(
+        &html,
+        &[
+            "reconcile_cursor",
+            "Reconcile cursor",
+            "missed_patch_sets",
+            "enabled at",
+        ],
+    );
+}
+
+#[test]
 fn the_json_variant_carries_the_data_and_the_view() {
     let (_dir, ledger) = ledger();
     seed(&ledger);

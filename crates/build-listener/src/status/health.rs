@@ -10,6 +10,7 @@ use bionicbb_core::ledger::OutboxItem;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::reconcile;
 use super::text::{Text, Tone, When, span};
 use crate::redact;
 
@@ -32,7 +33,7 @@ pub struct Fact {
 }
 
 impl Fact {
-    fn new(lead: &str, when: Option<When>, tail: Option<String>) -> Fact {
+    pub(super) fn new(lead: &str, when: Option<When>, tail: Option<String>) -> Fact {
         Fact {
             lead: Text::new(lead),
             when,
@@ -41,7 +42,7 @@ impl Fact {
         }
     }
 
-    fn at(self, level: Tone) -> Fact {
+    pub(super) fn at(self, level: Tone) -> Fact {
         Fact {
             level: Some(level),
             ..self
@@ -90,6 +91,9 @@ pub struct Inputs<'a> {
     pub oldest_pending_age: Option<i64>,
     /// Recently given-up outbox items, newest first.
     pub failed: &'a [OutboxItem],
+    /// `gerrit.reconcile_interval` and `reconcile_full_interval`, seconds.
+    pub reconcile_every: i64,
+    pub reconcile_full_every: i64,
 }
 
 pub fn health(i: &Inputs<'_>) -> Health {
@@ -99,6 +103,12 @@ pub fn health(i: &Inputs<'_>) -> Health {
     let builds = status("build-listener");
     let cards = vec![
         gmail_card(i, gmail),
+        reconcile::card(&reconcile::Inputs {
+            now: i.now,
+            status: gmail,
+            every: i.reconcile_every,
+            full_every: i.reconcile_full_every,
+        }),
         build_listener_card(i, builds),
         outbox_card(i),
     ];
@@ -182,7 +192,8 @@ fn gmail_card(i: &Inputs<'_>, status: &BTreeMap<String, Value>) -> Card {
             Some(tail),
         ));
     }
-    facts.extend(other_facts(i.now, status, &GMAIL_KEYS));
+    let known: Vec<&str> = GMAIL_KEYS.iter().chain(&reconcile::KEYS).copied().collect();
+    facts.extend(other_facts(i.now, status, &known));
     // A poll is overdue when the next one was due over an interval ago (or,
     // with no next time recorded, the last one is two intervals old).
     let slack = i.poll_interval.max(60);
@@ -362,7 +373,7 @@ fn is_time_key(key: &str) -> bool {
 }
 
 /// The time of a status value: the number itself, or its `at`.
-fn time_of(value: &Value) -> Option<i64> {
+pub(super) fn time_of(value: &Value) -> Option<i64> {
     value
         .as_i64()
         .or_else(|| value.get("at").and_then(Value::as_i64))
@@ -370,7 +381,7 @@ fn time_of(value: &Value) -> Option<i64> {
 
 /// The error text of a value: the string itself, or its `error` or
 /// `message`.
-fn text_of(value: &Value) -> Option<String> {
+pub(super) fn text_of(value: &Value) -> Option<String> {
     match value {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Object(map) => ["error", "message"]

@@ -46,6 +46,8 @@ impl<'a> StatusPage<'a> {
             pending_count: s.pending_count,
             oldest_pending_age: s.oldest_pending_age,
             failed: &s.failed,
+            reconcile_every: seconds(config.gerrit.reconcile_interval),
+            reconcile_full_every: seconds(config.gerrit.reconcile_full_interval),
         });
         let changes = changes::changes(&change_inputs(s, config, filter));
         let events = shown_events(s, filter, &changes)
@@ -141,4 +143,8 @@ fn host(url: &url::Url) -> Text {
         Some(port) => format!("{host}:{port}"),
         None => host.to_string(),
     })
+}
+
+fn seconds(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
