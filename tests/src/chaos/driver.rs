@@ -160,6 +160,19 @@ async fn play(env: &Env, story: &mut Story, step: Step) {
 /// Uploads the next patch set; its mail.
 fn upload(env: &Env, story: &mut Story, format: Format) -> Vec<u8> {
     let number = story.mail.number;
+    if story.ps > 0 {
+        let key = (VERIFY_JOB.to_string(), number, story.ps);
+        let got = env.triggered().get(&key).copied().unwrap_or(0);
+        let missing = env.oracle().superseded(&key, got);
+        if missing > 0 {
+            env.oracle().unsettled.push(format!(
+                "change {number}: {missing} build(s) of patch set {} had not reached Jenkins \
+                 when patch set {} was uploaded; they may or may not happen",
+                story.ps,
+                story.ps + 1
+            ));
+        }
+    }
     story.ps = env.gerrit.add_patch_set(number, "dana@example.com", FILES);
     let now = unix_now();
     match format {

@@ -35,6 +35,10 @@ pub type BuildKey = (String, u64, u32);
 pub struct Oracle {
     /// How many builds of each key must reach Jenkins.
     pub builds: BTreeMap<BuildKey, u32>,
+    /// How many of those may be missing: builds of a patch set that was
+    /// superseded before they reached Jenkins (see
+    /// [`Oracle::superseded`]).
+    pub optional: BTreeMap<BuildKey, u32>,
     /// The bot's final `Verified` vote on each patch set (0: none).
     pub votes: BTreeMap<(u64, u32), i32>,
     /// For each mail (by the hash of its bytes): the builds (with their
@@ -48,6 +52,34 @@ pub struct Oracle {
     pub events: usize,
     /// Steps whose change did not settle in time (for the diagnosis).
     pub unsettled: Vec<String>,
+}
+
+impl Oracle {
+    /// Patch set `key.2` is about to be superseded while `got` of its
+    /// expected builds are in Jenkins. The others depend on timing, not
+    /// on correctness: a build the bot had not triggered yet (its mail not
+    /// read, or its trigger lost and not yet found) must not be triggered
+    /// once a newer patch set exists, and one whose lost trigger did land
+    /// is found and owned. So each missing build may happen or not, and
+    /// the mails that asked for them may leave the label without them.
+    /// Returns how many became optional.
+    pub fn superseded(&mut self, key: &BuildKey, got: u32) -> u32 {
+        let want = self.builds.get(key).copied().unwrap_or(0);
+        let optional = self.optional.get(key).copied().unwrap_or(0);
+        let missing = want.saturating_sub(optional).saturating_sub(got);
+        if missing == 0 {
+            return 0;
+        }
+        *self.optional.entry(key.clone()).or_default() += missing;
+        for needs in self.mails.values_mut() {
+            for (k, count) in needs.iter_mut() {
+                if k == key {
+                    *count = (*count).min(got);
+                }
+            }
+        }
+        missing
+    }
 }
 
 pub fn mail_hash(raw: &[u8]) -> u64 {
