@@ -236,6 +236,39 @@ async fn an_unknown_command_gets_exactly_one_reply() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typo_gets_a_did_you_mean_and_runs_nothing() {
+    let w = World::new().await;
+    let n = w.sample_change(2);
+    w.gerrit.add_message(
+        n,
+        2,
+        w.dana,
+        "Patch Set 2:\n\nbionicbb:rety\nbionicbb:frobnicate",
+        &gerrit_date(1_456_224_069),
+    );
+    let mail = edited(
+        "04-comment-retry-2.x.eml",
+        &[("bionicbb:retry", "bionicbb:rety\nbionicbb:frobnicate")],
+    );
+    w.deliver(&mail);
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    let replies = w.gerrit.reviews_posted();
+    assert_eq!(replies.len(), 1, "{replies:?}\n{output}");
+    let message = replies[0].body["message"].as_str().unwrap_or_default();
+    // The close name gets a suggestion, the far one none; nothing is
+    // guessed into a build.
+    assert!(
+        message.starts_with(
+            "Unknown commands bionicbb:rety (did you mean bionicbb:retry?), bionicbb:frobnicate. \
+             Known commands: bionicbb:retry, bionicbb:clean"
+        ),
+        "{message}"
+    );
+    assert!(w.builds().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_plus_one_asks_build_listener_to_drop_the_rejection() {
     let w = World::new().await;
     let n = w.sample_change(3);
@@ -912,7 +945,7 @@ async fn a_reply_in_doubt_is_looked_for_before_posting_again() {
     assert_eq!(w.labelled(), vec![id.clone()]);
     // As if it had landed after all: the bot's reply is on the patch set.
     let known = bionicbb_core::command::known_names(&Default::default());
-    let text = bionicbb_core::messages::unknown_command("frobnicate", &known);
+    let text = bionicbb_core::messages::unknown_command(&[("frobnicate", None)], &known);
     w.gerrit.add_message(
         n,
         2,

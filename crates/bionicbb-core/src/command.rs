@@ -82,9 +82,61 @@ pub fn known_names(config: &CommandsConfig) -> Vec<String> {
         .collect()
 }
 
+/// The known command `name` is most likely a typo of, when it is close
+/// enough to be one: at most two edits (a swap of two neighbouring letters
+/// is one edit), and fewer than half the letters of the known name, so a
+/// short name is never "corrected" into an unrelated one (`ab` is not
+/// `arm`). The closest wins; on a tie, the first in `known`'s order.
+pub fn closest<'k>(name: &str, known: &'k [String]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (strsim::osa_distance(name, k), k))
+        .filter(|(d, k)| *d > 0 && *d <= 2 && 2 * d < k.chars().count())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn close_typos_get_a_suggestion() {
+        let known = names(&["retry", "clean", "arm", "x86_64"]);
+        assert_eq!(closest("rety", &known), Some("retry"));
+        assert_eq!(closest("retyr", &known), Some("retry"));
+        assert_eq!(closest("rerty", &known), Some("retry"));
+        assert_eq!(closest("retrry", &known), Some("retry"));
+        assert_eq!(closest("claen", &known), Some("clean"));
+        assert_eq!(closest("cleanup", &known), Some("clean"));
+        assert_eq!(closest("amr", &known), Some("arm"));
+        assert_eq!(closest("rm", &known), Some("arm"));
+        assert_eq!(closest("x86-64", &known), Some("x86_64"));
+    }
+
+    #[test]
+    fn far_or_short_names_get_none() {
+        let known = names(&["retry", "clean", "arm", "x86_64"]);
+        for far in ["rebuild", "frobnicate", "ab", "a", "x", "", "help"] {
+            assert_eq!(closest(far, &known), None, "{far}");
+        }
+        // A known name is not a typo of itself.
+        assert_eq!(closest("retry", &known), None);
+        assert_eq!(closest("retry", &[]), None);
+    }
+
+    #[test]
+    fn the_closest_wins_then_the_first() {
+        let known = names(&["arm", "arm64"]);
+        assert_eq!(closest("arm644", &known), Some("arm64"));
+        assert_eq!(closest("arm6", &known), Some("arm"));
+        let known = names(&["abcd", "abce"]);
+        assert_eq!(closest("abcf", &known), Some("abcd"));
+    }
 
     fn cmd(name: &str, args: &[&str]) -> Option<Command> {
         Some(Command {

@@ -16,7 +16,9 @@
 //!    votes itself). Commands run only for a trusted commenter (as Gerrit
 //!    reports the author, never the mail's `From:`), on an open change whose
 //!    patch set is current and which the skip policy allows; an unknown
-//!    command gets one reply naming it and listing the commands that exist.
+//!    command gets one reply naming it, suggesting the known command it is
+//!    most likely a typo of ([`command::closest`]), and listing the
+//!    commands that exist.
 
 use std::collections::BTreeMap;
 
@@ -93,13 +95,15 @@ fn decide_comment(event: &GerritEvent, facts: &ChangeFacts, config: &Config) -> 
         .map(|c| c.name.as_str())
         .collect();
     if !unknown.is_empty() {
+        let known = command::known_names(&config.commands);
+        let named: Vec<(&str, Option<&str>)> = unknown
+            .iter()
+            .map(|name| (*name, command::closest(name, &known)))
+            .collect();
         decisions.push(Decision::Reply {
             change_number: facts.number,
             patch_set: event.patch_set,
-            message: messages::unknown_command(
-                &unknown.join(", "),
-                &command::known_names(&config.commands),
-            ),
+            message: messages::unknown_command(&named, &known),
         });
     }
     let known: Vec<&Command> = commands
@@ -534,6 +538,16 @@ mod tests {
         );
         assert!(
             message.contains("retry") && message.contains("clean"),
+            "{message}"
+        );
+        assert!(!message.contains("did you mean"), "{message}");
+        e.commands = vec![cmd("rety")];
+        let d = decide(&e, Some(&f), &config());
+        let [Decision::Reply { message, .. }] = d.as_slice() else {
+            panic!("{d:?}")
+        };
+        assert!(
+            message.starts_with("Unknown command bionicbb:rety (did you mean bionicbb:retry?)."),
             "{message}"
         );
     }

@@ -96,16 +96,27 @@ pub fn closed_change(status: ChangeStatus) -> String {
 }
 
 /// Answer to `bionicbb:<name>` when no such command exists.
-pub fn unknown_command(name: &str, known: &[String]) -> String {
-    let name = one_line(name, 40);
+pub fn unknown_command(unknown: &[(&str, Option<&str>)], known: &[String]) -> String {
+    let named: Vec<String> = unknown
+        .iter()
+        .map(|(name, suggestion)| {
+            let name = one_line(name, 40);
+            match suggestion {
+                Some(s) => format!("bionicbb:{name} (did you mean bionicbb:{s}?)"),
+                None => format!("bionicbb:{name}"),
+            }
+        })
+        .collect();
+    let head = match named.len() {
+        1 => "Unknown command",
+        _ => "Unknown commands",
+    };
+    let named = named.join(", ");
     if known.is_empty() {
-        return format!("Unknown command bionicbb:{name}. No commands are enabled.");
+        return format!("{head} {named}. No commands are enabled.");
     }
     let list: Vec<String> = known.iter().map(|k| format!("bionicbb:{k}")).collect();
-    format!(
-        "Unknown command bionicbb:{name}. Known commands: {}.",
-        list.join(", ")
-    )
+    format!("{head} {named}. Known commands: {}.", list.join(", "))
 }
 
 /// Answer to a command from an account whose commands are not honoured.
@@ -229,18 +240,29 @@ mod tests {
     fn unknown_command_lists_the_known_ones() {
         let known = vec!["clean".to_string(), "retry".to_string(), "arm".to_string()];
         assert_eq!(
-            unknown_command("retyr", &known),
-            "Unknown command bionicbb:retyr. Known commands: bionicbb:clean, bionicbb:retry, bionicbb:arm."
+            unknown_command(&[("frobnicate", None)], &known),
+            "Unknown command bionicbb:frobnicate. Known commands: bionicbb:clean, bionicbb:retry, bionicbb:arm."
         );
         assert_eq!(
-            unknown_command("x", &[]),
+            unknown_command(&[("x", None)], &[]),
             "Unknown command bionicbb:x. No commands are enabled."
         );
     }
 
     #[test]
+    fn unknown_command_suggests_the_close_one() {
+        let known = vec!["retry".to_string(), "clean".to_string()];
+        assert_eq!(
+            unknown_command(&[("rety", Some("retry")), ("frobnicate", None)], &known),
+            "Unknown commands bionicbb:rety (did you mean bionicbb:retry?), bionicbb:frobnicate. \
+             Known commands: bionicbb:retry, bionicbb:clean."
+        );
+    }
+
+    #[test]
     fn unknown_command_cannot_forge_lines() {
-        let text = unknown_command(&format!("a\nVerified+1 {}", "z".repeat(60)), &[]);
+        let name = format!("a\nVerified+1 {}", "z".repeat(60));
+        let text = unknown_command(&[(&name, None)], &[]);
         assert!(!text.contains('\n'), "{text}");
         assert!(text.starts_with("Unknown command bionicbb:a Verified+1 zzz"));
         assert!(text.contains("..."), "{text}");
