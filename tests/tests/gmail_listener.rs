@@ -269,6 +269,44 @@ async fn a_typo_gets_a_did_you_mean_and_runs_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_gets_one_reply_listing_every_command_and_builds_nothing() {
+    let w = World::new().await;
+    let n = w.sample_change(2);
+    w.gerrit.add_message(
+        n,
+        2,
+        w.dana,
+        "Patch Set 2:\n\nbionicbb:help",
+        &gerrit_date(1_456_224_069),
+    );
+    let mail = edited(
+        "04-comment-retry-2.x.eml",
+        &[("bionicbb:retry", "bionicbb:help")],
+    );
+    w.deliver(&mail);
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    // A second copy of the mail: still the one reply.
+    w.deliver(&mail);
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    let replies = w.gerrit.reviews_posted();
+    assert_eq!(replies.len(), 1, "{replies:?}\n{output}");
+    assert_eq!(replies[0].patch_set, 2);
+    let message = replies[0].body["message"].as_str().unwrap_or_default();
+    for line in [
+        "bionicbb:retry - build this patch set again",
+        "bionicbb:clean - run clean-bionic-presubmit to remove the out/ directory",
+        "bionicbb:help - this list",
+        "bionicbb:arm - build this patch set again for aosp_arm-eng",
+    ] {
+        assert!(message.contains(line), "missing {line:?} in {message}");
+    }
+    assert!(replies[0].body.get("labels").is_none(), "{:?}", replies[0]);
+    assert!(w.builds().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_plus_one_asks_build_listener_to_drop_the_rejection() {
     let w = World::new().await;
     let n = w.sample_change(3);

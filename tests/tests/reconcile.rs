@@ -267,6 +267,40 @@ async fn a_command_whose_mail_is_lost_is_run_by_reconcile_and_not_again_by_the_m
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_and_a_typo_found_by_reconcile_are_answered_once_whichever_path_sees_them() {
+    let w = World::reconciling("").await;
+    let n = w.sample_change(2);
+    once(&w).await;
+    let now = ledger::now();
+    let text = "bionicbb:help\nbionicbb:rety";
+    w.gerrit.add_message(
+        n,
+        2,
+        w.sam,
+        &format!("Patch Set 2:\n\n{text}"),
+        &gerrit_now(),
+    );
+    let output = once(&w).await;
+    let replies = w.gerrit.reviews_posted();
+    assert_eq!(replies.len(), 1, "{replies:?}\n{output}");
+    let message = replies[0].body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("Unknown command bionicbb:rety (did you mean bionicbb:retry?)."),
+        "{message}"
+    );
+    assert!(message.contains("bionicbb:help - this list"), "{message}");
+    assert_eq!(
+        w.jenkins.triggers(),
+        1,
+        "nothing but the first pass's build"
+    );
+    // The mail about the same message comes late: the same reply, already posted.
+    w.deliver(&comment_mail(n, 2, &sam(), text, now));
+    let output = once(&w).await;
+    assert_eq!(w.gerrit.reviews_posted().len(), 1, "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_of_strangers_and_of_the_bot_itself_run_nothing() {
     let w = World::reconciling("").await;
     let n = w.sample_change(2);

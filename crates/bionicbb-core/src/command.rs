@@ -24,8 +24,8 @@
 //!   [`crate::mail`]; this module only reads one line.
 //!
 //! Known names: `retry` (rebuild the patch set), `clean` (run the clean
-//! job), and one per configured lunch target (`arm`, `x86_64`, ...: rebuild
-//! with that target). Unknown names are still returned, so the caller can
+//! job), `help` (list the commands), and one per configured lunch target
+//! (`arm`, `x86_64`, ...: rebuild with that target). Unknown names are still returned, so the caller can
 //! answer with the list of commands that exist.
 
 use crate::config::CommandsConfig;
@@ -38,6 +38,8 @@ pub const PREFIX: &str = "bionicbb:";
 pub const RETRY: &str = "retry";
 /// Run the clean job.
 pub const CLEAN: &str = "clean";
+/// List the commands.
+pub const HELP: &str = "help";
 
 /// Reads one line; `Some` when it is a command line (see the module grammar).
 pub fn parse_line(line: &str) -> Option<Command> {
@@ -67,15 +69,18 @@ pub fn parse_all<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<Command> {
     lines.into_iter().filter_map(parse_line).collect()
 }
 
-/// Whether `name` is a command the bot runs: `retry`, `clean` or a target.
+/// Whether `name` is a command the bot runs: a built-in or a target.
 pub fn is_known(name: &str, config: &CommandsConfig) -> bool {
-    name == RETRY || name == CLEAN || config.targets.contains_key(name)
+    BUILT_IN.contains(&name) || config.targets.contains_key(name)
 }
 
-/// The names of every command, for telling a commenter what exists:
-/// `retry`, `clean`, then the targets in name order.
+/// The built-in commands, in the order the bot lists them.
+pub const BUILT_IN: [&str; 3] = [RETRY, CLEAN, HELP];
+
+/// The names of every command, for telling a commenter what exists: the
+/// built-ins, then the targets in name order.
 pub fn known_names(config: &CommandsConfig) -> Vec<String> {
-    [RETRY, CLEAN]
+    BUILT_IN
         .into_iter()
         .map(str::to_string)
         .chain(config.targets.keys().cloned())
@@ -220,9 +225,10 @@ mod tests {
     fn known_names_and_is_known_follow_the_config() {
         let config = CommandsConfig::default();
         let names = known_names(&config);
-        assert_eq!(&names[..2], ["retry", "clean"]);
+        assert_eq!(&names[..3], ["retry", "clean", "help"]);
         assert!(names.contains(&"x86_64".to_string()));
-        assert_eq!(names.len(), 2 + config.targets.len());
+        assert_eq!(names.len(), 3 + config.targets.len());
+        assert!(is_known("help", &config));
         assert!(is_known("retry", &config));
         assert!(is_known("clean", &config));
         assert!(is_known("aarch64", &config));
@@ -230,7 +236,7 @@ mod tests {
         let only = CommandsConfig {
             targets: [("riscv64".to_string(), "aosp_riscv64-eng".to_string())].into(),
         };
-        assert_eq!(known_names(&only), ["retry", "clean", "riscv64"]);
+        assert_eq!(known_names(&only), ["retry", "clean", "help", "riscv64"]);
         assert!(!is_known("arm", &only));
     }
 }

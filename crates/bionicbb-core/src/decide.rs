@@ -18,7 +18,8 @@
 //!    patch set is current and which the skip policy allows; an unknown
 //!    command gets one reply naming it, suggesting the known command it is
 //!    most likely a typo of ([`command::closest`]), and listing the
-//!    commands that exist.
+//!    commands that exist; `help` gets the list of commands with what each
+//!    does (in the same one reply).
 
 use std::collections::BTreeMap;
 
@@ -94,21 +95,34 @@ fn decide_comment(event: &GerritEvent, facts: &ChangeFacts, config: &Config) -> 
         .filter(|c| !command::is_known(&c.name, &config.commands))
         .map(|c| c.name.as_str())
         .collect();
+    // One reply answers the comment: the unknown names, then the help.
+    let mut answer = Vec::new();
     if !unknown.is_empty() {
         let known = command::known_names(&config.commands);
         let named: Vec<(&str, Option<&str>)> = unknown
             .iter()
             .map(|name| (*name, command::closest(name, &known)))
             .collect();
+        answer.push(messages::unknown_command(&named, &known));
+    }
+    if commands.iter().any(|c| c.name == command::HELP) {
+        let link = status_link(config, facts.number);
+        answer.push(messages::help(
+            &config.commands.targets,
+            config.jobs.clean.as_deref(),
+            link.as_deref(),
+        ));
+    }
+    if !answer.is_empty() {
         decisions.push(Decision::Reply {
             change_number: facts.number,
             patch_set: event.patch_set,
-            message: messages::unknown_command(&named, &known),
+            message: answer.join("\n\n"),
         });
     }
     let known: Vec<&Command> = commands
         .iter()
-        .filter(|c| command::is_known(&c.name, &config.commands))
+        .filter(|c| command::is_known(&c.name, &config.commands) && c.name != command::HELP)
         .collect();
     if known.is_empty() {
         return decisions;
@@ -138,6 +152,29 @@ fn decide_comment(event: &GerritEvent, facts: &ChangeFacts, config: &Config) -> 
         }
     }
     decisions
+}
+
+/// The status page narrowed to change `number`, when build-listener's
+/// `public_url` is one others can open: not a loopback, unspecified or
+/// link-local address, nor `localhost`.
+pub fn status_link(config: &Config, number: u64) -> Option<String> {
+    let url = &config.build_listener.public_url;
+    let reachable = match url.host()? {
+        url::Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name != "localhost" && !name.ends_with(".localhost")
+        }
+        url::Host::Ipv4(ip) => !(ip.is_loopback() || ip.is_unspecified() || ip.is_link_local()),
+        url::Host::Ipv6(ip) => {
+            !(ip.is_loopback() || ip.is_unspecified() || ip.is_unicast_link_local())
+        }
+    };
+    if !reachable {
+        return None;
+    }
+    let base = url.as_str();
+    let slash = if base.ends_with('/') { "" } else { "/" };
+    Some(format!("{base}{slash}status?change={number}"))
 }
 
 /// Checks the mail against Gerrit: the change exists, in the project and
@@ -550,6 +587,65 @@ mod tests {
             message.starts_with("Unknown command bionicbb:rety (did you mean bionicbb:retry?)."),
             "{message}"
         );
+    }
+
+    #[test]
+    fn help_is_answered_in_the_one_reply_even_on_a_closed_change() {
+        let mut e = event(MessageType::Comment, 2);
+        e.commands = vec![cmd("help"), cmd("rety")];
+        let mut f = facts(2);
+        f.status = ChangeStatus::Merged;
+        f.comment = comment_by("sam@example.com");
+        let d = decide(&e, Some(&f), &config());
+        let [Decision::Reply { message, .. }] = d.as_slice() else {
+            panic!("{d:?}")
+        };
+        assert!(
+            message.starts_with("Unknown command bionicbb:rety"),
+            "{message}"
+        );
+        assert!(
+            message.contains("\n\nbionicbb runs the commands of trusted accounts"),
+            "{message}"
+        );
+        assert!(message.contains("bionicbb:arm - build this patch set again for aosp_arm-eng"));
+        // The test configuration's build-listener is on localhost: no link.
+        assert!(!message.contains("status?change="), "{message}");
+        // From a stranger, nothing.
+        f.comment = comment_by("stranger@evil.org");
+        let d = decide(&e, Some(&f), &config());
+        assert!(only_skip(&d).contains("not a trusted commenter"));
+    }
+
+    #[test]
+    fn the_status_link_is_given_only_for_a_reachable_build_listener() {
+        let with = |url: &str| {
+            let mut c = config();
+            c.build_listener.public_url = url::Url::parse(url).unwrap();
+            status_link(&c, 123456)
+        };
+        assert_eq!(
+            with("https://bb.example.org/").as_deref(),
+            Some("https://bb.example.org/status?change=123456")
+        );
+        assert_eq!(
+            with("https://bb.example.org/bionicbb").as_deref(),
+            Some("https://bb.example.org/bionicbb/status?change=123456")
+        );
+        assert_eq!(
+            with("http://10.1.2.3:8080/").as_deref(),
+            Some("http://10.1.2.3:8080/status?change=123456")
+        );
+        for local in [
+            "http://127.0.0.1:8080/",
+            "http://localhost:8080/",
+            "http://[::1]:8080/",
+            "http://0.0.0.0:8080/",
+            "http://169.254.1.1/",
+            "http://bb.localhost/",
+        ] {
+            assert_eq!(with(local), None, "{local}");
+        }
     }
 
     #[test]

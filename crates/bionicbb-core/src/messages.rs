@@ -119,6 +119,42 @@ pub fn unknown_command(unknown: &[(&str, Option<&str>)], known: &[String]) -> St
     format!("{head} {named}. Known commands: {}.", list.join(", "))
 }
 
+/// The answer to `bionicbb:help`: every command with what it does, the
+/// targets (`name` → lunch target) in name order, whether `clean` is
+/// configured, and the link to this change on the status page when there
+/// is one others can open.
+pub fn help(
+    targets: &std::collections::BTreeMap<String, String>,
+    clean_job: Option<&str>,
+    status_link: Option<&str>,
+) -> String {
+    let mut lines = vec![
+        "bionicbb runs the commands of trusted accounts, one per line of a comment on the \
+         patch set:"
+            .to_string(),
+        "bionicbb:retry - build this patch set again".to_string(),
+    ];
+    lines.push(match clean_job {
+        Some(job) => format!(
+            "bionicbb:clean - run {} to remove the out/ directory",
+            one_line(job, 60)
+        ),
+        None => "bionicbb:clean - not available here (no clean job is configured)".to_string(),
+    });
+    lines.push("bionicbb:help - this list".to_string());
+    for (name, lunch) in targets {
+        lines.push(format!(
+            "bionicbb:{} - build this patch set again for {}",
+            one_line(name, 40),
+            one_line(lunch, 60)
+        ));
+    }
+    if let Some(link) = status_link {
+        lines.push(format!("What bionicbb did on this change: {link}"));
+    }
+    lines.join("\n")
+}
+
 /// Answer to a command from an account whose commands are not honoured.
 pub fn untrusted_commenter() -> String {
     "bionicbb only runs commands from trusted accounts; this comment was ignored.".to_string()
@@ -257,6 +293,35 @@ mod tests {
             "Unknown commands bionicbb:rety (did you mean bionicbb:retry?), bionicbb:frobnicate. \
              Known commands: bionicbb:retry, bionicbb:clean."
         );
+    }
+
+    #[test]
+    fn help_lists_every_command_and_the_status_link() {
+        let mut targets = std::collections::BTreeMap::new();
+        targets.insert("x86".to_string(), "aosp_x86-eng".to_string());
+        targets.insert("arm".to_string(), "aosp_arm-eng".to_string());
+        let text = help(
+            &targets,
+            Some("clean-bionic-presubmit"),
+            Some("https://bb.example.org/status?change=123456"),
+        );
+        assert_eq!(
+            text,
+            "bionicbb runs the commands of trusted accounts, one per line of a comment on the \
+             patch set:\n\
+             bionicbb:retry - build this patch set again\n\
+             bionicbb:clean - run clean-bionic-presubmit to remove the out/ directory\n\
+             bionicbb:help - this list\n\
+             bionicbb:arm - build this patch set again for aosp_arm-eng\n\
+             bionicbb:x86 - build this patch set again for aosp_x86-eng\n\
+             What bionicbb did on this change: https://bb.example.org/status?change=123456"
+        );
+        let text = help(&std::collections::BTreeMap::new(), None, None);
+        assert!(
+            text.contains("bionicbb:clean - not available here"),
+            "{text}"
+        );
+        assert!(!text.contains("What bionicbb did"), "{text}");
     }
 
     #[test]

@@ -831,6 +831,10 @@ fn command_target_names() {
         "[commands.targets] clean: is a built-in command",
     );
     assert_error(
+        &with("commands.targets", "help = \"t\""),
+        "[commands.targets] help: is a built-in command",
+    );
+    assert_error(
         &with("commands.targets", "riscv64 = \"\""),
         "[commands.targets] riscv64: must not be empty",
     );

@@ -14,9 +14,6 @@ pub const BUILD_RESULTS: [&str; 5] = ["SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUI
 /// Gerrit's `notify` values for a review.
 pub const NOTIFY_VALUES: [&str; 4] = ["NONE", "OWNER", "OWNER_REVIEWERS", "ALL"];
 
-/// Command names that per-target commands may not take.
-pub const RESERVED_COMMANDS: [&str; 2] = ["retry", "clean"];
-
 /// One invalid key.
 #[derive(Debug)]
 pub struct KeyError {
@@ -263,7 +260,7 @@ fn commands(config: &Config) -> Result<(), KeyError> {
         if name.is_empty() || !name.chars().all(valid) {
             return fail(key, "a command name is made of a-z, 0-9, '_' and '-'");
         }
-        if RESERVED_COMMANDS.contains(&name.as_str()) {
+        if crate::command::BUILT_IN.contains(&name.as_str()) {
             return fail(key, "is a built-in command");
         }
         non_empty(lunch_target, key)?;
