@@ -264,6 +264,8 @@ mod tests {
             patch_sets: Vec::new(),
             messages: Vec::new(),
             comments: Vec::new(),
+            work_in_progress: false,
+            is_private: false,
         };
         let after = Term::After(1_796_032_800);
         assert!(matches(&after, &change("2026-11-30 10:00:00.000000000")));

@@ -462,6 +462,7 @@ fn post_review(
                 Vote {
                     value: *new,
                     date: date.clone(),
+                    tag: tag.clone(),
                 },
             );
         }
