@@ -343,8 +343,10 @@ async fn retry_on_a_carried_patch_set_builds() {
 }
 
 /// A work-in-progress change, a private one and a plain one, each with
-/// patch set 1; with `mails`, their `newchange` mails are delivered.
+/// patch set 1; with `mails`, their `newchange` mails are delivered. The
+/// bot's account may see private changes.
 fn wip_private_plain(w: &World, mails: bool) -> [MailChange; 3] {
+    w.gerrit.grant_view_private_changes(w.bot);
     let wip = change(w, 1);
     w.gerrit.set_work_in_progress(wip.number, true, w.dana);
     let private = change(w, 2);
@@ -442,4 +444,26 @@ async fn a_wip_change_made_ready_whose_mail_is_lost_is_built_by_the_next_pass() 
     // Another pass builds nothing more.
     let output = once(&w).await;
     assert_eq!(built(&w), [(c.number, 1)], "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_change_the_bot_may_not_see_is_not_built() {
+    // Without `View Private Changes`, Gerrit hides the change from the bot:
+    // its mail names a change Gerrit does not know, and no pass finds it.
+    let w = World::reconciling("").await;
+    let c = change(&w, 1);
+    w.gerrit.set_private(c.number, true, w.dana);
+    w.deliver(&mailgen::patch_set_uploaded(&c, 1, &dana(), ledger::now()));
+    let output = once(&w).await;
+    assert!(built(&w).is_empty(), "{output}");
+    assert!(w.labelled().is_empty(), "{output}");
+    assert!(
+        output.contains(&format!("Gerrit has no change {}", c.number)),
+        "{output}"
+    );
+    // Once the bot may see it, the pass after its next upload builds that.
+    w.gerrit.grant_view_private_changes(w.bot);
+    w.gerrit.add_patch_set(c.number, "dana@example.com", FILES);
+    let output = once(&w).await;
+    assert_eq!(built(&w), [(c.number, 2)], "{output}");
 }

@@ -171,6 +171,8 @@ struct Model {
     /// The most changes one query page holds, whatever `n` asks (Gerrit's
     /// `queryLimit` capability).
     query_limit: usize,
+    /// Accounts with the `View Private Changes` capability.
+    view_private: Vec<u64>,
 }
 
 impl Model {
@@ -207,6 +209,7 @@ impl Model {
             next_message: 1,
             revision_details_unavailable: false,
             query_limit: 500,
+            view_private: Vec::new(),
         }
     }
 
