@@ -153,7 +153,10 @@ async fn gathering_facts_is_one_query_and_falls_back_when_details_are_missing() 
         commands: vec![],
     };
 
-    let facts = gather(&client, &event, &config).await.unwrap().expect("facts");
+    let facts = gather(&client, &event, &config)
+        .await
+        .unwrap()
+        .expect("facts");
     assert_eq!(
         facts.patch_set_ref.as_deref(),
         Some("refs/changes/56/123456/1")
@@ -172,7 +175,10 @@ async fn gathering_facts_is_one_query_and_falls_back_when_details_are_missing() 
     );
 
     fake.set_revision_details_unavailable(true);
-    let fallback = gather(&client, &event, &config).await.unwrap().expect("facts");
+    let fallback = gather(&client, &event, &config)
+        .await
+        .unwrap()
+        .expect("facts");
     assert_eq!(fallback, facts);
     let asked = since(fake.faults(), &mut seen);
     assert_eq!(asked.len(), 3, "{asked:#?}");

@@ -312,10 +312,7 @@ async fn mail_reconcile_and_a_replayed_mail_carry_a_verdict_over_once() {
     let output = once(&w).await;
     assert_eq!(bot_reviews(&w, mailed.number).len(), 1, "{output}");
     assert_eq!(bot_reviews(&w, lost.number).len(), 1, "{output}");
-    assert!(
-        output.contains("carry-over: already posted"),
-        "{output}"
-    );
+    assert!(output.contains("carry-over: already posted"), "{output}");
     assert!(built(&w).is_empty(), "{output}");
 }
 
@@ -419,7 +416,12 @@ async fn a_wip_change_made_ready_is_built_by_its_ready_mail() {
     let output = once(&w).await;
     assert!(built(&w).is_empty(), "{output}");
     w.gerrit.set_work_in_progress(c.number, false, w.dana);
-    w.deliver(&mailgen::ready_for_review(&c, 1, &dana(), ledger::now() + 1));
+    w.deliver(&mailgen::ready_for_review(
+        &c,
+        1,
+        &dana(),
+        ledger::now() + 1,
+    ));
     let output = once(&w).await;
     assert_eq!(built(&w), [(c.number, 1)], "{output}");
     assert!(w.labelled().is_empty(), "{output}");

@@ -268,10 +268,7 @@ fn buildable(
 fn automatic(event: &GerritEvent, facts: &ChangeFacts, config: &Config) -> Option<Decision> {
     let (policy, upload) = (&config.policy, &facts.upload);
     if upload.work_in_progress && !policy.build_wip {
-        return Some(skip(format!(
-            "change {} is work in progress",
-            facts.number
-        )));
+        return Some(skip(format!("change {} is work in progress", facts.number)));
     }
     if upload.is_private && !policy.build_private {
         return Some(skip(format!("change {} is private", facts.number)));
@@ -657,7 +654,11 @@ mod tests {
     #[test]
     fn a_skipped_kind_carries_the_previous_verdict_over() {
         let e = event(MessageType::NewPatchSet, 2);
-        let d = decide(&e, Some(&upload(ChangeKind::NoCodeChange, Some(1), None)), &config());
+        let d = decide(
+            &e,
+            Some(&upload(ChangeKind::NoCodeChange, Some(1), None)),
+            &config(),
+        );
         assert_eq!(
             d,
             vec![Decision::CarryOver {
@@ -671,7 +672,11 @@ mod tests {
                     .into(),
             }]
         );
-        let d = decide(&e, Some(&upload(ChangeKind::NoChange, Some(-1), None)), &config());
+        let d = decide(
+            &e,
+            Some(&upload(ChangeKind::NoChange, Some(-1), None)),
+            &config(),
+        );
         let [Decision::CarryOver { value, message, .. }] = d.as_slice() else {
             panic!("{d:?}")
         };
@@ -679,8 +684,15 @@ mod tests {
         assert!(message.ends_with("bionicbb:retry"), "{message}");
         // newchange is an automatic build too.
         let e = event(MessageType::NewChange, 2);
-        let d = decide(&e, Some(&upload(ChangeKind::NoChange, Some(1), None)), &config());
-        assert!(matches!(d.as_slice(), [Decision::CarryOver { .. }]), "{d:?}");
+        let d = decide(
+            &e,
+            Some(&upload(ChangeKind::NoChange, Some(1), None)),
+            &config(),
+        );
+        assert!(
+            matches!(d.as_slice(), [Decision::CarryOver { .. }]),
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -693,10 +705,17 @@ mod tests {
             ChangeKind::TrivialRebaseWithMessageUpdate,
         ] {
             let d = decide(&e, Some(&upload(kind, Some(1), None)), &config());
-            assert!(matches!(d.as_slice(), [Decision::Build { .. }]), "{kind}: {d:?}");
+            assert!(
+                matches!(d.as_slice(), [Decision::Build { .. }]),
+                "{kind}: {d:?}"
+            );
         }
         // Never built, still building, or its vote removed: no verdict.
-        let d = decide(&e, Some(&upload(ChangeKind::NoCodeChange, None, None)), &config());
+        let d = decide(
+            &e,
+            Some(&upload(ChangeKind::NoCodeChange, None, None)),
+            &config(),
+        );
         assert!(matches!(d.as_slice(), [Decision::Build { .. }]), "{d:?}");
         // An empty list builds every kind.
         let mut c = config();
@@ -710,11 +729,17 @@ mod tests {
         let e = event(MessageType::NewPatchSet, 2);
         let copied = upload(ChangeKind::NoCodeChange, Some(1), Some(1));
         let reason = only_skip(&decide(&e, Some(&copied), &config())).to_string();
-        assert!(reason.contains("already shows the bot's Verified+1"), "{reason}");
+        assert!(
+            reason.contains("already shows the bot's Verified+1"),
+            "{reason}"
+        );
         assert!(reason.contains("copied from patch set 1"), "{reason}");
         let other = upload(ChangeKind::NoCodeChange, Some(1), Some(-1));
         let reason = only_skip(&decide(&e, Some(&other), &config())).to_string();
-        assert!(reason.contains("already has the bot's Verified-1"), "{reason}");
+        assert!(
+            reason.contains("already has the bot's Verified-1"),
+            "{reason}"
+        );
     }
 
     #[test]

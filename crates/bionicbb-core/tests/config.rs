@@ -1088,7 +1088,10 @@ fn skip_kinds_are_gerrit_change_kinds_and_never_rework() {
     assert!(!c.policy.build_wip);
     assert!(!c.policy.build_private);
     // Every kind but REWORK may be listed; none is skipped with [].
-    for kind in ChangeKind::ALL.into_iter().filter(|k| *k != ChangeKind::Rework) {
+    for kind in ChangeKind::ALL
+        .into_iter()
+        .filter(|k| *k != ChangeKind::Rework)
+    {
         let c = parse(&with("policy", &format!("skip_kinds = [\"{kind}\"]"))).unwrap();
         assert!(c.policy.skips_kind(kind), "{kind}");
     }
@@ -1104,8 +1107,5 @@ fn skip_kinds_are_gerrit_change_kinds_and_never_rework() {
          TRIVIAL_REBASE, MERGE_FIRST_PARENT_UPDATE, NO_CODE_CHANGE, NO_CHANGE, \
          TRIVIAL_REBASE_WITH_MESSAGE_UPDATE",
     );
-    assert_error(
-        &with("policy", "build_wip = \"no\""),
-        "[policy] build_wip",
-    );
+    assert_error(&with("policy", "build_wip = \"no\""), "[policy] build_wip");
 }

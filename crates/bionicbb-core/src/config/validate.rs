@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::credential::{self, CredentialError};
-use crate::event::ChangeKind;
 use super::{Config, ConfigWarning, GmailConfig, JobRole, Secret, SecretKey};
+use crate::event::ChangeKind;
 
 /// Jenkins build results a vote may be given for.
 pub const BUILD_RESULTS: [&str; 5] = ["SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED"];
@@ -314,11 +314,16 @@ fn policy(config: &mut Config) -> Result<(), KeyError> {
         let key = "[policy] skip_kinds";
         match ChangeKind::from_name(&name.trim().to_ascii_uppercase()) {
             Some(ChangeKind::Rework) => {
-                return fail(key, "REWORK cannot be skipped: only a build judges new code");
+                return fail(
+                    key,
+                    "REWORK cannot be skipped: only a build judges new code",
+                );
             }
             Some(kind) => *name = kind.as_str().to_string(),
             None => {
-                let known = ChangeKind::ALL.into_iter().filter(|k| *k != ChangeKind::Rework);
+                let known = ChangeKind::ALL
+                    .into_iter()
+                    .filter(|k| *k != ChangeKind::Rework);
                 let expected = known.map(ChangeKind::as_str).collect::<Vec<_>>().join(", ");
                 return fail(
                     key,

@@ -121,8 +121,8 @@ fn removes_bot_vote(first: &str, label: &str, gerrit: &GerritConfig, bot: Option
         .rsplit_once('<')
         .and_then(|(_, r)| r.strip_suffix('>'))
         .unwrap_or("");
-    let is_bot = gerrit.is_bot(inner)
-        || bot.is_some_and(|id| inner == format!("GERRIT_ACCOUNT_{id}"));
+    let is_bot =
+        gerrit.is_bot(inner) || bot.is_some_and(|id| inner == format!("GERRIT_ACCOUNT_{id}"));
     on_label && is_bot
 }
 
@@ -164,7 +164,11 @@ mod tests {
         })
     }
 
-    fn change(kind: Option<&str>, messages: Vec<serde_json::Value>, extra: serde_json::Value) -> ChangeInfo {
+    fn change(
+        kind: Option<&str>,
+        messages: Vec<serde_json::Value>,
+        extra: serde_json::Value,
+    ) -> ChangeInfo {
         let mut rev2 = json!({"_number": 2, "ref": "refs/changes/56/123456/2"});
         if let Some(kind) = kind {
             rev2["kind"] = json!(kind);
@@ -211,14 +215,18 @@ mod tests {
     #[test]
     fn the_previous_verdict_is_the_bots_latest_vote_line_on_that_patch_set() {
         let c = config();
-        let verdict = |messages| upload_facts(&change(None, messages, json!({})), 2, &c).previous_verdict;
+        let verdict =
+            |messages| upload_facts(&change(None, messages, json!({})), 2, &c).previous_verdict;
         assert_eq!(verdict(vec![]), None);
         let plus = Some(Verdict {
             patch_set: 1,
             value: 1,
         });
         assert_eq!(
-            verdict(vec![bot(1, "Patch Set 1: Verified+1\n\nbionic-presubmit #1 SUCCESS")]),
+            verdict(vec![bot(
+                1,
+                "Patch Set 1: Verified+1\n\nbionic-presubmit #1 SUCCESS"
+            )]),
             plus
         );
         // The latest one wins; a message without the label does not count.
@@ -264,7 +272,12 @@ mod tests {
         assert_eq!(
             verdict(vec![
                 bot(1, "Patch Set 1: Verified+1"),
-                msg(1, 7, "sam@example.com", "Removed Verified-1 by Sam <sam@example.com>"),
+                msg(
+                    1,
+                    7,
+                    "sam@example.com",
+                    "Removed Verified-1 by Sam <sam@example.com>"
+                ),
             ]),
             plus
         );
@@ -280,11 +293,20 @@ mod tests {
         let on = upload_facts(&change(None, vec![], labels.clone()), 2, &c);
         assert_eq!(on.bot_vote, Some(1));
         // Patch set 1 is not current: the labels say nothing about it.
-        assert_eq!(upload_facts(&change(None, vec![], labels), 1, &c).bot_vote, None);
+        assert_eq!(
+            upload_facts(&change(None, vec![], labels), 1, &c).bot_vote,
+            None
+        );
         let zero = json!({"labels": {"Verified": {"all": [
             {"_account_id": BOT, "email": "bionicbb@example.com", "value": 0},
         ]}}});
-        assert_eq!(upload_facts(&change(None, vec![], zero), 2, &c).bot_vote, None);
-        assert_eq!(upload_facts(&change(None, vec![], json!({})), 2, &c).bot_vote, None);
+        assert_eq!(
+            upload_facts(&change(None, vec![], zero), 2, &c).bot_vote,
+            None
+        );
+        assert_eq!(
+            upload_facts(&change(None, vec![], json!({})), 2, &c).bot_vote,
+            None
+        );
     }
 }
