@@ -134,6 +134,21 @@ pub fn closed(
     render(change, patch_set, kind, actor, date, &body, &[])
 }
 
+/// The `newchange` mail Gerrit sends when `actor` marks a
+/// work-in-progress change ready for review ("start review"): about its
+/// current patch set `patch_set`.
+pub fn ready_for_review(change: &MailChange, patch_set: u32, actor: &Person, date: i64) -> Vec<u8> {
+    let body = format!(
+        "{} has marked this change as ready for review. ( {}?usp=email )\n\n\
+         Change subject: {}\n{}\n\nPatch Set {patch_set}:\n\nSet Ready For Review\n",
+        actor.name,
+        change.url(),
+        change.subject,
+        ".".repeat(70),
+    );
+    render(change, patch_set, "newchange", actor, date, &body, &[])
+}
+
 fn render(
     change: &MailChange,
     patch_set: u32,

@@ -89,6 +89,12 @@ impl World {
     /// these more keys of the `[gerrit]` table (`reconcile_interval`
     /// defaults to the daemon's own default there).
     pub async fn reconciling(gerrit_keys: &str) -> World {
+        World::reconciling_with(gerrit_keys, "").await
+    }
+
+    /// [`World::reconciling`] whose configuration ends with `extra` (more
+    /// keys of its last table, `[policy]`, or more tables).
+    pub async fn reconciling_with(gerrit_keys: &str, extra: &str) -> World {
         let mut keys = if gerrit_keys.contains("reconcile_interval") {
             gerrit_keys.to_string()
         } else {
@@ -97,7 +103,7 @@ impl World {
         if !keys.ends_with('\n') {
             keys.push('\n');
         }
-        World::configured(&keys, "").await
+        World::configured(&keys, extra).await
     }
 
     /// A world with more `[gerrit]` keys and more TOML tables.

@@ -9,11 +9,13 @@ use bionicbb_tests::fault::Faults;
 use bionicbb_tests::world::{KEY, World, fixture};
 
 /// The one change query of a mail that needs the patch set's committer
-/// and files (a 2.x mail names the change by its triplet).
+/// and files, and the votes on it for the upload policy (a 2.x mail names
+/// the change by its triplet).
 fn change_query() -> String {
     format!(
         "GET /a/changes/platform%2Fbionic~master~{KEY}\
-         ?o=ALL_REVISIONS&o=ALL_COMMITS&o=ALL_FILES&o=MESSAGES&o=DETAILED_ACCOUNTS"
+         ?o=ALL_REVISIONS&o=ALL_COMMITS&o=ALL_FILES&o=DETAILED_LABELS&o=MESSAGES\
+         &o=DETAILED_ACCOUNTS"
     )
 }
 
@@ -120,6 +122,22 @@ async fn gathering_facts_is_one_query_and_falls_back_when_details_are_missing() 
     fake.add_patch_set(n, "robot@example.com", &["libc/b.cpp", "libc/c.cpp"]);
     let policy = RetryPolicy::once(std::time::Duration::from_secs(5));
     let client = GerritClient::new(fake.url(), None, policy.attempt_timeout, policy).unwrap();
+    let config = bionicbb_core::config::Config::parse(
+        r#"
+        [gerrit]
+        url = "https://gerrit.example.org/"
+        bot_email = "bionicbb@example.com"
+        [jenkins]
+        url = "https://jenkins.example.org/"
+        user = "bionicbb"
+        api_token = "token"
+        [build_listener]
+        secret = "s3cret"
+        [jobs]
+        "#,
+        std::path::Path::new("test.toml"),
+    )
+    .unwrap();
     let event = GerritEvent {
         message_type: MessageType::NewPatchSet,
         change_id: KEY.into(),
@@ -135,7 +153,10 @@ async fn gathering_facts_is_one_query_and_falls_back_when_details_are_missing() 
         commands: vec![],
     };
 
-    let facts = gather(&client, &event).await.unwrap().expect("facts");
+    let facts = gather(&client, &event, &config)
+        .await
+        .unwrap()
+        .expect("facts");
     assert_eq!(
         facts.patch_set_ref.as_deref(),
         Some("refs/changes/56/123456/1")
@@ -148,12 +169,16 @@ async fn gathering_facts_is_one_query_and_falls_back_when_details_are_missing() 
         since(fake.faults(), &mut seen),
         [format!(
             "GET /changes/platform%2Fbionic~{n}\
-             ?o=ALL_REVISIONS&o=ALL_COMMITS&o=ALL_FILES&o=MESSAGES&o=DETAILED_ACCOUNTS"
+             ?o=ALL_REVISIONS&o=ALL_COMMITS&o=ALL_FILES&o=DETAILED_LABELS&o=MESSAGES\
+             &o=DETAILED_ACCOUNTS"
         )]
     );
 
     fake.set_revision_details_unavailable(true);
-    let fallback = gather(&client, &event).await.unwrap().expect("facts");
+    let fallback = gather(&client, &event, &config)
+        .await
+        .unwrap()
+        .expect("facts");
     assert_eq!(fallback, facts);
     let asked = since(fake.faults(), &mut seen);
     assert_eq!(asked.len(), 3, "{asked:#?}");
@@ -164,6 +189,6 @@ async fn gathering_facts_is_one_query_and_falls_back_when_details_are_missing() 
         change_number: Some(999_999),
         ..event
     };
-    assert_eq!(gather(&client, &missing).await.unwrap(), None);
+    assert_eq!(gather(&client, &missing, &config).await.unwrap(), None);
     assert_eq!(since(fake.faults(), &mut seen).len(), 1);
 }

@@ -182,6 +182,7 @@ fn main() {
         }),
         subject: "Fix strtod rounding for denormals".into(),
         owner: Some("Dana Dev".into()),
+        upload: Default::default(),
     };
     let t = measure(|| {
         black_box(bionicbb_core::decide::decide(

@@ -306,6 +306,17 @@ pub struct PolicyConfig {
     /// A change touching a path under one of these directories is skipped.
     #[serde(default = "defaults::skip_path_prefixes")]
     pub skip_path_prefixes: Vec<String>,
+    /// Patch set kinds (Gerrit's `kind`: `NO_CODE_CHANGE`, ...) not built
+    /// when the previous patch set has the bot's verdict: the verdict is
+    /// carried over instead. Never `REWORK`.
+    #[serde(default = "defaults::skip_kinds")]
+    pub skip_kinds: Vec<String>,
+    /// Build patch sets of work-in-progress changes.
+    #[serde(default = "defaults::build_wip")]
+    pub build_wip: bool,
+    /// Build patch sets of private changes.
+    #[serde(default = "defaults::build_private")]
+    pub build_private: bool,
 }
 
 /// A secret string: never printed by `Debug`.
@@ -443,6 +454,12 @@ impl PolicyConfig {
                 .trusted_commenters
                 .iter()
                 .any(|c| c.eq_ignore_ascii_case(email))
+    }
+
+    /// Whether a patch set of `kind` keeps the previous patch set's
+    /// verdict instead of being built (validation normalized the names).
+    pub fn skips_kind(&self, kind: crate::event::ChangeKind) -> bool {
+        self.skip_kinds.iter().any(|k| k == kind.as_str())
     }
 
     /// Why a change touching `path` (relative to the repository root) is

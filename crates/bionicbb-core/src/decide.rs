@@ -10,6 +10,16 @@
 //! 3. `newchange` / `newpatchset` build the patch set the mail names, if the
 //!    change is open, that patch set is still current, and the skip policy
 //!    (untrusted committer, a skipped file or directory) does not apply.
+//!    Then, for these automatic builds only:
+//!    - a work-in-progress change is skipped unless `policy.build_wip`, a
+//!      private one unless `policy.build_private`;
+//!    - a patch set whose kind is in `policy.skip_kinds` (only the commit
+//!      message changed, a re-upload, ...) is not built when the previous
+//!      patch set has the bot's verdict: Gerrit's labels already show the
+//!      bot's vote on it (a label's copy rule copied it) and nothing is
+//!      done, or the verdict is carried over ([`Decision::CarryOver`]).
+//!      Without a previous verdict (never built, still building, its vote
+//!      removed) the patch set is built as usual.
 //! 4. `comment`: the comment must exist on Gerrit on that patch set; the
 //!    bot's own comments are ignored. An added `Verified+1` asks
 //!    build-listener to drop the bot's rejection (build-listener checks the
@@ -19,7 +29,9 @@
 //!    command gets one reply naming it, suggesting the known command it is
 //!    most likely a typo of ([`command::closest`]), and listing the
 //!    commands that exist; `help` gets the list of commands with what each
-//!    does (in the same one reply).
+//!    does (in the same one reply). A command builds whatever the patch
+//!    set's kind and the change's work-in-progress or private state: a
+//!    developer asked.
 
 use std::collections::BTreeMap;
 
@@ -44,7 +56,10 @@ pub fn decide(event: &GerritEvent, facts: Option<&ChangeFacts>, config: &Config)
     };
     if builds {
         return match buildable(event, facts, config) {
-            Ok(target) => vec![target.build(None, "new patch set")],
+            Ok(target) => match automatic(event, facts, config) {
+                Some(instead) => vec![instead],
+                None => vec![target.build(None, "new patch set")],
+            },
             Err(reason) => vec![skip(reason)],
         };
     }
@@ -288,6 +303,42 @@ fn buildable(
     })
 }
 
+/// What an automatic build of a buildable patch set becomes instead of a
+/// build, if anything: a skip (work in progress, private, or the verdict
+/// already on it) or a carry-over of the previous patch set's verdict.
+fn automatic(event: &GerritEvent, facts: &ChangeFacts, config: &Config) -> Option<Decision> {
+    let (policy, upload) = (&config.policy, &facts.upload);
+    if upload.work_in_progress && !policy.build_wip {
+        return Some(skip(format!("change {} is work in progress", facts.number)));
+    }
+    if upload.is_private && !policy.build_private {
+        return Some(skip(format!("change {} is private", facts.number)));
+    }
+    if !policy.skips_kind(upload.kind) {
+        return None;
+    }
+    let verdict = upload.previous_verdict?;
+    let (label, ps, kind) = (&config.review.label, event.patch_set, upload.kind);
+    match upload.bot_vote {
+        Some(value) if value == verdict.value => Some(skip(format!(
+            "patch set {ps} is {kind} and Gerrit already shows the bot's {label}{value:+} \
+             on it (copied from patch set {})",
+            verdict.patch_set
+        ))),
+        Some(value) => Some(skip(format!(
+            "patch set {ps} is {kind} and already has the bot's {label}{value:+}"
+        ))),
+        None => Some(Decision::CarryOver {
+            change_number: facts.number,
+            patch_set: ps,
+            from_patch_set: verdict.patch_set,
+            label: label.clone(),
+            value: verdict.value,
+            message: messages::carried_over(label, verdict.value, verdict.patch_set, kind),
+        }),
+    }
+}
+
 /// `PROJECT` as the original jobs expect it: the project path without its
 /// first component (`platform/external/jemalloc` → `external/jemalloc`).
 pub fn project_parameter(project: &str) -> Option<&str> {
@@ -315,7 +366,7 @@ fn skip(reason: String) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{CommentFacts, Vote};
+    use crate::event::{ChangeKind, CommentFacts, UploadFacts, Verdict, Vote};
     use std::path::Path;
 
     const KEY: &str = "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b";
@@ -379,6 +430,7 @@ mod tests {
             comment: None,
             subject: "Fix strtod rounding for denormals".into(),
             owner: Some("Dana Dev".into()),
+            upload: UploadFacts::default(),
         }
     }
 
@@ -691,5 +743,159 @@ mod tests {
         );
         assert_eq!(project_parameter("platform/bionic"), Some("bionic"));
         assert_eq!(project_parameter("bionic"), None);
+    }
+
+    /// Facts of patch set 2 of `kind`, after the bot's `previous` verdict
+    /// on patch set 1, with `on_it` the bot's vote Gerrit shows on 2.
+    fn upload(kind: ChangeKind, previous: Option<i32>, on_it: Option<i32>) -> ChangeFacts {
+        let mut f = facts(2);
+        f.upload = UploadFacts {
+            kind,
+            previous_verdict: previous.map(|value| Verdict {
+                patch_set: 1,
+                value,
+            }),
+            bot_vote: on_it,
+            ..UploadFacts::default()
+        };
+        f
+    }
+
+    #[test]
+    fn a_skipped_kind_carries_the_previous_verdict_over() {
+        let e = event(MessageType::NewPatchSet, 2);
+        let d = decide(
+            &e,
+            Some(&upload(ChangeKind::NoCodeChange, Some(1), None)),
+            &config(),
+        );
+        assert_eq!(
+            d,
+            vec![Decision::CarryOver {
+                change_number: 123456,
+                patch_set: 2,
+                from_patch_set: 1,
+                label: "Verified".into(),
+                value: 1,
+                message: "Verified+1 carried over from patch set 1: commit message only \
+                          (NO_CODE_CHANGE)."
+                    .into(),
+            }]
+        );
+        let d = decide(
+            &e,
+            Some(&upload(ChangeKind::NoChange, Some(-1), None)),
+            &config(),
+        );
+        let [Decision::CarryOver { value, message, .. }] = d.as_slice() else {
+            panic!("{d:?}")
+        };
+        assert_eq!(*value, -1);
+        assert!(message.ends_with("bionicbb:retry"), "{message}");
+        // newchange is an automatic build too.
+        let e = event(MessageType::NewChange, 2);
+        let d = decide(
+            &e,
+            Some(&upload(ChangeKind::NoChange, Some(1), None)),
+            &config(),
+        );
+        assert!(
+            matches!(d.as_slice(), [Decision::CarryOver { .. }]),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn kinds_outside_the_list_and_patch_sets_without_a_verdict_build() {
+        let e = event(MessageType::NewPatchSet, 2);
+        for kind in [
+            ChangeKind::Rework,
+            ChangeKind::TrivialRebase,
+            ChangeKind::MergeFirstParentUpdate,
+            ChangeKind::TrivialRebaseWithMessageUpdate,
+        ] {
+            let d = decide(&e, Some(&upload(kind, Some(1), None)), &config());
+            assert!(
+                matches!(d.as_slice(), [Decision::Build { .. }]),
+                "{kind}: {d:?}"
+            );
+        }
+        // Never built, still building, or its vote removed: no verdict.
+        let d = decide(
+            &e,
+            Some(&upload(ChangeKind::NoCodeChange, None, None)),
+            &config(),
+        );
+        assert!(matches!(d.as_slice(), [Decision::Build { .. }]), "{d:?}");
+        // An empty list builds every kind.
+        let mut c = config();
+        c.policy.skip_kinds.clear();
+        let d = decide(&e, Some(&upload(ChangeKind::NoChange, Some(1), None)), &c);
+        assert!(matches!(d.as_slice(), [Decision::Build { .. }]), "{d:?}");
+    }
+
+    #[test]
+    fn a_verdict_gerrit_already_shows_is_not_voted_again() {
+        let e = event(MessageType::NewPatchSet, 2);
+        let copied = upload(ChangeKind::NoCodeChange, Some(1), Some(1));
+        let reason = only_skip(&decide(&e, Some(&copied), &config())).to_string();
+        assert!(
+            reason.contains("already shows the bot's Verified+1"),
+            "{reason}"
+        );
+        assert!(reason.contains("copied from patch set 1"), "{reason}");
+        let other = upload(ChangeKind::NoCodeChange, Some(1), Some(-1));
+        let reason = only_skip(&decide(&e, Some(&other), &config())).to_string();
+        assert!(
+            reason.contains("already has the bot's Verified-1"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn work_in_progress_and_private_changes_follow_the_flags() {
+        let e = event(MessageType::NewPatchSet, 2);
+        let mut wip = facts(2);
+        wip.upload.work_in_progress = true;
+        let mut private = facts(2);
+        private.upload.is_private = true;
+        // The defaults build both.
+        for f in [&wip, &private] {
+            let d = decide(&e, Some(f), &config());
+            assert!(matches!(d.as_slice(), [Decision::Build { .. }]), "{d:?}");
+        }
+        let mut c = config();
+        c.policy.build_wip = false;
+        c.policy.build_private = false;
+        assert_eq!(
+            only_skip(&decide(&e, Some(&wip), &c)),
+            "change 123456 is work in progress"
+        );
+        assert_eq!(
+            only_skip(&decide(&e, Some(&private), &c)),
+            "change 123456 is private"
+        );
+        // The closed, superseded and trust checks come first.
+        let mut superseded = wip.clone();
+        superseded.current_patch_set = 3;
+        assert!(only_skip(&decide(&e, Some(&superseded), &c)).contains("superseded"));
+    }
+
+    #[test]
+    fn commands_build_whatever_the_kind_and_state() {
+        let mut e = event(MessageType::Comment, 2);
+        e.commands = vec![cmd("retry")];
+        let mut f = upload(ChangeKind::NoCodeChange, Some(1), None);
+        f.upload.work_in_progress = true;
+        f.upload.is_private = true;
+        f.comment = comment_by("sam@example.com");
+        let mut c = config();
+        c.policy.build_wip = false;
+        c.policy.build_private = false;
+        let d = decide(&e, Some(&f), &c);
+        assert!(matches!(d.as_slice(), [Decision::Build { .. }]), "{d:?}");
+        // The file and committer rules still hold.
+        f.files.push("libc/CleanSpec.mk".into());
+        assert!(only_skip(&decide(&e, Some(&f), &c)).contains("CleanSpec.mk"));
     }
 }

@@ -144,6 +144,96 @@ pub struct ChangeFacts {
     /// The change's subject and owner (name, else e-mail), for display only.
     pub subject: String,
     pub owner: Option<String>,
+    /// What the event's patch set changed and what verdicts stand around
+    /// it: what the policy of automatic builds reads.
+    pub upload: UploadFacts,
+}
+
+/// Gerrit's `kind` of a patch set (RevisionInfo `kind`, a ChangeKind):
+/// what it changed against the previous patch set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChangeKind {
+    /// New code: only a build can give its verdict. Also what an absent
+    /// or unknown kind counts as.
+    #[default]
+    Rework,
+    /// The same change rebased onto a new parent without conflicts.
+    TrivialRebase,
+    /// A merge commit whose first parent changed, and nothing else.
+    MergeFirstParentUpdate,
+    /// The same tree; only the commit message changed.
+    NoCodeChange,
+    /// The same tree and commit message (a re-upload).
+    NoChange,
+    /// A trivial rebase with a new commit message (newer servers).
+    TrivialRebaseWithMessageUpdate,
+}
+
+impl ChangeKind {
+    /// Every kind Gerrit names.
+    pub const ALL: [ChangeKind; 6] = [
+        ChangeKind::Rework,
+        ChangeKind::TrivialRebase,
+        ChangeKind::MergeFirstParentUpdate,
+        ChangeKind::NoCodeChange,
+        ChangeKind::NoChange,
+        ChangeKind::TrivialRebaseWithMessageUpdate,
+    ];
+
+    /// Gerrit's name (`NO_CODE_CHANGE`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Rework => "REWORK",
+            ChangeKind::TrivialRebase => "TRIVIAL_REBASE",
+            ChangeKind::MergeFirstParentUpdate => "MERGE_FIRST_PARENT_UPDATE",
+            ChangeKind::NoCodeChange => "NO_CODE_CHANGE",
+            ChangeKind::NoChange => "NO_CHANGE",
+            ChangeKind::TrivialRebaseWithMessageUpdate => "TRIVIAL_REBASE_WITH_MESSAGE_UPDATE",
+        }
+    }
+
+    /// The kind Gerrit names exactly `name`; `None` for any other text.
+    pub fn from_name(name: &str) -> Option<ChangeKind> {
+        ChangeKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// The kind of a RevisionInfo: absent or unknown (a newer server's)
+    /// counts as `REWORK`, so it is built.
+    pub fn from_gerrit(kind: Option<&str>) -> ChangeKind {
+        kind.and_then(ChangeKind::from_name).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The bot's vote standing on a patch set, as its change messages show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub patch_set: u32,
+    pub value: i32,
+}
+
+/// What the event's patch set changed, and the bot's votes around it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadFacts {
+    /// The patch set's kind.
+    pub kind: ChangeKind,
+    pub work_in_progress: bool,
+    pub is_private: bool,
+    /// The bot's verdict on the review label standing on the previous
+    /// patch set; `None` when it has none (never built, still building,
+    /// or its vote was removed).
+    pub previous_verdict: Option<Verdict>,
+    /// The bot's vote on the review label on this patch set as Gerrit's
+    /// labels show it (copied by a label's rules, or carried over);
+    /// `None` when it has none, or when this patch set is not current
+    /// (labels show only the current one's).
+    pub bot_vote: Option<i32>,
 }
 
 /// A change message Gerrit confirms, with its author as Gerrit reports it.
@@ -183,4 +273,14 @@ pub enum Decision {
     },
     /// Nothing to do, and why.
     Skip { reason: String },
+    /// Vote `label` = `value` with `message` on the patch set: the verdict
+    /// of `from_patch_set`, which a patch set of a skipped kind keeps.
+    CarryOver {
+        change_number: u64,
+        patch_set: u32,
+        from_patch_set: u32,
+        label: String,
+        value: i32,
+        message: String,
+    },
 }

@@ -6,7 +6,7 @@
 //! Everything taken from the outside (a command name from a comment) is cut
 //! short and stripped of line breaks, so it cannot forge a paragraph.
 
-use crate::event::ChangeStatus;
+use crate::event::{ChangeKind, ChangeStatus};
 use crate::jenkins::notification::BuildStatus;
 
 /// The result of a verify build: `<job> #<number> checkbuild <STATUS>: <link>`,
@@ -164,6 +164,30 @@ pub fn untrusted_commenter() -> String {
 /// voted `<label>+1` on the patch set.
 pub fn rejection_dropped(label: &str) -> String {
     format!("A reviewer voted {label}+1: bionicbb removed its {label}-1.")
+}
+
+/// The review that carries the bot's verdict of patch set `from` over to
+/// a patch set of `kind` (one of `policy.skip_kinds`): where the verdict
+/// came from and why no build ran, e.g. `Verified+1 carried over from
+/// patch set 3: commit message only (NO_CODE_CHANGE).`; a carried
+/// rejection adds how to run the build anyway.
+pub fn carried_over(label: &str, value: i32, from: u32, kind: ChangeKind) -> String {
+    let why = match kind {
+        ChangeKind::NoCodeChange => "commit message only",
+        ChangeKind::NoChange => "no change (the same code and commit message)",
+        ChangeKind::TrivialRebase => "a trivial rebase of the same code",
+        ChangeKind::MergeFirstParentUpdate => "only the merge's first parent changed",
+        ChangeKind::TrivialRebaseWithMessageUpdate => {
+            "a trivial rebase of the same code with a new commit message"
+        }
+        ChangeKind::Rework => "new code",
+    };
+    let head = format!("{label}{value:+} carried over from patch set {from}: {why} ({kind}).");
+    if value < 0 {
+        format!("{head}\n{}", retry_hint())
+    } else {
+        head
+    }
 }
 
 /// `s` on one line and at most `max` characters.
@@ -343,5 +367,24 @@ mod tests {
             untrusted_commenter(),
             "bionicbb only runs commands from trusted accounts; this comment was ignored."
         );
+    }
+
+    #[test]
+    fn carried_verdicts_say_where_they_come_from() {
+        assert_eq!(
+            carried_over("Verified", 1, 3, ChangeKind::NoCodeChange),
+            "Verified+1 carried over from patch set 3: commit message only (NO_CODE_CHANGE)."
+        );
+        assert_eq!(
+            carried_over("Verified", -1, 1, ChangeKind::NoChange),
+            "Verified-1 carried over from patch set 1: no change (the same code and commit \
+             message) (NO_CHANGE).\nTo run the build again, reply with a comment containing \
+             the line bionicbb:retry"
+        );
+        for kind in ChangeKind::ALL {
+            let text = carried_over("Verified", 1, 2, kind);
+            assert!(text.ends_with(&format!("({kind}).")), "{text}");
+            assert_eq!(text.lines().count(), 1, "{text}");
+        }
     }
 }

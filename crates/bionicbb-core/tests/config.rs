@@ -161,6 +161,9 @@ fn minimal_config_gets_every_default() {
     assert!(c.policy.trusted_commenters.is_empty());
     assert_eq!(c.policy.skip_file_names, ["CleanSpec.mk"]);
     assert_eq!(c.policy.skip_path_prefixes, ["tools/bionicbb"]);
+    assert_eq!(c.policy.skip_kinds, ["NO_CHANGE", "NO_CODE_CHANGE"]);
+    assert!(c.policy.build_wip);
+    assert!(c.policy.build_private);
 }
 
 /// The example file, with its secrets in a credentials directory as the
@@ -267,6 +270,9 @@ fn example_file_mentions_every_key() {
         "trusted_commenters",
         "skip_file_names",
         "skip_path_prefixes",
+        "skip_kinds",
+        "build_wip",
+        "build_private",
     ];
     for key in keys {
         let as_line = |l: &str| {
@@ -1068,4 +1074,42 @@ fn config_path_precedence() {
     assert_eq!(config_path(None), PathBuf::from(DEFAULT_PATH));
     unsafe { std::env::remove_var("BIONICBB_CONFIG") };
     assert_eq!(config_path(None), PathBuf::from(DEFAULT_PATH));
+}
+
+#[test]
+fn skip_kinds_are_gerrit_change_kinds_and_never_rework() {
+    use bionicbb_core::event::ChangeKind;
+    let c = parse(&with(
+        "policy",
+        "skip_kinds = [\"trivial_rebase\", \" NO_CHANGE \"]\nbuild_wip = false\nbuild_private = false",
+    ))
+    .unwrap();
+    assert_eq!(c.policy.skip_kinds, ["TRIVIAL_REBASE", "NO_CHANGE"]);
+    assert!(c.policy.skips_kind(ChangeKind::TrivialRebase));
+    assert!(c.policy.skips_kind(ChangeKind::NoChange));
+    assert!(!c.policy.skips_kind(ChangeKind::NoCodeChange));
+    assert!(!c.policy.skips_kind(ChangeKind::Rework));
+    assert!(!c.policy.build_wip);
+    assert!(!c.policy.build_private);
+    // Every kind but REWORK may be listed; none is skipped with [].
+    for kind in ChangeKind::ALL
+        .into_iter()
+        .filter(|k| *k != ChangeKind::Rework)
+    {
+        let c = parse(&with("policy", &format!("skip_kinds = [\"{kind}\"]"))).unwrap();
+        assert!(c.policy.skips_kind(kind), "{kind}");
+    }
+    let c = parse(&with("policy", "skip_kinds = []")).unwrap();
+    assert!(ChangeKind::ALL.into_iter().all(|k| !c.policy.skips_kind(k)));
+    assert_error(
+        &with("policy", "skip_kinds = [\"REWORK\"]"),
+        "[policy] skip_kinds: REWORK cannot be skipped",
+    );
+    assert_error(
+        &with("policy", "skip_kinds = [\"NO_CODE\"]"),
+        "[policy] skip_kinds: \"NO_CODE\" is not a Gerrit change kind; expected one of \
+         TRIVIAL_REBASE, MERGE_FIRST_PARENT_UPDATE, NO_CODE_CHANGE, NO_CHANGE, \
+         TRIVIAL_REBASE_WITH_MESSAGE_UPDATE",
+    );
+    assert_error(&with("policy", "build_wip = \"no\""), "[policy] build_wip");
 }

@@ -372,6 +372,11 @@ fn effect_keys_are_canonical() {
         EffectKey::reply(1, 1, "m"),
         EffectKey::drop_rejection(1, 1, "m")
     );
+    // A carry-over is once per patch set, apart from every other effect
+    // and outside the range of build keys.
+    assert_eq!(EffectKey::carry(12345, 3), EffectKey::carry(12345, 3));
+    assert_ne!(EffectKey::carry(1, 12), EffectKey::carry(11, 2));
+    assert_eq!(EffectKey::carry(12345, 3).as_str(), "carry:[12345,3]");
 
     // The same key from two mails builds once.
     let dir = tempfile::tempdir().unwrap();

@@ -921,3 +921,43 @@ fn a_rejection_dropped_after_a_human_vote_reads_as_dropped() {
     );
     assert_lacks(&html, &["drop_rejection"]);
 }
+
+#[test]
+fn a_verdict_carried_over_reads_as_one() {
+    let (_dir, ledger) = ledger();
+    let carry = |value: i32, result: &str| {
+        json!({
+            "decision": "carry_over", "change_number": STRTOD.number, "patch_set": 2,
+            "from_patch_set": 1, "label": "Verified", "value": value,
+            "message": "Verified+1 carried over from patch set 1: commit message only (NO_CODE_CHANGE).",
+            "result": result,
+        })
+    };
+    mail(
+        &ledger,
+        NOW - 60,
+        &STRTOD,
+        2,
+        "newpatchset",
+        "Dana Dev",
+        json!([carry(1, "carried Verified+1 over from patch set 1")]),
+    );
+    mail(
+        &ledger,
+        NOW - 30,
+        &STRLCPY,
+        2,
+        "newpatchset",
+        "Alex Author",
+        json!([carry(-1, "carried Verified-1 over from patch set 1")]),
+    );
+    let html = render(&ledger, &[]);
+    assert_has(
+        &html,
+        &[
+            r#"<span class="out good">Verified +1 carried over from patch set 1</span>"#,
+            r#"<span class="out bad">Verified -1 carried over from patch set 1</span>"#,
+        ],
+    );
+    assert_lacks(&html, &["carry_over"]);
+}

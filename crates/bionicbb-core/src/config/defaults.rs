@@ -90,3 +90,12 @@ pub fn skip_file_names() -> Vec<String> {
 pub fn skip_path_prefixes() -> Vec<String> {
     vec!["tools/bionicbb".into()]
 }
+pub fn skip_kinds() -> Vec<String> {
+    vec!["NO_CHANGE".into(), "NO_CODE_CHANGE".into()]
+}
+pub fn build_wip() -> bool {
+    true
+}
+pub fn build_private() -> bool {
+    true
+}

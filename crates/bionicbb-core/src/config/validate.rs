@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::credential::{self, CredentialError};
 use super::{Config, ConfigWarning, GmailConfig, JobRole, Secret, SecretKey};
+use crate::event::ChangeKind;
 
 /// Jenkins build results a vote may be given for.
 pub const BUILD_RESULTS: [&str; 5] = ["SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED"];
@@ -305,6 +306,28 @@ fn policy(config: &mut Config) -> Result<(), KeyError> {
             return fail("[policy] skip_path_prefixes", "an entry is empty");
         }
         *prefix = trimmed.to_string();
+    }
+    for name in &mut policy.skip_kinds {
+        let key = "[policy] skip_kinds";
+        match ChangeKind::from_name(&name.trim().to_ascii_uppercase()) {
+            Some(ChangeKind::Rework) => {
+                return fail(
+                    key,
+                    "REWORK cannot be skipped: only a build judges new code",
+                );
+            }
+            Some(kind) => *name = kind.as_str().to_string(),
+            None => {
+                let known = ChangeKind::ALL
+                    .into_iter()
+                    .filter(|k| *k != ChangeKind::Rework);
+                let expected = known.map(ChangeKind::as_str).collect::<Vec<_>>().join(", ");
+                return fail(
+                    key,
+                    format!("{name:?} is not a Gerrit change kind; expected one of {expected}"),
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -59,6 +59,12 @@ pub struct ChangeInfo {
     /// a status change); what a query's `after:` compares.
     #[serde(default)]
     pub updated: Option<String>,
+    /// Absent (false) unless the change is work in progress.
+    #[serde(default)]
+    pub work_in_progress: bool,
+    /// Absent (false) unless the change is private.
+    #[serde(default)]
+    pub is_private: bool,
     /// Set on the last change of a query page when more results exist:
     /// ask again with `S` = the number of changes already read.
     #[serde(rename = "_more_changes", default)]

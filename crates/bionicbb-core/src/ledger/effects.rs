@@ -1,5 +1,5 @@
 //! Effects keyed once: a build triggered, a reply posted, a rejection drop
-//! requested.
+//! requested, a verdict carried over.
 //!
 //! The protocol, for each effect a decision calls for:
 //!
@@ -70,6 +70,14 @@ impl EffectKey {
     /// comment `comment` (the identity of the Gerrit change message).
     pub fn drop_rejection(change_number: u64, patch_set: u32, comment: &str) -> EffectKey {
         EffectKey::from_parts("drop-rejection", json!([change_number, patch_set, comment]))
+    }
+
+    /// The bot's verdict carried over to a patch set: once per patch set,
+    /// whichever path (a mail, a copy of it, a reconcile pass) decided it,
+    /// so the bot never votes it twice (not even after its vote there was
+    /// removed).
+    pub fn carry(change_number: u64, patch_set: u32) -> EffectKey {
+        EffectKey::from_parts("carry", json!([change_number, patch_set]))
     }
 
     /// The `index`-th decision about mail `gmail_id`, for effects that have

@@ -153,6 +153,14 @@ fn outcome(d: &Value) -> Option<Outcome> {
             let tone = if failed { Tone::Bad } else { Tone::Idle };
             Outcome::new(&format!("replied “{quoted}”"), tone, None)
         }
+        Some("carry_over") if failed => Outcome::new(result, Tone::Bad, None),
+        Some("carry_over") => {
+            let label = text("label").unwrap_or("vote");
+            let value = d.get("value").and_then(Value::as_i64).unwrap_or(0);
+            let from = d.get("from_patch_set").and_then(Value::as_u64).unwrap_or(0);
+            let what = format!("{} carried over from patch set {from}", vote(label, value));
+            Outcome::new(&what, status_tone_of(value), None)
+        }
         Some("skip") => Outcome::new(
             &format!("skipped: {}", text("reason").unwrap_or("no reason given")),
             Tone::Idle,
@@ -189,4 +197,9 @@ pub fn decisions_of(decisions: &Value) -> Vec<&Value> {
         Value::Null => Vec::new(),
         other => vec![other],
     }
+}
+
+/// The tone of a vote carried over: good for a positive one, bad else.
+fn status_tone_of(value: i64) -> Tone {
+    if value > 0 { Tone::Good } else { Tone::Bad }
 }

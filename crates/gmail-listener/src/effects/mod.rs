@@ -1,4 +1,5 @@
-//! Doing what the policy decided, each effect once: every effect is keyed in
+//! Doing what the policy decided (a build, a reply, a rejection drop, a
+//! verdict carried over: [`carry`]), each effect once: every effect is keyed in
 //! the ledger before it runs and marked after, so a crash, a timeout or a
 //! second mail about the same event never builds or replies twice, and a
 //! passing fault never loses an effect (the mail stays for the next poll).
@@ -14,6 +15,7 @@ use serde_json::{Value, json};
 
 mod apply;
 mod build;
+mod carry;
 
 pub use apply::Applied;
 
@@ -165,6 +167,25 @@ impl Effects {
                 let change_id = format!("{}~{change_number}", origin.project);
                 self.drop_rejection(&key, &change_id, *patch_set).await
             }
+            Decision::CarryOver {
+                change_number,
+                patch_set,
+                from_patch_set,
+                label,
+                value,
+                message,
+            } => {
+                let carried = carry::Carried {
+                    label,
+                    value: *value,
+                    from_patch_set: *from_patch_set,
+                    message,
+                };
+                match ChangeRef::project_number(&origin.project, *change_number) {
+                    Ok(target) => self.carry(&key, &target, *patch_set, carried).await,
+                    Err(e) => Outcome::Failed(format!("carry-over: invalid change: {e}")),
+                }
+            }
         }
     }
 
@@ -193,6 +214,11 @@ impl Effects {
                 *patch_set,
                 origin.discriminator(),
             )),
+            Decision::CarryOver {
+                change_number,
+                patch_set,
+                ..
+            } => Some(EffectKey::carry(*change_number, *patch_set)),
         }
     }
 

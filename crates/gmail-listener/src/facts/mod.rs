@@ -5,12 +5,19 @@
 //! or in comments published with it). Nothing in a mail is trusted; the
 //! policy decides on these facts.
 //!
+//! For automatic builds, the same answer gives what the upload policy
+//! reads ([`upload`]): the patch set's kind, the change's work-in-progress
+//! and private flags, and the bot's verdicts around the patch set.
+//!
 //! One change query answers all of it (see [`query_options`]); the
 //! published comments are a second request only when the change messages
 //! cannot confirm a comment mail's commands.
 
+mod upload;
+
 use std::collections::BTreeMap;
 
+use bionicbb_core::config::Config;
 use bionicbb_core::error::{ApiError, ErrorKind};
 use bionicbb_core::event::{
     ChangeFacts, ChangeStatus, Command, CommentFacts, GerritEvent, MessageType,
@@ -66,6 +73,7 @@ pub fn needs_gerrit(event: &GerritEvent) -> bool {
 pub async fn gather(
     gerrit: &GerritClient,
     event: &GerritEvent,
+    config: &Config,
 ) -> Result<Option<ChangeFacts>, ApiError> {
     if !needs_gerrit(event) {
         return Ok(None);
@@ -110,7 +118,7 @@ pub async fn gather(
     } else {
         None
     };
-    Ok(Some(from_change(&change, ps, details, comment)))
+    Ok(Some(from_change(&change, ps, details, comment, config)))
 }
 
 /// The committer's e-mail (when Gerrit shows one) and the files (without
@@ -121,13 +129,16 @@ pub type Details = (Option<String>, Vec<String>);
 /// them: the change's project, branch, status and current patch set, the
 /// ref of `ps` (`None` when the answer has no such patch set), its
 /// `details` when the decision needs them (else no committer and no
-/// files), and the `comment` Gerrit confirmed. Pure: the mail path and
-/// the reconcile pass build their facts the same way.
+/// files), the `comment` Gerrit confirmed, and what the upload policy
+/// reads ([`upload::upload_facts`]; `config` names the bot and its label).
+/// Pure: the mail path and the reconcile pass build their facts the same
+/// way.
 pub fn from_change(
     change: &ChangeInfo,
     ps: u32,
     details: Option<Details>,
     comment: Option<CommentFacts>,
+    config: &Config,
 ) -> ChangeFacts {
     let (committer_email, files) = details.unwrap_or_default();
     ChangeFacts {
@@ -147,6 +158,7 @@ pub fn from_change(
             .clone()
             .or_else(|| change.owner.email.clone())
             .or_else(|| change.owner.username.clone()),
+        upload: upload::upload_facts(change, ps, config),
     }
 }
 
@@ -156,12 +168,18 @@ pub fn from_change(
 /// set's committer and files, `ALL_COMMITS` and `ALL_FILES` put them in
 /// each `RevisionInfo` (both are honoured only together with a revisions
 /// option; `ALL_FILES` leaves out the magic `/COMMIT_MSG` and
-/// `/MERGE_LIST`). `MESSAGES` with `DETAILED_ACCOUNTS`: the change
-/// messages and who wrote them, to confirm a comment mail.
+/// `/MERGE_LIST`). With them `DETAILED_LABELS`: the votes on the current
+/// patch set, for the upload policy. `MESSAGES` with `DETAILED_ACCOUNTS`:
+/// the change messages and who wrote them, to confirm a comment mail and
+/// find the bot's verdicts.
 pub fn query_options(details: bool) -> Vec<QueryOption> {
     let mut options = vec![QueryOption::AllRevisions];
     if details {
-        options.extend([QueryOption::AllCommits, QueryOption::AllFiles]);
+        options.extend([
+            QueryOption::AllCommits,
+            QueryOption::AllFiles,
+            QueryOption::DetailedLabels,
+        ]);
     }
     options.extend([QueryOption::Messages, QueryOption::DetailedAccounts]);
     options

@@ -534,6 +534,7 @@ fn the_one_query_asks_for_commits_and_files_only_when_deciding_needs_them() {
             "ALL_REVISIONS",
             "ALL_COMMITS",
             "ALL_FILES",
+            "DETAILED_LABELS",
             "MESSAGES",
             "DETAILED_ACCOUNTS"
         ]
@@ -585,6 +586,7 @@ fn mail_types_decided_without_gerrit_do_not_depend_on_it() {
         comment: None,
         subject: "Fix strtod rounding for denormals".into(),
         owner: Some("Dana Dev".into()),
+        upload: Default::default(),
     };
     for kind in [
         "merged",
@@ -612,6 +614,22 @@ fn mail_types_decided_without_gerrit_do_not_depend_on_it() {
 
 #[test]
 fn facts_from_one_answer_name_the_patch_set_and_its_details() {
+    let config = bionicbb_core::config::Config::parse(
+        r#"
+        [gerrit]
+        url = "https://gerrit.example.org/"
+        bot_email = "bionicbb@example.com"
+        [jenkins]
+        url = "https://jenkins.example.org/"
+        user = "bionicbb"
+        api_token = "token"
+        [build_listener]
+        secret = "s3cret"
+        [jobs]
+        "#,
+        std::path::Path::new("test.toml"),
+    )
+    .expect("test config");
     let change: ChangeInfo = serde_json::from_value(serde_json::json!({
         "project": "platform/bionic",
         "branch": "master",
@@ -631,7 +649,7 @@ fn facts_from_one_answer_name_the_patch_set_and_its_details() {
         Some("dana@example.com".to_string()),
         vec!["a.c".to_string()],
     );
-    let current = from_change(&change, 2, Some(details.clone()), None);
+    let current = from_change(&change, 2, Some(details.clone()), None, &config);
     assert_eq!(current.number, 123456);
     assert_eq!(current.status, ChangeStatus::New);
     assert_eq!(current.current_patch_set, 2);
@@ -642,14 +660,14 @@ fn facts_from_one_answer_name_the_patch_set_and_its_details() {
     assert_eq!(current.committer_email.as_deref(), Some("dana@example.com"));
     assert_eq!(current.files, ["a.c"]);
     // An older patch set: its ref, no details; one the answer lacks: no ref.
-    let older = from_change(&change, 1, None, None);
+    let older = from_change(&change, 1, None, None, &config);
     assert_eq!(
         older.patch_set_ref.as_deref(),
         Some("refs/changes/56/123456/1")
     );
     assert_eq!((older.committer_email, older.files.len()), (None, 0));
     assert_eq!(
-        from_change(&change, 3, Some(details), None).patch_set_ref,
+        from_change(&change, 3, Some(details), None, &config).patch_set_ref,
         None
     );
 }

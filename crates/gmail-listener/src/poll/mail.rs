@@ -20,7 +20,7 @@ impl Listener {
     /// mark is lifted on entry and set again only while deciding.
     pub(super) async fn handle_parsed(&self, id: &str, parsed: &ParsedMail) -> Handled {
         let event = &parsed.event;
-        let facts = match facts::gather(&self.gerrit, event).await {
+        let facts = match facts::gather(&self.gerrit, event, &self.config).await {
             Ok(f) => f,
             Err(e) => return self.failed_try(id, format!("asking Gerrit: {e}")).await,
         };
@@ -271,6 +271,7 @@ mod tests {
             comment: None,
             subject: "Fix strtod rounding for denormals".into(),
             owner: Some("Dana Dev".into()),
+            upload: Default::default(),
         };
         let d = details(&comment().event, Some(&facts));
         assert_eq!(d.message_type.as_deref(), Some("comment"));

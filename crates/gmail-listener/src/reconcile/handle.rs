@@ -73,7 +73,7 @@ impl Reconciler {
                 Err(e) => return Err(format!("asking Gerrit about {target}: {e}")),
             }
         }
-        let facts = facts::from_change(change, ps, details, found.comment);
+        let facts = facts::from_change(change, ps, details, found.comment, &self.config);
         let decisions = decide(&found.event, Some(&facts), &self.config);
         let origin = Origin {
             gmail_id: "reconcile".to_string(),

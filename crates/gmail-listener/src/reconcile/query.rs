@@ -5,8 +5,8 @@
 //! `[jobs] default` is set (`status:open`); `after:"YYYY-MM-DD hh:mm:ss"`
 //! (UTC, which is how Gerrit reads a time without a zone) for an
 //! incremental pass. The options ask, in the same answer, for what the
-//! policy needs: every patch set's ref, the current one's commit and files,
-//! and the messages with their authors' e-mails.
+//! policy needs: every patch set's ref and kind, the current one's commit,
+//! files and votes, and the messages with their authors' e-mails.
 
 use bionicbb_core::config::JobsConfig;
 use bionicbb_core::gerrit::QueryOption;
@@ -15,10 +15,13 @@ use bionicbb_core::timefmt;
 /// The `o=` options of every reconcile query. `ALL_REVISIONS` rather than
 /// `CURRENT_REVISION`: a command on an older patch set is then judged like
 /// the mail about it (superseded), not as naming no patch set.
-pub const OPTIONS: [QueryOption; 5] = [
+/// `DETAILED_LABELS`: the bot's vote on the current patch set, for the
+/// upload policy (a verdict Gerrit copied is not carried over again).
+pub const OPTIONS: [QueryOption; 6] = [
     QueryOption::AllRevisions,
     QueryOption::CurrentCommit,
     QueryOption::CurrentFiles,
+    QueryOption::DetailedLabels,
     QueryOption::Messages,
     QueryOption::DetailedAccounts,
 ];

@@ -13,7 +13,8 @@
 //!   results exist, the last change of the page carries
 //!   `"_more_changes": true`.
 //! - Every change is rendered with the request's `o=` options, exactly as
-//!   the single-change endpoint renders it.
+//!   the single-change endpoint renders it; a private change the caller
+//!   may not see is left out.
 
 use serde_json::Value;
 
@@ -48,11 +49,17 @@ struct Search {
 
 /// Answers `GET /changes/?...` (`query` is the raw query string); `Err`
 /// with Gerrit's message for a 400.
-pub fn search(model: &Model, query: Option<&str>, opts: Options) -> Result<Value, String> {
+pub fn search(
+    model: &Model,
+    query: Option<&str>,
+    opts: Options,
+    caller: Option<u64>,
+) -> Result<Value, String> {
     let search = parse_params(query.unwrap_or_default())?;
     let mut found: Vec<&Change> = model
         .changes
         .values()
+        .filter(|c| model.visible(c, caller))
         .filter(|c| search.terms.iter().all(|t| matches(t, c)))
         .collect();
     // The timestamps share one format, so text order is time order.
@@ -264,6 +271,8 @@ mod tests {
             patch_sets: Vec::new(),
             messages: Vec::new(),
             comments: Vec::new(),
+            work_in_progress: false,
+            is_private: false,
         };
         let after = Term::After(1_796_032_800);
         assert!(matches(&after, &change("2026-11-30 10:00:00.000000000")));

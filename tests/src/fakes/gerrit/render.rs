@@ -101,6 +101,13 @@ pub fn change(model: &Model, c: &Change, opts: Options, only_revision: Option<u3
     out.insert("created".into(), json!(c.created));
     out.insert("updated".into(), json!(c.updated));
     out.insert("_number".into(), json!(c.number));
+    // Gerrit leaves both flags out unless they are set.
+    if c.work_in_progress {
+        out.insert("work_in_progress".into(), json!(true));
+    }
+    if c.is_private {
+        out.insert("is_private".into(), json!(true));
+    }
     out.insert(
         "owner".into(),
         account(model, c.owner, opts.detailed_accounts),
@@ -172,6 +179,13 @@ fn labels(model: &Model, c: &Change, opts: Options) -> Value {
                         a.insert("value".into(), json!(vote.map_or(0, |v| v.value)));
                         if let Some(v) = vote {
                             a.insert("date".into(), json!(v.date));
+                            if let Some(tag) = &v.tag {
+                                a.insert("tag".into(), json!(tag));
+                            }
+                        }
+                        if c.status == super::Status::New {
+                            let range = json!({"min": config.min, "max": config.max});
+                            a.insert("permitted_voting_range".into(), range);
                         }
                     }
                     a
@@ -194,6 +208,7 @@ fn labels(model: &Model, c: &Change, opts: Options) -> Value {
                 values.insert(key, json!(text));
             }
             label.insert("values".into(), Value::Object(values));
+            label.insert("default_value".into(), json!(0));
         } else if let Some(votes) = votes {
             // Summary form: who holds the extreme values.
             for (id, v) in votes {
@@ -215,7 +230,7 @@ fn labels(model: &Model, c: &Change, opts: Options) -> Value {
 /// `ALL_FILES` (or `CURRENT_FILES`) the files without the magic ones.
 fn revision(model: &Model, c: &Change, p: &PatchSet, opts: Options, current: bool) -> Value {
     let mut out = Map::new();
-    out.insert("kind".into(), json!("REWORK"));
+    out.insert("kind".into(), json!(p.kind));
     out.insert("_number".into(), json!(p.number));
     out.insert("created".into(), json!(p.created));
     out.insert(

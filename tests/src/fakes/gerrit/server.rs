@@ -145,22 +145,22 @@ fn route(
     let get = *method == Method::GET;
     let post = *method == Method::POST;
     match segments.as_slice() {
-        ["changes", ""] if get => super::query::search(&model, uri.query(), opts)
+        ["changes", ""] if get => super::query::search(&model, uri.query(), opts, caller)
             .map_err(|message| fail(StatusCode::BAD_REQUEST, message)),
         ["changes", id] if get => {
-            let c = resolve_change(&model, id)?;
+            let c = resolve_change(&model, id, caller)?;
             Ok(render::change(&model, c, opts, None))
         }
         ["changes", id, "detail"] if get => {
-            let c = resolve_change(&model, id)?;
+            let c = resolve_change(&model, id, caller)?;
             Ok(render::change(&model, c, opts.detail(), None))
         }
         ["changes", id, "comments"] if get => {
-            let c = resolve_change(&model, id)?;
+            let c = resolve_change(&model, id, caller)?;
             Ok(render::comments(&model, c))
         }
         ["changes", id, "revisions", rev, "review"] if get => {
-            let c = resolve_change(&model, id)?;
+            let c = resolve_change(&model, id, caller)?;
             let ps = resolve_revision(c, rev)?;
             let opts = Options {
                 labels: true,
@@ -171,20 +171,20 @@ fn route(
             Ok(render::change(&model, c, opts, Some(ps)))
         }
         ["changes", id, "revisions", rev, "files"] if get => {
-            let c = resolve_change(&model, id)?;
+            let c = resolve_change(&model, id, caller)?;
             let ps = resolve_revision(c, rev)?;
             Ok(render::files(c, patch_set(c, ps)?))
         }
         ["changes", id, "revisions", rev, "commit"] if get => {
-            let c = resolve_change(&model, id)?;
+            let c = resolve_change(&model, id, caller)?;
             let ps = resolve_revision(c, rev)?;
             Ok(render::commit(&model, c, patch_set(c, ps)?))
         }
         ["changes", id, "revisions", rev, "review"] if post => {
             let caller =
                 caller.ok_or_else(|| fail(StatusCode::FORBIDDEN, "Authentication required"))?;
-            let number = resolve_change(&model, id)?.number;
-            let ps = resolve_revision(resolve_change(&model, id)?, rev)?;
+            let number = resolve_change(&model, id, Some(caller))?.number;
+            let ps = resolve_revision(resolve_change(&model, id, Some(caller))?, rev)?;
             let input = review_input(headers, body)?;
             post_review(&mut model, number, ps, caller, input)
         }
@@ -243,8 +243,9 @@ fn options(query: Option<&str>) -> Result<Options, Fail> {
     Ok(opts)
 }
 
-/// Resolves every `{change-id}` form the way `ChangesCollection.parse` does.
-fn resolve_change<'m>(model: &'m Model, id: &str) -> Result<&'m Change, Fail> {
+/// Resolves every `{change-id}` form the way `ChangesCollection.parse` does,
+/// among the changes `caller` may see (a private change is not found).
+fn resolve_change<'m>(model: &'m Model, id: &str, caller: Option<u64>) -> Result<&'m Change, Fail> {
     let not_found = || fail(StatusCode::NOT_FOUND, format!("Not found: {id}"));
     let parts: Vec<&str> = id.split('~').collect();
     let found: Vec<&Change> = match parts.as_slice() {
@@ -272,6 +273,10 @@ fn resolve_change<'m>(model: &'m Model, id: &str) -> Result<&'m Change, Fail> {
         }
         _ => Vec::new(),
     };
+    let found: Vec<&Change> = found
+        .into_iter()
+        .filter(|c| model.visible(c, caller))
+        .collect();
     match found.as_slice() {
         [one] => Ok(one),
         [] => Err(not_found()),
@@ -462,6 +467,7 @@ fn post_review(
                 Vote {
                     value: *new,
                     date: date.clone(),
+                    tag: tag.clone(),
                 },
             );
         }

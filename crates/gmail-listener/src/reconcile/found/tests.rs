@@ -94,6 +94,22 @@ fn the_current_patch_set_is_a_newpatchset_when_recent_enough() {
 }
 
 #[test]
+fn a_patch_set_marked_ready_for_review_in_the_window_is_a_newpatchset() {
+    let mut ready = message("r", 2, sam(), T + 60, "Set Ready For Review");
+    ready["tag"] = json!(READY_TAG);
+    let c = change(T - 86_400, vec![ready.clone()]);
+    let found = events(&c, T, T + 600, &Comments::new(), &gerrit());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, Kind::PatchSet);
+    assert_eq!(found[0].event.patch_set, 2);
+    // Marked ready before the window, or on another patch set: left alone.
+    assert!(events(&c, T + 61, T + 600, &Comments::new(), &gerrit()).is_empty());
+    ready["_revision_number"] = json!(1);
+    let c = change(T - 86_400, vec![ready]);
+    assert!(events(&c, T, T + 600, &Comments::new(), &gerrit()).is_empty());
+}
+
+#[test]
 fn a_message_with_commands_is_a_comment_confirmed_against_itself() {
     let c = change(
         T - 86_400,
