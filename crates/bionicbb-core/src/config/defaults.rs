@@ -90,3 +90,9 @@ pub fn skip_file_names() -> Vec<String> {
 pub fn skip_path_prefixes() -> Vec<String> {
     vec!["tools/bionicbb".into()]
 }
+pub fn cancel_superseded() -> bool {
+    true
+}
+pub fn superseded_message() -> bool {
+    true
+}

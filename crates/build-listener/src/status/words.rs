@@ -153,6 +153,10 @@ fn outcome(d: &Value) -> Option<Outcome> {
             let tone = if failed { Tone::Bad } else { Tone::Idle };
             Outcome::new(&format!("replied “{quoted}”"), tone, None)
         }
+        Some("cancel_superseded") if result.is_empty() => return None,
+        Some("cancel_superseded") => {
+            Outcome::new(&format!("superseded builds: {result}"), Tone::Idle, None)
+        }
         Some("skip") => Outcome::new(
             &format!("skipped: {}", text("reason").unwrap_or("no reason given")),
             Tone::Idle,
