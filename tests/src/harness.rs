@@ -139,6 +139,11 @@ pub struct Setup {
 /// [`crate::world::World::reconciling`] replaces it.
 pub const RECONCILE_OFF: &str = "reconcile_interval = \"0\"\n";
 
+/// The `[jobs]` line of [`Setup::write_config`] that turns cancelling
+/// superseded builds off: tests of other paths see every build they
+/// trigger stay. The chaos test and `tests/cancel_superseded.rs` remove it.
+pub const CANCEL_OFF: &str = "cancel_superseded = false\n";
+
 /// Credentials the fakes are seeded with by [`Setup::write_config`]'s users.
 pub const BOT_EMAIL: &str = "bionicbb@example.com";
 pub const BOT_USER: &str = "bionicbb";
@@ -212,7 +217,7 @@ secret_file = "{d}/listener-secret"
 [jobs]
 default = "bionic-presubmit"
 clean = "clean-bionic-presubmit"
-
+{CANCEL_OFF}
 [jobs.projects]
 "platform/bionic" = "bionic-presubmit"
 

@@ -253,6 +253,11 @@ pub struct JobsConfig {
     /// Jenkins job name → what build-listener does with its results.
     #[serde(default)]
     pub roles: BTreeMap<String, JobRole>,
+    /// Cancel the bot's own queued items and stop its running builds of a
+    /// change's older patch sets when a newer one is built, and all of
+    /// them when the change is merged or abandoned.
+    #[serde(default = "defaults::cancel_superseded")]
+    pub cancel_superseded: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -278,6 +283,11 @@ pub struct ReviewConfig {
     /// Gerrit `notify` for the bot's reviews.
     #[serde(default = "defaults::notify")]
     pub notify: String,
+    /// Post one line ("<job> #<n> stopped: superseded by patch set N.")
+    /// for a build the bot cancelled as superseded; false posts nothing.
+    /// Such a build never votes either way.
+    #[serde(default = "defaults::superseded_message")]
+    pub superseded_message: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

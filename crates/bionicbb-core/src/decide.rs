@@ -32,6 +32,11 @@
 //!    does (in the same one reply). A command builds whatever the patch
 //!    set's kind and the change's work-in-progress or private state: a
 //!    developer asked.
+//! 5. With `jobs.cancel_superseded` on: a build of a patch set (new patch
+//!    set, `retry`, a target command) also cancels the bot's builds of the
+//!    change's older patch sets; a `merged` or `abandon` mail whose change
+//!    Gerrit confirms closed cancels all of the change's builds (instead
+//!    of rule 1's skip). Without Gerrit's facts a closing mail stays a skip.
 
 use std::collections::BTreeMap;
 
@@ -43,6 +48,16 @@ use crate::messages;
 /// Decides what to do about `event`. `facts` is `None` when Gerrit does not
 /// know the change (a forged mail, or a change deleted since).
 pub fn decide(event: &GerritEvent, facts: Option<&ChangeFacts>, config: &Config) -> Vec<Decision> {
+    let decisions = decide_event(event, facts, config);
+    cancel_superseded(event, facts, config, decisions)
+}
+
+/// Rules 1 to 4 of the module documentation.
+fn decide_event(
+    event: &GerritEvent,
+    facts: Option<&ChangeFacts>,
+    config: &Config,
+) -> Vec<Decision> {
     let builds = matches!(
         event.message_type,
         MessageType::NewChange | MessageType::NewPatchSet
@@ -190,6 +205,44 @@ pub fn status_link(config: &Config, number: u64) -> Option<String> {
     let base = url.as_str();
     let slash = if base.ends_with('/') { "" } else { "/" };
     Some(format!("{base}{slash}status?change={number}"))
+}
+
+/// Rule 5 of the module documentation: `decisions` with the cancel of
+/// the change's superseded builds, when `jobs.cancel_superseded` is on.
+/// A closing mail's skip becomes the cancel only when Gerrit confirms
+/// the change (its project, branch and patch set) and shows it closed.
+fn cancel_superseded(
+    event: &GerritEvent,
+    facts: Option<&ChangeFacts>,
+    config: &Config,
+    mut decisions: Vec<Decision>,
+) -> Vec<Decision> {
+    if !config.jobs.cancel_superseded {
+        return decisions;
+    }
+    let closing = matches!(
+        event.message_type,
+        MessageType::Merged | MessageType::Abandon
+    );
+    if closing {
+        return match confirm(event, facts) {
+            Ok(facts) if facts.status != ChangeStatus::New => vec![Decision::CancelSuperseded {
+                change_number: facts.number,
+                below: None,
+            }],
+            _ => decisions,
+        };
+    }
+    let builds = decisions
+        .iter()
+        .any(|d| matches!(d, Decision::Build { .. }));
+    if let (true, Some(facts)) = (builds, facts) {
+        decisions.push(Decision::CancelSuperseded {
+            change_number: facts.number,
+            below: Some(event.patch_set),
+        });
+    }
+    decisions
 }
 
 /// Checks the mail against Gerrit: the change exists, in the project and
@@ -464,7 +517,14 @@ mod tests {
             Some(&facts(2)),
             &config(),
         );
-        let [Decision::Build { job, params, .. }] = d.as_slice() else {
+        let [
+            Decision::Build { job, params, .. },
+            Decision::CancelSuperseded {
+                change_number: 123456,
+                below: Some(2),
+            },
+        ] = d.as_slice()
+        else {
             panic!("{d:?}")
         };
         assert_eq!(job, "bionic-presubmit");
@@ -479,7 +539,10 @@ mod tests {
             Some(&facts(2)),
             &config(),
         );
-        assert!(matches!(d.as_slice(), [Decision::Build { .. }]));
+        assert!(matches!(
+            d.as_slice(),
+            [Decision::Build { .. }, Decision::CancelSuperseded { .. }]
+        ));
     }
 
     #[test]
@@ -575,7 +638,7 @@ mod tests {
         let mut f = facts(2);
         f.comment = comment_by("sam@example.com");
         let d = decide(&e, Some(&f), &config());
-        assert_eq!(d.len(), 3, "{d:?}");
+        assert_eq!(d.len(), 4, "{d:?}");
         assert!(matches!(&d[0], Decision::Build { params, reason, .. }
             if !params.contains_key("LUNCH_TARGET") && reason == "bionicbb:retry by sam@example.com"));
         assert!(
@@ -584,8 +647,16 @@ mod tests {
         assert!(
             matches!(&d[2], Decision::Build { params, .. } if params["LUNCH_TARGET"] == "aosp_arm-eng")
         );
+        assert_eq!(
+            d[3],
+            Decision::CancelSuperseded {
+                change_number: 123456,
+                below: Some(2)
+            },
+            "one cancel, after the builds, of the older patch sets only"
+        );
         f.comment = comment_by("friend@elsewhere.org");
-        assert_eq!(decide(&e, Some(&f), &config()).len(), 3);
+        assert_eq!(decide(&e, Some(&f), &config()).len(), 4);
     }
 
     #[test]
@@ -735,6 +806,96 @@ mod tests {
         assert!(only_skip(&d).contains("superseded"));
     }
 
+    fn without_cancelling() -> Config {
+        let mut config = config();
+        config.jobs.cancel_superseded = false;
+        config
+    }
+
+    #[test]
+    fn a_build_cancels_the_older_patch_sets_and_nothing_else_does() {
+        let d = decide(
+            &event(MessageType::NewPatchSet, 3),
+            Some(&facts(3)),
+            &config(),
+        );
+        assert_eq!(
+            d.last(),
+            Some(&Decision::CancelSuperseded {
+                change_number: 123456,
+                below: Some(3)
+            })
+        );
+        // Nothing built, nothing cancelled: a superseded patch set, a
+        // skipped one, a comment without commands, a clean.
+        let superseded = decide(
+            &event(MessageType::NewPatchSet, 2),
+            Some(&facts(3)),
+            &config(),
+        );
+        let mut untrusted = facts(3);
+        untrusted.committer_email = Some("x@evil.org".into());
+        let skipped = decide(
+            &event(MessageType::NewPatchSet, 3),
+            Some(&untrusted),
+            &config(),
+        );
+        let mut e = event(MessageType::Comment, 3);
+        e.commands = vec![cmd("clean")];
+        let mut f = facts(3);
+        f.comment = comment_by("sam@example.com");
+        let clean = decide(&e, Some(&f), &config());
+        for d in [superseded, skipped, clean] {
+            assert!(
+                !d.iter()
+                    .any(|d| matches!(d, Decision::CancelSuperseded { .. })),
+                "{d:?}"
+            );
+        }
+        // Turned off: the build alone.
+        let d = decide(
+            &event(MessageType::NewPatchSet, 3),
+            Some(&facts(3)),
+            &without_cancelling(),
+        );
+        assert!(matches!(d.as_slice(), [Decision::Build { .. }]), "{d:?}");
+    }
+
+    #[test]
+    fn a_closed_change_cancels_all_its_builds_once_gerrit_confirms_it() {
+        for (kind, status) in [
+            ("merged", ChangeStatus::Merged),
+            ("abandon", ChangeStatus::Abandoned),
+        ] {
+            let e = event(MessageType::from(kind.to_string()), 2);
+            let mut closed = facts(2);
+            closed.status = status;
+            assert_eq!(
+                decide(&e, Some(&closed), &config()),
+                vec![Decision::CancelSuperseded {
+                    change_number: 123456,
+                    below: None
+                }],
+                "{kind}"
+            );
+            // Nothing in a mail is trusted: Gerrit not asked (or not
+            // knowing the change), the change still open (restored since),
+            // another branch, or cancelling off: the old skip.
+            let mut elsewhere = closed.clone();
+            elsewhere.branch = "stable".into();
+            let open = facts(2);
+            for (facts, config) in [
+                (None, config()),
+                (Some(&open), config()),
+                (Some(&elsewhere), config()),
+                (Some(&closed), without_cancelling()),
+            ] {
+                let d = decide(&e, facts, &config);
+                assert_eq!(only_skip(&d), format!("{kind}: nothing to do"), "{facts:?}");
+            }
+        }
+    }
+
     #[test]
     fn project_parameter_drops_the_first_component() {
         assert_eq!(
@@ -805,6 +966,14 @@ mod tests {
         );
     }
 
+    /// The decisions without the cancel of superseded builds a build
+    /// brings along (rule 5).
+    fn but_cancels(d: &[Decision]) -> Vec<&Decision> {
+        d.iter()
+            .filter(|d| !matches!(d, Decision::CancelSuperseded { .. }))
+            .collect()
+    }
+
     #[test]
     fn kinds_outside_the_list_and_patch_sets_without_a_verdict_build() {
         let e = event(MessageType::NewPatchSet, 2);
@@ -816,7 +985,7 @@ mod tests {
         ] {
             let d = decide(&e, Some(&upload(kind, Some(1), None)), &config());
             assert!(
-                matches!(d.as_slice(), [Decision::Build { .. }]),
+                matches!(but_cancels(&d).as_slice(), [Decision::Build { .. }]),
                 "{kind}: {d:?}"
             );
         }
@@ -826,12 +995,12 @@ mod tests {
             Some(&upload(ChangeKind::NoCodeChange, None, None)),
             &config(),
         );
-        assert!(matches!(d.as_slice(), [Decision::Build { .. }]), "{d:?}");
+        assert!(matches!(but_cancels(&d).as_slice(), [Decision::Build { .. }]), "{d:?}");
         // An empty list builds every kind.
         let mut c = config();
         c.policy.skip_kinds.clear();
         let d = decide(&e, Some(&upload(ChangeKind::NoChange, Some(1), None)), &c);
-        assert!(matches!(d.as_slice(), [Decision::Build { .. }]), "{d:?}");
+        assert!(matches!(but_cancels(&d).as_slice(), [Decision::Build { .. }]), "{d:?}");
     }
 
     #[test]
@@ -862,7 +1031,7 @@ mod tests {
         // The defaults build both.
         for f in [&wip, &private] {
             let d = decide(&e, Some(f), &config());
-            assert!(matches!(d.as_slice(), [Decision::Build { .. }]), "{d:?}");
+            assert!(matches!(but_cancels(&d).as_slice(), [Decision::Build { .. }]), "{d:?}");
         }
         let mut c = config();
         c.policy.build_wip = false;
@@ -893,7 +1062,7 @@ mod tests {
         c.policy.build_wip = false;
         c.policy.build_private = false;
         let d = decide(&e, Some(&f), &c);
-        assert!(matches!(d.as_slice(), [Decision::Build { .. }]), "{d:?}");
+        assert!(matches!(but_cancels(&d).as_slice(), [Decision::Build { .. }]), "{d:?}");
         // The file and committer rules still hold.
         f.files.push("libc/CleanSpec.mk".into());
         assert!(only_skip(&decide(&e, Some(&f), &c)).contains("CleanSpec.mk"));

@@ -283,4 +283,12 @@ pub enum Decision {
         value: i32,
         message: String,
     },
+    /// Cancel the bot's own queued items and stop its running builds of
+    /// change `change_number`: those of patch sets below `below` (a newer
+    /// patch set is being built), or all of them (`None`: the change is
+    /// merged or abandoned).
+    CancelSuperseded {
+        change_number: u64,
+        below: Option<u32>,
+    },
 }

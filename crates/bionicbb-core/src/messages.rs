@@ -202,6 +202,19 @@ fn one_line(s: &str, max: usize) -> String {
     }
 }
 
+/// The one line posted for a build the bot stopped because a newer patch
+/// set was built (`superseded_by`) or the change closed (`None`, with
+/// Gerrit's `status`): `bionic-presubmit #1842 stopped: superseded by
+/// patch set 3.` `build` is `<job> #<number>`.
+pub fn stopped_superseded(build: &str, superseded_by: Option<u32>, status: ChangeStatus) -> String {
+    match (superseded_by, status) {
+        (Some(ps), _) => format!("{build} stopped: superseded by patch set {ps}."),
+        (None, ChangeStatus::Merged) => format!("{build} stopped: change merged."),
+        (None, ChangeStatus::Abandoned) => format!("{build} stopped: change abandoned."),
+        (None, ChangeStatus::New) => format!("{build} stopped: change closed."),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +368,27 @@ mod tests {
         assert!(!text.contains('\n'), "{text}");
         assert!(text.starts_with("Unknown command bionicbb:a Verified+1 zzz"));
         assert!(text.contains("..."), "{text}");
+    }
+
+    #[test]
+    fn stopped_superseded_is_one_line() {
+        let build = "bionic-presubmit #1842";
+        assert_eq!(
+            stopped_superseded(build, Some(3), ChangeStatus::New),
+            "bionic-presubmit #1842 stopped: superseded by patch set 3."
+        );
+        assert_eq!(
+            stopped_superseded(build, None, ChangeStatus::Abandoned),
+            "bionic-presubmit #1842 stopped: change abandoned."
+        );
+        assert_eq!(
+            stopped_superseded(build, None, ChangeStatus::Merged),
+            "bionic-presubmit #1842 stopped: change merged."
+        );
+        assert_eq!(
+            stopped_superseded(build, None, ChangeStatus::New),
+            "bionic-presubmit #1842 stopped: change closed."
+        );
     }
 
     #[test]

@@ -183,6 +183,9 @@ pub enum Withheld {
     /// on the patch set (its result arrived late): the human's verdict,
     /// given after the build, stands.
     HumanVerified,
+    /// The bot stopped the build: a newer patch set was built, or the
+    /// change closed (see [`stopped_review`]).
+    Superseded,
 }
 
 /// The review exactly as it is posted.
@@ -222,7 +225,10 @@ pub fn finalize(plan: &PlannedReview, current_patch_set: u32, status: ChangeStat
         ),
         // Never decided here: the outbox withholds these later, with
         // their own note (`withhold_for_newer_build`, `withhold_for_human_verdict`).
-        None | Some(Withheld::NewerBuild { .. } | Withheld::HumanVerified) => plan.message.clone(),
+        None
+        | Some(Withheld::NewerBuild { .. } | Withheld::HumanVerified | Withheld::Superseded) => {
+            plan.message.clone()
+        }
     };
     FinalReview {
         change: plan.change.clone(),
@@ -269,6 +275,36 @@ impl FinalReview {
         }
         self
     }
+}
+
+/// The review of build `build` (`<job> #<number>`) that the bot stopped,
+/// superseded by patch set `superseded_by` or, when `None`, by the
+/// change's closing (`status` is Gerrit's now), and that ended aborted:
+/// never a vote, and only the one line of
+/// [`messages::stopped_superseded`] instead of the result, or nothing
+/// at all (`None`) when `post_line` (`review.superseded_message`) is off.
+/// A stopped build whose result came first is reported as usual
+/// ([`finalize`]): its patch set is no longer current, or its change is
+/// closed, so it does not vote either.
+pub fn stopped_review(
+    plan: &PlannedReview,
+    build: &str,
+    superseded_by: Option<u32>,
+    status: ChangeStatus,
+    post_line: bool,
+) -> Option<FinalReview> {
+    if !post_line {
+        return None;
+    }
+    Some(FinalReview {
+        change: plan.change.clone(),
+        patch_set: plan.patch_set,
+        message: messages::stopped_superseded(build, superseded_by, status),
+        label: None,
+        tag: plan.tag.clone(),
+        notify: plan.notify.clone(),
+        withheld: plan.label.as_ref().map(|_| Withheld::Superseded),
+    })
 }
 
 /// True when an account other than the bot voted positive: a human took
@@ -478,6 +514,27 @@ presubmit = "ignore"
             "https://ci.example/job/j/3/"
         );
         assert_eq!(link(&event, &config("")), "/job/j/3/");
+    }
+
+    #[test]
+    fn a_stopped_build_gets_one_line_and_never_a_vote() {
+        let p = planned(Some(("Verified", -1)), 2);
+        let r = stopped_review(&p, "j #1", Some(3), ChangeStatus::New, true).unwrap();
+        assert_eq!(r.message, "j #1 stopped: superseded by patch set 3.");
+        assert_eq!(r.label, None);
+        assert_eq!(r.withheld, Some(Withheld::Superseded));
+        assert_eq!((r.patch_set, r.tag.as_str()), (2, TAG));
+        let r = stopped_review(&p, "j #1", None, ChangeStatus::Abandoned, true).unwrap();
+        assert_eq!(r.message, "j #1 stopped: change abandoned.");
+        assert_eq!(r.label, None);
+        // A plan without a vote withholds nothing.
+        let r = stopped_review(&planned(None, 2), "j #1", Some(3), ChangeStatus::New, true);
+        assert_eq!(r.map(|r| r.withheld), Some(None));
+        // Configured to post nothing.
+        assert_eq!(
+            stopped_review(&p, "j #1", Some(3), ChangeStatus::New, false),
+            None
+        );
     }
 
     #[test]

@@ -121,8 +121,10 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.jobs.clean, None);
     assert!(c.jobs.projects.is_empty());
     assert!(c.jobs.roles.is_empty());
+    assert!(c.jobs.cancel_superseded);
 
     assert_eq!(c.review.label, "Verified");
+    assert!(c.review.superseded_message);
     assert_eq!(c.review.notify, "OWNER_REVIEWERS");
     let votes: Vec<(&str, i32)> = c
         .review
@@ -258,6 +260,8 @@ fn example_file_mentions_every_key() {
         "[jobs]",
         "default",
         "clean",
+        "cancel_superseded",
+        "superseded_message",
         "[jobs.projects]",
         "[jobs.roles]",
         "[review]",
@@ -281,6 +285,19 @@ fn example_file_mentions_every_key() {
         };
         assert!(text.lines().any(as_line), "{key} is not in the example");
     }
+}
+
+#[test]
+fn cancelling_superseded_builds_is_a_switch_and_so_is_its_line() {
+    let text = with("jobs", "cancel_superseded = false");
+    let text = format!("{text}\n[review]\nsuperseded_message = false\n");
+    let c = parse(&text).unwrap();
+    assert!(!c.jobs.cancel_superseded);
+    assert!(!c.review.superseded_message);
+    let err = error(&with("jobs", "cancel_superseded = \"yes\""));
+    assert!(err.contains("[jobs] cancel_superseded"), "{err}");
+    let err = error(&with("review", "superseded_message = 1"));
+    assert!(err.contains("[review] superseded_message"), "{err}");
 }
 
 #[test]

@@ -195,8 +195,7 @@ impl CatchUp {
             Ok(QueueState::Waiting { .. }) => return Ok(None),
             Ok(QueueState::Started { number, .. }) => number,
             Ok(QueueState::Cancelled) => {
-                let reason = format!("{what}: queue item {id} was cancelled before it started");
-                self.close(build, reason).await;
+                self.close_cancelled(build, id, what).await;
                 return Ok(None);
             }
             Err(e) if e.kind == ErrorKind::NotFound => {
@@ -235,6 +234,34 @@ impl CatchUp {
             tracing::error!("catch-up: {what}: cannot record build #{number} as its own: {e}");
         }
         Ok(Some(number))
+    }
+
+    /// Closes a trigger whose queue item was cancelled: quietly when the
+    /// bot cancelled it as superseded (nothing was lost), with a warning
+    /// otherwise.
+    async fn close_cancelled(&self, build: &UnreportedBuild, id: u64, what: &str) {
+        let key = build.key.clone();
+        let by_bot = with_ledger(&self.state.ledger, move |l| l.cancel_begun(&key)).await;
+        if by_bot != Ok(true) {
+            let reason = format!("{what}: queue item {id} was cancelled before it started");
+            self.close(build, reason).await;
+            return;
+        }
+        let (key, reason) = (
+            build.key.clone(),
+            format!("queue item {id} cancelled by the bot: superseded"),
+        );
+        let closed = with_ledger(&self.state.ledger, move |l| {
+            l.close_unreported(&key, &reason, ledger::now())
+        })
+        .await;
+        match closed {
+            Ok(_) => tracing::info!(
+                "catch-up: {what}: queue item {id} was cancelled by the bot as superseded; \
+                 no result expected"
+            ),
+            Err(e) => tracing::error!("catch-up: {what}: cannot record its cancel: {e}"),
+        }
     }
 
     /// Records that a trigger will have no result, and logs why (once).

@@ -68,7 +68,8 @@ impl Report {
             s,
             "  lost builds {}, duplicated builds {}, lost reviews {}, duplicated reviews {}, \
              reviews on the wrong patch set {}, stale votes {}, wrong final votes {}, \
-             mails trashed early {}, left in the label {}, quarantined {}, unfinished builds {}",
+             mails trashed early {}, left in the label {}, quarantined {}, unfinished builds {}, \
+             votes for stopped builds {}",
             self.count(LOST_BUILD),
             self.count(DUP_BUILD),
             self.count(LOST_REVIEW),
@@ -80,6 +81,7 @@ impl Report {
             self.count(LEFT),
             self.count(QUARANTINED),
             self.count(UNFINISHED),
+            self.count(STOPPED_VOTE),
         );
         for (invariant, items) in &self.broken {
             let _ = writeln!(s, "  BROKEN {invariant}: {}", items.len());
@@ -118,6 +120,13 @@ pub const EARLY_TRASH: &str = "no mail trashed before its work was done";
 pub const LEFT: &str = "no mail left in the label";
 pub const QUARANTINED: &str = "no valid mail quarantined";
 pub const UNFINISHED: &str = "no build left waiting or running";
+pub const STOPPED_VOTE: &str = "no vote for a build the bot stopped as superseded";
+
+/// The start of the one line posted for verify build `number` when the
+/// bot stopped it as superseded.
+pub fn stopped_line(number: u64) -> String {
+    format!("{VERIFY_JOB} #{number} stopped: ")
+}
 
 /// Checks every invariant against the fakes' final state.
 pub fn check(env: &Env, report: &mut Report) {
@@ -203,11 +212,30 @@ pub fn check(env: &Env, report: &mut Report) {
             continue;
         }
         let needle = format!("{VERIFY_JOB} #{} checkbuild", b.number);
+        // Only the bot stops builds here: a newer patch set superseded
+        // it. Its review is the one line, or none at all.
+        let stopped = b.result.as_deref() == Some("ABORTED");
+        let line = stopped_line(b.number);
         let mine: Vec<_> = reviews
             .iter()
-            .filter(|r| text(r).contains(&needle))
+            .filter(|r| text(r).contains(&needle) || (stopped && text(r).starts_with(&line)))
             .collect();
+        if stopped {
+            for r in mine
+                .iter()
+                .filter(|r| r.body["labels"]["Verified"].as_i64().is_some())
+            {
+                report.add(
+                    STOPPED_VOTE,
+                    format!(
+                        "{VERIFY_JOB} #{} (change {change} patch set {ps}): {}",
+                        b.number, r.body["labels"]
+                    ),
+                );
+            }
+        }
         match mine.len() {
+            0 if stopped => {}
             0 => {
                 let how = if unheard.contains(&(b.job.clone(), b.number)) {
                     let why: Vec<String> = deliveries

@@ -82,7 +82,8 @@ async fn play(env: &Env, story: &mut Story, step: Step) {
             let raw = upload(env, story, f);
             let held = story.ps;
             env.holds.lock().unwrap().insert((number, held));
-            // Its result comes when it is stale: posted without a vote.
+            // Stopped by the bot once the next patch set is built (one
+            // line), or its result comes when it is stale: no vote.
             let key = expect_verify(env, number, held, false);
             deliver(env, story, raw, vec![key.clone()]);
             let started = wait_until(SETTLE, || {
@@ -112,6 +113,15 @@ async fn play(env: &Env, story: &mut Story, step: Step) {
             let raw = upload(env, story, f);
             let key = expect_verify(env, number, story.ps, true);
             deliver(env, story, raw, vec![key]);
+            // The held build runs until the bot has handled the newer patch
+            // set's mail: the bot stops it then (cancelling is on); when the
+            // stop failed, it finishes once let go.
+            let id = story.delivered.last().cloned().unwrap_or_default();
+            wait_until(SETTLE, || {
+                let labels = env.gmail.message_labels(&id);
+                !labels.iter().any(|l| l == LABEL) || labels.iter().any(|l| l == "TRASH")
+            })
+            .await;
             env.holds.lock().unwrap().remove(&(number, held));
         }
         Step::Retry(f) => {
@@ -357,9 +367,10 @@ fn quiet(env: &Env, story: &Story) -> Quiet {
     let reviewed = builds.iter().all(|b| {
         b.job != VERIFY_JOB
             || unheard.contains(&(b.job.clone(), b.number))
-            || bot_texts
-                .iter()
-                .any(|t| t.contains(&format!("{VERIFY_JOB} #{} checkbuild", b.number)))
+            || bot_texts.iter().any(|t| {
+                t.contains(&format!("{VERIFY_JOB} #{} checkbuild", b.number))
+                    || t.contains(&super::check::stopped_line(b.number))
+            })
     });
     let clean_builds = builds
         .iter()

@@ -14,8 +14,8 @@ use crate::fakes::gmail::{GmailFake, RelabelHook, google_error};
 use crate::fakes::jenkins::{JenkinsFake, NotifyFault};
 use crate::fault::{Dice, Fault};
 use crate::harness::{
-    BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, GMAIL_TOKEN, JENKINS_TOKEN, JENKINS_USER, Setup,
-    free_port,
+    BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, CANCEL_OFF, GMAIL_TOKEN, JENKINS_TOKEN, JENKINS_USER,
+    Setup, free_port,
 };
 
 pub const VERIFY_JOB: &str = "bionic-presubmit";
@@ -147,7 +147,11 @@ impl Env {
         }
         .write_config();
         // Short timeouts: a slow fault costs a second, not thirty.
-        let text = std::fs::read_to_string(&config).expect("read config");
+        // Cancelling superseded builds stays on (the default): its path
+        // runs under the faults too.
+        let text = std::fs::read_to_string(&config)
+            .expect("read config")
+            .replacen(CANCEL_OFF, "", 1);
         let timeout = format!("timeout = \"{}ms\"", CLIENT_TIMEOUT.as_millis());
         // build-listener asks Jenkins about a build whose notifications were
         // lost soon after it was triggered, not 2 minutes later: a step
@@ -200,7 +204,13 @@ impl Env {
         let mut counts = BTreeMap::new();
         let queued = self.jenkins.queue().into_iter().map(|q| (q.job, q.params));
         let built = self.jenkins.builds().into_iter().map(|b| (b.job, b.params));
-        for (job, params) in queued.chain(built) {
+        // An item the bot cancelled as superseded was triggered all the same.
+        let cancelled = self
+            .jenkins
+            .cancelled()
+            .into_iter()
+            .map(|q| (q.job, q.params));
+        for (job, params) in queued.chain(built).chain(cancelled) {
             *counts.entry(build_key(&job, &params)).or_default() += 1;
         }
         counts

@@ -23,7 +23,8 @@ pub enum Step {
     /// patch set that is already superseded and builds nothing.
     Supersede(Format),
     /// A new patch set whose build still runs when the next patch set
-    /// arrives: its result is posted without a vote.
+    /// arrives: the bot stops it, and posts one line without a vote (or,
+    /// when the stop fails, its result without a vote).
     SupersedeWhileBuilding(Format),
     /// A trusted reviewer comments `bionicbb:retry`: one more build.
     Retry(Format),

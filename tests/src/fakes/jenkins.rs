@@ -11,7 +11,8 @@
 //!   GET 405. `POST .../build` queues with default parameters.
 //! - `GET queue/item/{id}/api/json` (`Queue$WaitingItem` / `Queue$LeftItem`,
 //!   forgotten 5 minutes after leaving), `POST queue/cancelItem?id=` (204,
-//!   404 `Provided id (N) not found`, 422 once started).
+//!   404 `Provided id (N) not found`, 422 once started; every cancelled
+//!   item is kept, [`JenkinsFake::cancelled`]).
 //! - `GET queue/api/json` (the waiting items), `GET job/.../api/json` (with
 //!   the declared `property[parameterDefinitions]` and `builds`, newest
 //!   first, each with its `ParametersAction`, `timestamp` and `queueId`), `GET job/.../{n}/api/json`; all honour `tree=` with
@@ -319,6 +320,20 @@ impl JenkinsFake {
         self.shared
             .lock()
             .queue
+            .iter()
+            .map(|w| QueueItem {
+                id: w.id,
+                job: w.job.clone(),
+                params: w.params.iter().cloned().collect(),
+            })
+            .collect()
+    }
+
+    /// Every item cancelled while it waited in the queue, oldest first.
+    pub fn cancelled(&self) -> Vec<QueueItem> {
+        self.shared
+            .lock()
+            .cancelled
             .iter()
             .map(|w| QueueItem {
                 id: w.id,

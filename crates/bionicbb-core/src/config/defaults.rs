@@ -99,3 +99,9 @@ pub fn build_wip() -> bool {
 pub fn build_private() -> bool {
     true
 }
+pub fn cancel_superseded() -> bool {
+    true
+}
+pub fn superseded_message() -> bool {
+    true
+}

@@ -62,6 +62,7 @@
 //! version is refused ([`LedgerError::TooNew`]) rather than misread.
 
 mod builds;
+mod cancel;
 mod commit;
 mod effects;
 mod error;
@@ -77,6 +78,7 @@ mod schema;
 mod status;
 mod unreported;
 
+pub use cancel::{BeginCancel, CancelTarget, StoppedBuild};
 pub use commit::{CommitHold, LINGER, MAX_BATCH};
 pub use effects::{Begin, BuildInDoubt, EffectKey};
 pub use error::LedgerError;

@@ -211,7 +211,7 @@ impl Ledger {
 
 /// The change number and patch set of a build effect's key
 /// (`build:[change,patch_set,job,params]`, perhaps followed by `+...`).
-fn patch_set_of(key: &str) -> (Option<u64>, Option<u32>) {
+pub(super) fn patch_set_of(key: &str) -> (Option<u64>, Option<u32>) {
     let Some(parts) = key.strip_prefix("build:") else {
         return (None, None);
     };

@@ -166,6 +166,24 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE events ADD COLUMN details TEXT;
     "#,
+    // 7: the bot's cancels of its own superseded builds (see `cancel.rs`),
+    // one per build effect: begun before Jenkins is asked, so a crash
+    // leaves it 'started' and it is done again; `superseded_by` is the
+    // patch set whose build superseded it, NULL when the change closed.
+    // The index finds a completion by the queue item its build came from.
+    // IF NOT EXISTS: a file whose version was set back by hand keeps them.
+    r#"
+    CREATE TABLE IF NOT EXISTS cancels (
+        effect_key    TEXT PRIMARY KEY REFERENCES effects (key) ON DELETE CASCADE,
+        change_number INTEGER NOT NULL,
+        superseded_by INTEGER,
+        state         TEXT NOT NULL CHECK (state IN ('started', 'done', 'failed')),
+        started_at    INTEGER NOT NULL,
+        outcome       TEXT,
+        finished_at   INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS builds_queue_id ON builds (json_extract(event, '$.queue_id'));
+    "#,
 ];
 
 /// The schema version this program writes.

@@ -25,7 +25,9 @@
 //! 409, 401/403, a label Gerrit did not apply) fails the item for good.
 //! Every outcome is written to the ledger (event, counter, status): each
 //! item ends as one `reviews_posted_total{outcome=...}` (`posted`,
-//! `already_posted`, `failed`; for drop-rejections `dropped`,
+//! `already_posted`, `failed`, `superseded` for the result of a build the
+//! bot stopped as superseded when nothing is to be posted for it (see
+//! [`stopped`]); for drop-rejections `dropped`,
 //! `nothing_done`, `drop_failed`), each retry bumps
 //! `outbox_retries_total`, each permanent failure
 //! `failures_total{component="build-listener"}`, and each review posted
@@ -50,6 +52,7 @@ use crate::{in_doubt, with_ledger};
 
 mod conclude;
 mod schedule;
+mod stopped;
 
 /// Retry timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,6 +315,15 @@ impl Worker {
             Err(e) => return Outcome::Failed(e),
         };
         let look_back = item.may_have_landed();
+        match self.stopped(&payload).await {
+            Ok(Some(stopped)) => {
+                return self
+                    .review_stopped(look_back, &plan, &payload, stopped)
+                    .await;
+            }
+            Ok(None) => {}
+            Err(e) => return stopped::retry(e),
+        }
         let negative = plan.label.as_ref().is_some_and(|(_, value)| *value < 0);
         let human_first = negative
             && match self.dropped_after_completion(item, &payload).await {

@@ -161,6 +161,10 @@ fn outcome(d: &Value) -> Option<Outcome> {
             let what = format!("{} carried over from patch set {from}", vote(label, value));
             Outcome::new(&what, status_tone_of(value), None)
         }
+        Some("cancel_superseded") if result.is_empty() => return None,
+        Some("cancel_superseded") => {
+            Outcome::new(&format!("superseded builds: {result}"), Tone::Idle, None)
+        }
         Some("skip") => Outcome::new(
             &format!("skipped: {}", text("reason").unwrap_or("no reason given")),
             Tone::Idle,

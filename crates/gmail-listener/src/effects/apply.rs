@@ -35,16 +35,26 @@ impl Effects {
         ps: u32,
     ) -> Applied {
         let mut applied = Applied::default();
+        // A cancel follows the builds it makes way for; when Jenkins
+        // refused one for good, the older builds are left running.
+        let mut refused_build = false;
         for decision in decisions {
             let mut entry = serde_json::to_value(decision).unwrap_or_default();
             if matches!(decision, Decision::Skip { .. }) {
                 applied.shown.push(entry);
                 continue;
             }
-            let (result, queue_url) = match self.run(decision, origin, change, ps).await {
+            let outcome = match decision {
+                Decision::CancelSuperseded { .. } if refused_build => Outcome::Done(
+                    "superseded builds left running: the newer build was refused".to_string(),
+                ),
+                _ => self.run(decision, origin, change, ps).await,
+            };
+            let (result, queue_url) = match outcome {
                 Outcome::Done(what) => (what, None),
                 Outcome::Triggered { what, queue_url } => (what, Some(queue_url)),
                 Outcome::Failed(why) => {
+                    refused_build |= matches!(decision, Decision::Build { .. });
                     self.count_failure().await;
                     (format!("failed for good: {why}"), None)
                 }
@@ -59,7 +69,9 @@ impl Effects {
                     map.insert("queue_url".into(), json!(url));
                 }
             }
-            applied.summary.push(result);
+            if !result.is_empty() {
+                applied.summary.push(result);
+            }
             applied.shown.push(entry);
         }
         if change != 0 {
@@ -101,7 +113,12 @@ fn skip_reasons(decisions: &[Decision]) -> String {
             _ => None,
         })
         .collect();
-    if reasons.is_empty() {
+    let closed = decisions
+        .iter()
+        .any(|d| matches!(d, Decision::CancelSuperseded { below: None, .. }));
+    if reasons.is_empty() && closed {
+        "the change is closed".to_string()
+    } else if reasons.is_empty() {
         "the decision calls for other builds".to_string()
     } else {
         reasons.join("; ")

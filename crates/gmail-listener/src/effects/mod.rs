@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 mod apply;
 mod build;
+mod cancel;
 mod carry;
 
 pub use apply::Applied;
@@ -140,12 +141,21 @@ impl Effects {
     pub async fn run(&self, decision: &Decision, origin: &Origin, change: u64, ps: u32) -> Outcome {
         let key = match (decision, Effects::key(decision, origin, change, ps)) {
             (Decision::Skip { reason }, _) => return Outcome::Done(format!("skipped: {reason}")),
+            (
+                Decision::CancelSuperseded {
+                    change_number,
+                    below,
+                },
+                _,
+            ) => return self.cancel_superseded(*change_number, *below).await,
             (_, Some(key)) => key,
             // Every decision but a skip has a key.
             (_, None) => return Outcome::Failed("the decision has no effect key".to_string()),
         };
         match decision {
             Decision::Skip { reason } => Outcome::Done(format!("skipped: {reason}")),
+            // Done above: it has no key of its own.
+            Decision::CancelSuperseded { .. } => Outcome::Done(String::new()),
             Decision::Build { job, params, .. } | Decision::Clean { job, params } => {
                 self.build(&key, job, params, origin.mail_date).await
             }
@@ -190,10 +200,11 @@ impl Effects {
     }
 
     /// The ledger key of the effect `decision` calls for (`None` for a
-    /// skip): what makes it happen once, whichever path decided it.
+    /// skip, and for a cancel, which keys each build it cancels instead):
+    /// what makes it happen once, whichever path decided it.
     pub fn key(decision: &Decision, origin: &Origin, change: u64, ps: u32) -> Option<EffectKey> {
         match decision {
-            Decision::Skip { .. } => None,
+            Decision::Skip { .. } | Decision::CancelSuperseded { .. } => None,
             Decision::Build { .. } | Decision::Clean { .. } => {
                 Effects::build_key(decision, origin, change, ps)
             }

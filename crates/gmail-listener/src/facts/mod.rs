@@ -65,6 +65,16 @@ pub fn needs_gerrit(event: &GerritEvent) -> bool {
     )
 }
 
+/// True for the mails that close a change (`merged`, `abandon`): Gerrit
+/// is asked about them only when the bot has builds of the change to
+/// cancel (see [`gather_closing`]).
+pub fn closes_change(event: &GerritEvent) -> bool {
+    matches!(
+        event.message_type,
+        MessageType::Merged | MessageType::Abandon
+    )
+}
+
 /// Asks Gerrit about the event. `Ok(None)` when Gerrit does not know the
 /// change (a forged mail, or a change deleted since): the mail is done and
 /// nothing runs; and, without asking, when the decision does not depend on
@@ -75,7 +85,21 @@ pub async fn gather(
     event: &GerritEvent,
     config: &Config,
 ) -> Result<Option<ChangeFacts>, ApiError> {
-    if !needs_gerrit(event) {
+    gather_closing(gerrit, event, config, false).await
+}
+
+/// [`gather`], also asking about a mail that closes a change
+/// ([`closes_change`]) when `cancels` says the bot has builds of it to
+/// cancel (once Gerrit confirms the change closed): a closing mail costs
+/// a request only then.
+pub async fn gather_closing(
+    gerrit: &GerritClient,
+    event: &GerritEvent,
+    config: &Config,
+    cancels: bool,
+) -> Result<Option<ChangeFacts>, ApiError> {
+    let asked = needs_gerrit(event) || (cancels && closes_change(event));
+    if !asked {
         return Ok(None);
     }
     let change_ref = match change_ref(event) {

@@ -609,6 +609,13 @@ fn mail_types_decided_without_gerrit_do_not_depend_on_it() {
         let mut e = event(Some(T));
         e.message_type = MessageType::from(kind.to_string());
         assert!(needs_gerrit(&e), "{kind}");
+        assert!(!closes_change(&e), "{kind}");
+    }
+    // Closing mails are asked about only when there are builds to cancel.
+    for kind in ["merged", "abandon"] {
+        let mut e = event(Some(T));
+        e.message_type = MessageType::from(kind.to_string());
+        assert!(closes_change(&e), "{kind}");
     }
 }
 

@@ -20,7 +20,8 @@ impl Listener {
     /// mark is lifted on entry and set again only while deciding.
     pub(super) async fn handle_parsed(&self, id: &str, parsed: &ParsedMail) -> Handled {
         let event = &parsed.event;
-        let facts = match facts::gather(&self.gerrit, event, &self.config).await {
+        let cancels = self.has_builds_to_cancel(event).await;
+        let facts = match facts::gather_closing(&self.gerrit, event, &self.config, cancels).await {
             Ok(f) => f,
             Err(e) => return self.failed_try(id, format!("asking Gerrit: {e}")).await,
         };
@@ -110,6 +111,34 @@ impl Listener {
         }
         tracing::info!(gmail_id = %id, %summary, "mail handled");
         Handled::Done
+    }
+
+    /// Whether a mail closing a change is worth a Gerrit request: cancelling
+    /// superseded builds is on and the ledger shows builds of the change
+    /// the bot may still cancel. A mail without a change number asks
+    /// nothing (the change's builds then run on and report without a vote
+    /// on the closed change); a ledger that cannot tell asks (the cancel
+    /// then waits for the ledger like any effect).
+    async fn has_builds_to_cancel(&self, event: &GerritEvent) -> bool {
+        if !self.config.jobs.cancel_superseded || !facts::closes_change(event) {
+            return false;
+        }
+        let (Some(change), Some(effects)) = (event.change_number, &self.effects) else {
+            return false;
+        };
+        let listed = effects
+            .ledger
+            .blocking("list the builds to cancel", move |l| {
+                l.cancel_targets(change, None)
+            })
+            .await;
+        match listed {
+            Ok(targets) => !targets.is_empty(),
+            Err(e) => {
+                tracing::warn!(error = %e, change, "cannot list the change's builds to cancel");
+                true
+            }
+        }
     }
 
     /// Records a failed try; quarantines the mail after

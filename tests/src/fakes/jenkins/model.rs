@@ -63,6 +63,7 @@ pub(super) struct Session {
     pub crumb: String,
 }
 
+#[derive(Clone)]
 pub(super) struct Waiting {
     pub id: u64,
     pub job: String,
@@ -123,6 +124,9 @@ pub(super) struct Model {
     pub coalesce: bool,
     /// Random faults of the Notification plugin's POSTs.
     pub notify_faults: Option<Dice<NotifyFault>>,
+    /// Every item `queue/cancelItem` cancelled, kept for good (unlike the
+    /// left items Jenkins forgets).
+    pub cancelled: Vec<Waiting>,
 }
 
 impl Model {
@@ -144,6 +148,7 @@ impl Model {
             late_triggers: VecDeque::new(),
             coalesce: true,
             notify_faults: None,
+            cancelled: Vec::new(),
         }
     }
 
@@ -275,6 +280,7 @@ impl Model {
         self.expire_left();
         if let Some(index) = self.queue.iter().position(|w| w.id == id) {
             let item = self.queue.remove(index);
+            self.cancelled.push(item.clone());
             self.left.push(Left {
                 item,
                 executable: None,
