@@ -873,6 +873,44 @@ async fn a_failure_that_arrives_after_a_human_verified_the_patch_set_does_not_vo
 }
 
 #[tokio::test]
+async fn a_late_failure_a_human_overruled_also_takes_back_the_bots_earlier_plus_one() {
+    let env = env(3).await;
+    let daemon = env.start(0).await;
+    // An earlier build of patch set 3 passed: the bot's Verified+1 is on it.
+    env.gerrit.vote(env.change, 3, env.bot, "Verified", 1);
+    // A retry failed a minute ago; its result was lost and comes late.
+    // Meanwhile a reviewer voted Verified+1 (the bot has no -1 to drop).
+    env.gerrit.vote(env.change, 3, env.human, "Verified", 1);
+    let change = format!("platform/bionic~{}", env.change);
+    let drop = serde_json::to_vec(&json!({"changeid": change, "patchset": 3})).unwrap();
+    let (code, _) = env.post("/drop-rejection", drop).await;
+    assert_eq!(code, 202);
+    env.drained().await;
+    let late = edited("05-presubmit-finalized-failure.json", |doc| {
+        doc["build"]["timestamp"] = json!(now_ms() - 60_000);
+    });
+    let (code, _) = env.post("/", late).await;
+    assert_eq!(code, 202);
+    let reviews = env.reviews(1).await;
+    // Had the result come in time, its -1 would have replaced the +1 and
+    // the reviewer's vote would then have dropped it: the bot's vote ends
+    // at none, and the reviewer's +1 stands.
+    assert_eq!(
+        labels(&reviews[0]),
+        &json!({"Verified": 0}),
+        "{}",
+        message(&reviews[0])
+    );
+    assert!(
+        message(&reviews[0]).contains("removed its earlier Verified+1"),
+        "the message says so: {}",
+        message(&reviews[0])
+    );
+    assert_eq!(env.bot_vote(3), None);
+    assert!(daemon.output().contains("posted"), "{}", daemon.output());
+}
+
+#[tokio::test]
 async fn sigterm_exits_zero_and_a_bad_config_exits_non_zero() {
     let env = env(1).await;
     let daemon = env.start(0).await;

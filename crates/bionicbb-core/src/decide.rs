@@ -995,12 +995,18 @@ mod tests {
             Some(&upload(ChangeKind::NoCodeChange, None, None)),
             &config(),
         );
-        assert!(matches!(but_cancels(&d).as_slice(), [Decision::Build { .. }]), "{d:?}");
+        assert!(
+            matches!(but_cancels(&d).as_slice(), [Decision::Build { .. }]),
+            "{d:?}"
+        );
         // An empty list builds every kind.
         let mut c = config();
         c.policy.skip_kinds.clear();
         let d = decide(&e, Some(&upload(ChangeKind::NoChange, Some(1), None)), &c);
-        assert!(matches!(but_cancels(&d).as_slice(), [Decision::Build { .. }]), "{d:?}");
+        assert!(
+            matches!(but_cancels(&d).as_slice(), [Decision::Build { .. }]),
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -1031,7 +1037,10 @@ mod tests {
         // The defaults build both.
         for f in [&wip, &private] {
             let d = decide(&e, Some(f), &config());
-            assert!(matches!(but_cancels(&d).as_slice(), [Decision::Build { .. }]), "{d:?}");
+            assert!(
+                matches!(but_cancels(&d).as_slice(), [Decision::Build { .. }]),
+                "{d:?}"
+            );
         }
         let mut c = config();
         c.policy.build_wip = false;
@@ -1062,7 +1071,10 @@ mod tests {
         c.policy.build_wip = false;
         c.policy.build_private = false;
         let d = decide(&e, Some(&f), &c);
-        assert!(matches!(but_cancels(&d).as_slice(), [Decision::Build { .. }]), "{d:?}");
+        assert!(
+            matches!(but_cancels(&d).as_slice(), [Decision::Build { .. }]),
+            "{d:?}"
+        );
         // The file and committer rules still hold.
         f.files.push("libc/CleanSpec.mk".into());
         assert!(only_skip(&decide(&e, Some(&f), &c)).contains("CleanSpec.mk"));

@@ -77,11 +77,15 @@ pub fn newer_build(newer: u64) -> String {
 
 /// Appended to a failure whose result arrived after a reviewer voted
 /// `label`+1 on the patch set: the reviewer's verdict stands.
-pub fn human_verified_first(label: &str) -> String {
-    format!(
+pub fn human_verified_first(label: &str, earlier: Option<i32>) -> String {
+    let head = format!(
         "A reviewer voted {label}+1 on this patch set after this build finished, before its \
-         result arrived, so bionicbb did not vote."
-    )
+         result arrived, so bionicbb did not vote"
+    );
+    match earlier {
+        Some(value) => format!("{head}, and removed its earlier {label}{value:+}."),
+        None => format!("{head}."),
+    }
 }
 
 /// Appended to a result for a change that is merged or abandoned: Gerrit

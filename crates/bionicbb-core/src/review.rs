@@ -261,17 +261,25 @@ impl FinalReview {
     /// The review of a build that finished before a human voted positive
     /// on its patch set: a negative vote is left out (the human has
     /// already overruled it, as `/drop-rejection` would have), any other
-    /// is kept.
-    pub fn withhold_for_human_verdict(mut self) -> FinalReview {
+    /// is kept. When the bot still holds `bot_vote`, a positive vote of an
+    /// earlier build that this result supersedes, the review sets the
+    /// label to 0: had the result come in time, its negative vote would
+    /// have replaced that one and the human's vote would then have dropped
+    /// it, so the bot ends with no vote and the human's stands.
+    pub fn withhold_for_human_verdict(mut self, bot_vote: Option<i32>) -> FinalReview {
         let negative = self.label.as_ref().is_some_and(|(_, value)| *value < 0);
         if self.withheld.is_none() && negative {
             let (label, _) = self.label.take().unwrap_or_default();
+            let earlier = bot_vote.filter(|v| *v > 0);
             self.withheld = Some(Withheld::HumanVerified);
             self.message = format!(
                 "{}\n\n{}",
                 self.message,
-                messages::human_verified_first(&label)
+                messages::human_verified_first(&label, earlier)
             );
+            if earlier.is_some() {
+                self.label = Some((label, 0));
+            }
         }
         self
     }

@@ -330,7 +330,7 @@ fn only_a_negative_vote_gives_way_to_a_human_verdict() {
         &event("05-presubmit-finalized-failure.json"),
         &config(),
     ));
-    let late = finalize(&failure, 3, ChangeStatus::New).withhold_for_human_verdict();
+    let late = finalize(&failure, 3, ChangeStatus::New).withhold_for_human_verdict(None);
     assert_eq!(late.label, None);
     assert_eq!(late.withheld, Some(Withheld::HumanVerified));
     assert_eq!(
@@ -341,15 +341,29 @@ fn only_a_negative_vote_gives_way_to_a_human_verdict() {
             failure.message
         )
     );
+    // The bot's +1 of an earlier build goes too (its -1 would have replaced
+    // it, the reviewer's vote would have dropped that), and the message
+    // says so; a negative vote of the bot is left to the drop-rejection.
+    let late = finalize(&failure, 3, ChangeStatus::New).withhold_for_human_verdict(Some(1));
+    assert_eq!(late.label, Some(("Verified".to_string(), 0)));
+    assert_eq!(late.withheld, Some(Withheld::HumanVerified));
+    assert!(
+        late.message
+            .ends_with("so bionicbb did not vote, and removed its earlier Verified+1."),
+        "{}",
+        late.message
+    );
+    let late = finalize(&failure, 3, ChangeStatus::New).withhold_for_human_verdict(Some(-1));
+    assert_eq!(late.label, None);
     // A success keeps its +1; a review already without a vote is unchanged.
     let success = post(plan(
         &event("04-presubmit-finalized-success.json"),
         &config(),
     ));
     let kept = finalize(&success, 3, ChangeStatus::New);
-    assert_eq!(kept.clone().withhold_for_human_verdict(), kept);
+    assert_eq!(kept.clone().withhold_for_human_verdict(Some(1)), kept);
     let stale = finalize(&failure, 4, ChangeStatus::New);
-    assert_eq!(stale.clone().withhold_for_human_verdict(), stale);
+    assert_eq!(stale.clone().withhold_for_human_verdict(Some(1)), stale);
 }
 
 #[test]

@@ -360,7 +360,8 @@ impl Worker {
             };
             let votes = crate::drop::label_votes(&change, &self.config.review.label);
             if review::human_voted_positive(&votes, bot) {
-                review = review.withhold_for_human_verdict();
+                let bot_vote = votes.iter().find(|v| v.account_id == bot).map(|v| v.value);
+                review = review.withhold_for_human_verdict(bot_vote);
             }
         }
         if look_back {
@@ -378,6 +379,9 @@ impl Worker {
         match self.post(&review).await {
             Ok(()) => Outcome::Done {
                 summary: match (&review.label, review.withheld) {
+                    (Some((label, 0)), Some(why)) => {
+                        format!("posted without a vote ({why:?}); the bot's {label} vote removed")
+                    }
                     (Some((label, value)), _) => format!("posted with {label}{value:+}"),
                     (None, Some(why)) => format!("posted without a vote ({why:?})"),
                     (None, None) => "posted (no vote)".to_string(),
