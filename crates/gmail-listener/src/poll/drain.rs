@@ -36,27 +36,24 @@ use super::{Handled, Listener, PollReport};
 /// unit of `gmail_listener.concurrency`.
 pub const HELD_PER_WORKER: usize = 4;
 
-/// The change a mail is about: its number when the mail gives it, else
-/// project, branch and Change-Id.
+/// The change a mail is about, for its order: project, branch and
+/// Change-Id, which every mail carries and which name one change on
+/// Gerrit. Not the change number, which only some formats give: the
+/// mails of one change (a 2.x upload without a number, a 3.x comment
+/// with one) must fall in the same chain.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ChangeKey {
-    Number(u64),
-    Id {
-        project: String,
-        branch: String,
-        change_id: String,
-    },
+pub struct ChangeKey {
+    project: String,
+    branch: String,
+    change_id: String,
 }
 
 impl ChangeKey {
     pub fn of(event: &GerritEvent) -> ChangeKey {
-        match event.change_number {
-            Some(n) => ChangeKey::Number(n),
-            None => ChangeKey::Id {
-                project: event.project.clone(),
-                branch: event.branch.clone(),
-                change_id: event.change_id.clone(),
-            },
+        ChangeKey {
+            project: event.project.clone(),
+            branch: event.branch.clone(),
+            change_id: event.change_id.clone(),
         }
     }
 }
@@ -283,7 +280,11 @@ mod tests {
     use super::*;
 
     fn key(n: u64) -> ChangeKey {
-        ChangeKey::Number(n)
+        ChangeKey {
+            project: "platform/bionic".into(),
+            branch: "master".into(),
+            change_id: format!("I{n:040x}"),
+        }
     }
 
     #[test]
@@ -337,23 +338,28 @@ mod tests {
     }
 
     #[test]
-    fn the_change_number_names_the_change_else_project_branch_and_change_id() {
-        let raw = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/data/emails/02-newpatchset-2.x.eml"
-        ))
-        .unwrap();
-        let mut event = bionicbb_core::mail::parse(&raw).unwrap().event;
-        event.change_number = Some(123456);
-        assert_eq!(ChangeKey::of(&event), key(123456));
-        event.change_number = None;
-        assert_eq!(
-            ChangeKey::of(&event),
-            ChangeKey::Id {
-                project: event.project.clone(),
-                branch: event.branch.clone(),
-                change_id: event.change_id.clone(),
-            }
-        );
+    fn mails_of_one_change_share_a_chain_with_or_without_its_number() {
+        let read = |name: &str| {
+            let path = format!(
+                "{}/../../tests/data/emails/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            bionicbb_core::mail::parse(&std::fs::read(path).unwrap())
+                .unwrap()
+                .event
+        };
+        // A 2.x upload names no change number; a later 3.x comment does.
+        let upload = read("02-newpatchset-2.x.eml");
+        let comment = read("10-comment-patchset-level-3.x-qp.eml");
+        assert_eq!(upload.change_number, None);
+        assert_eq!(comment.change_number, Some(123456));
+        assert_eq!(ChangeKey::of(&upload), ChangeKey::of(&comment));
+        // Another branch, project or Change-Id is another change.
+        let mut other = comment.clone();
+        other.branch = "android16-release".into();
+        assert_ne!(ChangeKey::of(&other), ChangeKey::of(&comment));
+        let mut other = comment.clone();
+        other.change_id = format!("I{:040x}", 7);
+        assert_ne!(ChangeKey::of(&other), ChangeKey::of(&comment));
     }
 }
