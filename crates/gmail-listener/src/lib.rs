@@ -8,3 +8,5 @@ pub mod health;
 pub mod lost_trigger;
 pub mod poll;
 pub mod reconcile;
+#[cfg(test)]
+mod test_config;

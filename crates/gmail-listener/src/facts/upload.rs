@@ -130,26 +130,9 @@ fn removes_bot_vote(first: &str, label: &str, gerrit: &GerritConfig, bot: Option
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::path::Path;
 
     fn config() -> Config {
-        Config::parse(
-            r#"
-            [gerrit]
-            url = "https://gerrit.example.org/"
-            bot_email = "bionicbb@example.com"
-            [jenkins]
-            url = "https://jenkins.example.org/"
-            user = "bionicbb"
-            api_token = "token"
-            [build_listener]
-            secret = "s3cret"
-            [jobs]
-            default = "bionic-presubmit"
-            "#,
-            Path::new("test.toml"),
-        )
-        .unwrap()
+        crate::test_config::with("[jobs]\ndefault = \"bionic-presubmit\"")
     }
 
     const BOT: u64 = 1000096;

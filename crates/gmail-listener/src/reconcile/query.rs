@@ -117,24 +117,11 @@ mod tests {
 
     #[test]
     fn a_default_job_means_every_project() {
-        let config = bionicbb_core::config::Config::parse(
-            r#"
-            [gerrit]
-            url = "https://gerrit.example.org/"
-            bot_email = "bionicbb@example.com"
-            [jenkins]
-            url = "https://jenkins.example.org/"
-            user = "bionicbb"
-            api_token = "token"
-            [build_listener]
-            secret = "s3cret"
-            [jobs.projects]
+        let config = crate::test_config::with(
+            r#"[jobs.projects]
             "platform/bionic" = "bionic-presubmit"
-            "platform/external/jemalloc" = "jemalloc-presubmit"
-            "#,
-            std::path::Path::new("test.toml"),
-        )
-        .unwrap();
+            "platform/external/jemalloc" = "jemalloc-presubmit""#,
+        );
         let mut jobs = config.jobs;
         assert_eq!(
             projects(&jobs),

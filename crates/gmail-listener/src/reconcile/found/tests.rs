@@ -1,7 +1,6 @@
 //! Events found on a change from a reconcile query's answer.
 
 use super::*;
-use bionicbb_core::config::Config;
 use bionicbb_core::event::{Command, Vote};
 use serde_json::json;
 
@@ -10,24 +9,7 @@ const KEY: &str = "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b";
 const T: i64 = 1_796_032_800;
 
 fn gerrit() -> GerritConfig {
-    Config::parse(
-        r#"
-        [gerrit]
-        url = "https://gerrit.example.org/"
-        bot_email = "bionicbb@example.com"
-        [jenkins]
-        url = "https://jenkins.example.org/"
-        user = "bionicbb"
-        api_token = "token"
-        [build_listener]
-        secret = "s3cret"
-        [jobs]
-        default = "bionic-presubmit"
-        "#,
-        std::path::Path::new("test.toml"),
-    )
-    .expect("test config")
-    .gerrit
+    crate::test_config::with("[jobs]\ndefault = \"bionic-presubmit\"").gerrit
 }
 
 fn date(secs: i64) -> String {
