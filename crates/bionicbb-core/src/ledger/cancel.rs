@@ -123,14 +123,7 @@ impl Ledger {
                 let Some(job) = payload.get("job").and_then(Value::as_str) else {
                     continue;
                 };
-                let mut items: Vec<JenkinsItem> = items_of
-                    .query_map([&key], |row| row.get::<_, String>(0))
-                    .map_err(sql(OP))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(sql(OP))?
-                    .iter()
-                    .filter_map(|text| JenkinsItem::parse(text))
-                    .collect();
+                let mut items = super::owned::owned_items(&mut items_of, &key, OP)?;
                 items.sort_by_key(|item| match item {
                     JenkinsItem::Build { number, .. } => (0, u64::MAX - number),
                     JenkinsItem::Queue(id) => (1, *id),

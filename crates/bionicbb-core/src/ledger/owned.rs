@@ -156,3 +156,20 @@ fn insert(
     }
     Ok(())
 }
+
+/// The items the effect stored as `key` owns, parsed (an unreadable one
+/// is left out), read with `items_of`, a prepared
+/// `SELECT item FROM jenkins_owned WHERE effect_key = ?1`; the order is
+/// the caller's.
+pub(super) fn owned_items(
+    items_of: &mut rusqlite::Statement<'_>,
+    key: &str,
+    op: &'static str,
+) -> Result<Vec<JenkinsItem>> {
+    let texts = items_of
+        .query_map([key], |row| row.get::<_, String>(0))
+        .map_err(sql(op))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql(op))?;
+    Ok(texts.iter().filter_map(|t| JenkinsItem::parse(t)).collect())
+}

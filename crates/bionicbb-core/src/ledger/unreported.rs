@@ -96,14 +96,7 @@ impl Ledger {
                             .collect()
                     })
                     .unwrap_or_default();
-                let mut items: Vec<JenkinsItem> = items_of
-                    .query_map([&key], |row| row.get::<_, String>(0))
-                    .map_err(sql(OP))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(sql(OP))?
-                    .iter()
-                    .filter_map(|text| JenkinsItem::parse(text))
-                    .collect();
+                let mut items = super::owned::owned_items(&mut items_of, &key, OP)?;
                 items.sort_by_key(|item| match item {
                     JenkinsItem::Build { number, .. } => (0, *number),
                     JenkinsItem::Queue(id) => (1, *id),
