@@ -80,6 +80,27 @@ impl EffectKey {
         EffectKey::from_parts("carry", json!([change_number, patch_set]))
     }
 
+    /// A trusted reviewer's `bionicbb:ok-to-test` recorded for a patch set
+    /// (kind `vouch`; its payload names who vouched:
+    /// `{"change_number", "patch_set", "by_name", "by_email", "message_id"}`).
+    /// Once per patch set: the first vouch is the one kept.
+    pub fn vouch(change_number: u64, patch_set: u32) -> EffectKey {
+        EffectKey::from_parts("vouch", json!([change_number, patch_set]))
+    }
+
+    /// The one message explaining to a patch set's uploader why the bot
+    /// did not build it (kind `explain`): once per patch set, whichever
+    /// path (a mail, a copy of it, a reconcile pass) decided the skip.
+    pub fn explain(change_number: u64, patch_set: u32) -> EffectKey {
+        EffectKey::from_parts("explain", json!([change_number, patch_set]))
+    }
+
+    /// The reply acknowledging that the command behind `build` (a build
+    /// effect's key) started it (kind `ack`): once per command.
+    pub fn ack(build: &EffectKey) -> EffectKey {
+        EffectKey::from_parts("ack", json!([build.as_str()]))
+    }
+
     /// The `index`-th decision about mail `gmail_id`, for effects that have
     /// no better identity than the mail that asked for them.
     pub fn for_mail(gmail_id: &str, index: usize) -> EffectKey {
