@@ -166,7 +166,7 @@ pub async fn run(options: &Options, clients: usize) -> Intake {
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut reviews_after = None;
     while Instant::now() < deadline {
-        if gerrit.reviews_posted().len() >= total {
+        if gerrit.reviews_posted_count() >= total {
             reviews_after = Some(start.elapsed());
             break;
         }

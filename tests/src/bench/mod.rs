@@ -34,6 +34,8 @@ pub struct Options {
     pub notifications: usize,
     /// Open changes a reconcile pass looks at.
     pub open_changes: usize,
+    /// Concurrent clients of each intake run, one run per entry.
+    pub clients: Vec<usize>,
 }
 
 impl Default for Options {
@@ -45,6 +47,7 @@ impl Default for Options {
             concurrency: 8,
             notifications: 2000,
             open_changes: 1000,
+            clients: vec![16, 64],
         }
     }
 }

@@ -7,8 +7,11 @@
 //! ```text
 //! cargo run --release -p bionicbb-tests --bin bionicbb-bench -- [--latency-ms 20]
 //!     [--changes 200] [--concurrency 8] [--notifications 2000] [--open-changes 1000]
-//!     [--only drain|intake|idle|reconcile]
+//!     [--clients N] [--only drain|intake|idle|reconcile]
 //! ```
+//!
+//! `--clients N` runs the intake with N concurrent clients only (default:
+//! 16, then 64).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -17,7 +20,8 @@ use bionicbb_tests::bench::{self, Options, drain, idle, intake, line, ms, reconc
 
 fn usage() -> &'static str {
     "usage: bionicbb-bench [--latency-ms N] [--changes N] [--concurrency N] \
-     [--notifications N] [--open-changes N] [--only drain|intake|idle|reconcile]"
+     [--notifications N] [--open-changes N] [--clients N] \
+     [--only drain|intake|idle|reconcile]"
 }
 
 fn parse() -> Result<(Options, Option<String>), String> {
@@ -44,6 +48,7 @@ fn parse() -> Result<(Options, Option<String>), String> {
             "--concurrency" => options.concurrency = number()?,
             "--notifications" => options.notifications = number()?,
             "--open-changes" => options.open_changes = number()?,
+            "--clients" => options.clients = vec![number()?],
             "--only" if ["drain", "intake", "idle", "reconcile"].contains(&value.as_str()) => {
                 only = Some(value.clone());
             }
@@ -103,7 +108,7 @@ async fn main() -> ExitCode {
         problems.extend(drain::report(&options, &serial, &concurrent));
     }
     if runs("intake") {
-        for clients in [16, 64] {
+        for &clients in &options.clients {
             let run = intake::run(&options, clients).await;
             run.print(options.latency);
             problems.extend(
