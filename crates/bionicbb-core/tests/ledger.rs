@@ -46,7 +46,7 @@ fn open_creates_directory_and_private_file_and_records_schema_version() {
     let ledger = open(&path);
     assert!(path.is_file());
     assert_eq!(ledger.path(), path);
-    assert_eq!(ledger.schema_version().unwrap(), 7);
+    assert_eq!(ledger.schema_version().unwrap(), 8);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -65,7 +65,7 @@ fn open_creates_directory_and_private_file_and_records_schema_version() {
     }
     drop(ledger);
     // Reopening does not migrate again.
-    assert_eq!(open(&path).schema_version().unwrap(), 7);
+    assert_eq!(open(&path).schema_version().unwrap(), 8);
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn a_file_from_a_newer_version_is_refused() {
         LedgerError::TooNew {
             found, supported, ..
         } => {
-            assert_eq!((*found, *supported), (99, 7));
+            assert_eq!((*found, *supported), (99, 8));
         }
         other => panic!("expected TooNew, got {other:?}"),
     }
@@ -798,7 +798,7 @@ fn events_recorded_before_details_were_kept_still_read() {
             .unwrap();
     }
     let ledger = open(&path);
-    assert_eq!(ledger.schema_version().unwrap(), 7);
+    assert_eq!(ledger.schema_version().unwrap(), 8);
     assert_eq!(ledger.recent_events(10).unwrap(), vec![old.clone()]);
     // Details a later version wrote in a form this one cannot read are
     // left out, not an error.
@@ -903,7 +903,7 @@ fn two_handles_on_one_file_both_write() {
         vec![("shared".into(), String::new(), 2 * N)]
     );
     assert_eq!(ledger.pending_count().unwrap(), 2 * N);
-    assert_eq!(ledger.schema_version().unwrap(), 7);
+    assert_eq!(ledger.schema_version().unwrap(), 8);
     // Each change's items came out in the order its writer enqueued them.
     for t in 0..2 {
         let key = format!("change-{t}");

@@ -85,8 +85,7 @@ fn concurrent_writers_share_one_commit_and_all_survive_reopen() {
     assert_eq!(ledger.commits(), commits + 1, "{N} writes, one commit");
     assert_eq!(ledger.pending_count().unwrap(), N as u64);
     assert_eq!(pending_seen_by_another_process(&path), N as i64);
-    // A lone writer after that batch waits a moment for company (LINGER),
-    // then commits by itself.
+    // A lone writer after that batch commits by itself, at once.
     ledger.bump_counter("alone", "", 1).unwrap();
     assert_eq!(ledger.commits(), commits + 2);
     assert_eq!(ledger.counters().unwrap().len(), 1);

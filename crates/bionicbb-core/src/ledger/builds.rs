@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Ledger, Result, sql};
+use super::{CachedExecute, Ledger, Result, sql};
 
 impl Ledger {
     /// Whether the completion of build `build_key` was recorded
@@ -33,7 +33,7 @@ impl Ledger {
     pub fn rekey_builds(
         &self,
         current_prefix: &str,
-        rekey: impl Fn(&str) -> Option<String>,
+        rekey: impl Fn(&str) -> Option<String> + Sync,
     ) -> Result<usize> {
         const OP: &str = "rewrite old build keys";
         self.write(OP, |tx| {
@@ -53,7 +53,7 @@ impl Ledger {
                     continue;
                 };
                 rewritten += tx
-                    .execute(
+                    .cached_execute(
                         "UPDATE OR IGNORE builds SET build_key = ?2 WHERE build_key = ?1",
                         params![key, new],
                     )

@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::effects::EffectKey;
 use super::overview::patch_set_of;
 use super::owned::JenkinsItem;
-use super::{Ledger, Result, from_json, sql};
+use super::{CachedExecute, Ledger, Result, from_json, sql};
 
 /// A build the bot may cancel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +164,7 @@ impl Ledger {
                 .map_err(sql(OP))?;
             match state.as_deref() {
                 None => {
-                    tx.execute(
+                    tx.cached_execute(
                         "INSERT INTO cancels
                              (effect_key, change_number, superseded_by, state, started_at)
                          VALUES (?1, ?2, ?3, 'started', ?4)",
@@ -191,7 +191,7 @@ impl Ledger {
         const OP: &str = "finish a cancel";
         let state = if done { "done" } else { "failed" };
         self.write(OP, |tx| {
-            tx.execute(
+            tx.cached_execute(
                 "UPDATE cancels SET state = ?2, outcome = ?3, finished_at = ?4
                  WHERE effect_key = ?1 AND state = 'started'",
                 params![key.as_str(), state, outcome, now],
@@ -212,22 +212,12 @@ impl Ledger {
         };
         let build_item = format!("build:{build}");
         self.read(|conn| {
-            conn.query_row(
-                "SELECT c.superseded_by, json_extract(b.event, '$.status')
-                 FROM builds b, cancels c
-                 JOIN jenkins_owned o ON o.effect_key = c.effect_key
-                 WHERE b.build_key = ?1 AND c.state <> 'failed'
-                   AND (o.item = ?2
-                        OR o.item = 'queue:' || json_extract(b.event, '$.queue_id'))
-                 ORDER BY c.started_at LIMIT 1",
-                params![build_key, build_item],
-                |row| {
-                    Ok(StoppedBuild {
-                        superseded_by: row.get(0)?,
-                        status: row.get(1)?,
-                    })
-                },
-            )
+            conn.query_row(STOPPED_BY_BOT_SQL, params![build_key, build_item], |row| {
+                Ok(StoppedBuild {
+                    superseded_by: row.get(0)?,
+                    status: row.get(1)?,
+                })
+            })
             .optional()
             .map_err(sql(OP))
         })
@@ -249,3 +239,14 @@ impl Ledger {
         })
     }
 }
+
+/// [`Ledger::stopped_by_bot`]'s query: the build's owned Jenkins items
+/// looked up by their key (the build itself, or the queue item it came
+/// from), never a scan of every item the bot ever triggered.
+pub(super) const STOPPED_BY_BOT_SQL: &str = "
+    SELECT c.superseded_by, json_extract(b.event, '$.status')
+    FROM builds b, cancels c
+    JOIN jenkins_owned o ON o.effect_key = c.effect_key
+    WHERE b.build_key = ?1 AND c.state <> 'failed'
+      AND (o.item = ?2 OR o.item = 'queue:' || json_extract(b.event, '$.queue_id'))
+    ORDER BY c.started_at LIMIT 1";

@@ -3,23 +3,20 @@
 //!
 //! With `synchronous=FULL` every commit waits for the disk (an fsync of the
 //! WAL), and one commit per write caps a daemon at a few hundred writes a
-//! second. Here writers that arrive while others are running join the same
-//! transaction (a *batch*), and the last of them commits it for all:
+//! second. Here one thread owns the writing connection and runs every
+//! write; writers hand it their work through a queue and wait for the
+//! answer. The thread takes whatever is queued as one *batch*:
 //!
-//! 1. a writer counts itself as waiting, then takes the connection's lock;
-//! 2. if no batch is open it opens one (`BEGIN IMMEDIATE`, which waits for
-//!    the other daemon's write lock up to the busy timeout);
-//! 3. it runs its work inside a `SAVEPOINT`: released if the work succeeds,
-//!    rolled back if it fails (or panics), so a failing writer never undoes
-//!    the others of its batch;
-//! 4. it stops counting itself as waiting. If no other writer waits to run
-//!    (or the batch is [`MAX_BATCH`] writers long), it commits the batch
-//!    itself, still holding the lock, and wakes the batch's members with
-//!    the outcome; otherwise it lets go of the lock and waits for the
-//!    outcome, which the batch's last writer publishes. (A writer that would
-//!    commit a batch smaller than the previous one first waits up to
-//!    [`LINGER`] for the others to come back; whoever runs last then
-//!    commits.)
+//! 1. it opens a transaction (`BEGIN IMMEDIATE`, which waits for the other
+//!    daemon's write lock up to the busy timeout) for the first queued work;
+//! 2. it runs each queued work inside a `SAVEPOINT`: released if the work
+//!    succeeds, rolled back if it fails (or panics), so a failing writer
+//!    never undoes the others of its batch. A writer whose work failed gets
+//!    its error at once (its panic, resumed in its own thread);
+//! 3. once the queue is empty (or the batch is [`MAX_BATCH`] writes long) it
+//!    commits, then answers every member of the batch. Writers that queue
+//!    meanwhile form the next batch, so the more writers wait, the more
+//!    each flush carries, and a lone writer is never kept waiting.
 //!
 //! A writer returns its own work's value only once the commit succeeded: an
 //! acknowledged write is in the WAL and flushed to the disk (`FULL`), so it
@@ -30,18 +27,26 @@
 //! member that ran in it.
 //!
 //! The batch holds SQLite's write lock only while its members run one after
-//! the other (microseconds each), at most [`LINGER`] longer, and during the
-//! commit, never while a caller waits for anything else (a network answer,
-//! an await), so the other daemon's writes still get their turn. Readers use their own connection (see [`super::Ledger`]):
-//! WAL readers see committed transactions only, so a read never sees an
-//! uncommitted batch, and never waits behind a flush.
+//! the other (microseconds each) and during the commit, never while a
+//! caller waits for anything else (a network answer, an await), so the
+//! other daemon's writes still get their turn. Readers use their own
+//! connection (see [`super::Ledger`]): WAL readers see committed
+//! transactions only, so a read never sees an uncommitted batch, and never
+//! waits behind a flush.
+//!
+//! A queue and one thread rather than writers taking turns on a lock: on a
+//! busy daemon (dozens of concurrent writers on two cores) a shared lock
+//! with a condition variable makes every writer sleep and wake several
+//! times per write (a lock convoy); here each writer sleeps once, until its
+//! answer.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -51,47 +56,55 @@ use super::{LedgerError, Result, sql};
 /// wait: bounds a batch's wait under a steady stream of writers.
 pub const MAX_BATCH: usize = 128;
 
-/// How long a writer that would commit a batch smaller than the previous
-/// one waits for others first: concurrent writers answered by one commit
-/// come back a moment later, and without this the first of them would
-/// commit alone and the rest in the next batch (two flushes where one
-/// does). At most once per batch; never when writers come one at a time
-/// (the previous batch had one member).
-pub const LINGER: Duration = Duration::from_millis(1);
+/// What the writing thread tells a batch member once the batch ended:
+/// `Ok` if it was committed, the reason otherwise.
+type Outcome = std::result::Result<(), String>;
 
-/// The writer connection and the batching state.
+/// A member's answer, sent once the batch it ran in ended.
+type Finish = Box<dyn FnOnce(Outcome) + Send>;
+
+/// A writer's work as the writing thread runs it (or refuses it): `Some`
+/// answer to send once the batch ends when the work succeeded, `None` when
+/// it failed or was refused (its writer was answered already).
+type Job = Box<dyn FnOnce(Step<'_>) -> Option<Finish> + Send>;
+
+/// What the writing thread does with a job.
+enum Step<'c> {
+    /// Run it in the open batch.
+    Run(&'c Connection),
+    /// No batch could be opened for it: answer this error.
+    Refuse(rusqlite::Error),
+}
+
+/// The writing thread and the counters it keeps.
 pub(super) struct GroupCommit {
-    state: Mutex<State>,
-    /// Signalled each time a batch ends.
-    ended: Condvar,
-    /// Writers counted in but not yet done running their work.
-    waiting: AtomicUsize,
+    queue: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+/// What writers and the writing thread share besides the queue.
+struct Shared {
     /// Batches committed since open.
     commits: AtomicU64,
     /// Writes whose work ran in a batch since open.
     writes: AtomicU64,
+    /// Open [`CommitHold`]s: while any, the open batch does not commit.
+    holds: Mutex<usize>,
+    released: Condvar,
 }
 
-struct State {
-    conn: Connection,
-    /// The batch whose transaction is open.
-    open: Option<u64>,
-    next_batch: u64,
-    /// Members that ran in the open batch.
-    members: usize,
-    /// Members of the open batch waiting for its outcome.
-    listeners: usize,
-    /// How many members the previous batch had.
-    last_size: usize,
-    /// A member of the open batch lingers (see `LINGER`).
-    lingering: bool,
-    /// Outcomes of ended batches not yet read by all their waiting members:
-    /// (members still to read it, the outcome).
-    outcomes: HashMap<u64, (usize, Result<(), String>)>,
+/// A writer's work and where its answer goes. The fields drop in
+/// declaration order (the work and what it borrows first, then the sender
+/// whose drop lets the writer return); see the safety argument in
+/// [`GroupCommit::write`].
+struct Pending<F, T> {
+    work: Option<F>,
+    answer: SyncSender<Answer<T>>,
 }
 
-/// How one writer's work ended.
-enum Ran<T> {
+/// A writer's answer.
+enum Answer<T> {
     Value(T),
     Failed(LedgerError),
     Panicked(Box<dyn Any + Send>),
@@ -99,169 +112,124 @@ enum Ran<T> {
 
 impl GroupCommit {
     pub(super) fn new(conn: Connection) -> GroupCommit {
-        GroupCommit {
-            state: Mutex::new(State {
-                conn,
-                open: None,
-                next_batch: 0,
-                members: 0,
-                listeners: 0,
-                last_size: 0,
-                lingering: false,
-                outcomes: HashMap::new(),
-            }),
-            ended: Condvar::new(),
-            waiting: AtomicUsize::new(0),
+        let (queue, jobs) = std::sync::mpsc::channel::<Job>();
+        let shared = Arc::new(Shared {
             commits: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            holds: Mutex::new(0),
+            released: Condvar::new(),
+        });
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("ledger-writer".into())
+                .spawn(move || run(conn, jobs, &shared))
+                .ok()
+        };
+        GroupCommit {
+            queue: thread.as_ref().map(|_| queue),
+            thread,
+            shared,
         }
     }
 
     /// Batches committed since open.
     pub(super) fn commits(&self) -> u64 {
-        self.commits.load(Ordering::SeqCst)
+        self.shared.commits.load(Ordering::SeqCst)
     }
 
     /// Writes that ran (in a batch, committed or not yet) since open.
     pub(super) fn writes(&self) -> u64 {
-        self.writes.load(Ordering::SeqCst)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Work runs under catch_unwind, so the lock is not poisoned by it;
-        // should it be anyway, the state is consistent between statements.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.writes.load(Ordering::SeqCst)
     }
 
     /// Runs `f` in the current batch (opening one if needed) and returns its
     /// value once the batch is committed. See the module documentation.
-    pub(super) fn write<T>(
+    pub(super) fn write<T: Send + 'static>(
         &self,
         op: &'static str,
-        f: impl FnOnce(&Connection) -> Result<T>,
+        f: impl FnOnce(&Connection) -> Result<T> + Send,
     ) -> Result<T> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let mut state = self.lock();
-        if state.open.is_none() {
-            if let Err(e) = state.conn.execute_batch("BEGIN IMMEDIATE") {
-                // No batch is open, so nobody waits for one: just leave.
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
-                return Err(sql(op)(e));
-            }
-            state.open = Some(state.next_batch);
-            state.next_batch += 1;
-            state.members = 0;
-            state.listeners = 0;
-        }
-        let batch = state.open.unwrap_or_default();
-        let ran = run_in_savepoint(&state.conn, op, f);
-        state.members += 1;
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        if state.conn.is_autocommit() {
-            // SQLite ended the transaction under this writer (an I/O error,
-            // a full disk, a savepoint that could not be rolled back).
-            let why = match &ran {
-                Ran::Failed(e) => e.to_string(),
-                _ => "the transaction was abandoned".to_string(),
-            };
-            self.end_batch(&mut state, Err(why));
-        }
-        let others_waiting = self.waiting.fetch_sub(1, Ordering::SeqCst) > 1;
-        // A writer alone in a batch while the previous batch was larger
-        // waits a moment for the others to come back (see `LINGER`). Never
-        // one whose work panicked: it leaves at once.
-        let linger = !others_waiting
-            && !state.lingering
-            && state.members < state.last_size
-            && !matches!(ran, Ran::Panicked(_));
-        let outcome = if state.open != Some(batch) {
-            // The batch already ended, rolled back (see above).
-            Err("the shared transaction was rolled back".to_string())
-        } else if (!others_waiting && !linger) || state.members >= MAX_BATCH {
-            self.commit_batch(&mut state)
-        } else if let Ran::Panicked(payload) = ran {
-            // Its work is rolled back; the others commit without it.
-            drop(state);
-            resume_unwind(payload);
-        } else {
-            state.listeners += 1;
-            let deadline = linger.then(|| Instant::now() + LINGER);
-            state.lingering |= linger;
-            loop {
-                if let Some(entry) = state.outcomes.get_mut(&batch) {
-                    entry.0 -= 1;
-                    let outcome = entry.1.clone();
-                    if entry.0 == 0 {
-                        state.outcomes.remove(&batch);
-                    }
-                    break outcome;
-                }
-                let Some(deadline) = deadline.filter(|_| state.open == Some(batch)) else {
-                    state = self.ended.wait(state).unwrap_or_else(|e| e.into_inner());
-                    continue;
-                };
-                let now = Instant::now();
-                if now < deadline {
-                    state = self
-                        .ended
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                } else if self.waiting.load(Ordering::SeqCst) == 0 {
-                    // Nobody came, or all who came ran: commit for them.
-                    state.listeners -= 1;
-                    break self.commit_batch(&mut state);
-                } else {
-                    // A writer is about to run: the last one commits.
-                    state = self.ended.wait(state).unwrap_or_else(|e| e.into_inner());
-                }
-            }
+        let (answer, answered) = std::sync::mpsc::sync_channel::<Answer<T>>(1);
+        let pending = Pending {
+            work: Some(f),
+            answer,
         };
-        drop(state);
-        match (ran, outcome) {
-            (Ran::Panicked(payload), _) => resume_unwind(payload),
-            (Ran::Failed(e), _) => Err(e),
-            (Ran::Value(v), Ok(())) => Ok(v),
-            (Ran::Value(_), Err(detail)) => Err(LedgerError::Commit { op, detail }),
+        let job: Box<dyn FnOnce(Step<'_>) -> Option<Finish> + Send + '_> =
+            Box::new(move |step: Step<'_>| {
+                let mut pending = pending;
+                let ran = match (step, pending.work.take()) {
+                    (Step::Run(conn), Some(f)) => run_in_savepoint(conn, op, f),
+                    (Step::Refuse(e), _) => Answer::Failed(sql(op)(e)),
+                    (_, None) => Answer::Failed(LedgerError::Invalid {
+                        op,
+                        detail: "a write was run twice".to_string(),
+                    }),
+                };
+                let answer = pending.answer;
+                match ran {
+                    Answer::Value(value) => Some(Box::new(move |outcome: Outcome| {
+                        let _ = answer.send(match outcome {
+                            Ok(()) => Answer::Value(value),
+                            Err(detail) => Answer::Failed(LedgerError::Commit { op, detail }),
+                        });
+                    }) as Finish),
+                    failed => {
+                        let _ = answer.send(failed);
+                        None
+                    }
+                }
+            });
+        // SAFETY: the job borrows from this call's argument `f`, so it must
+        // not outlive this call. This call returns only once `answered` has
+        // an answer or is disconnected, that is once `pending.answer` was
+        // used or dropped. The job uses it only after `f` is consumed (run
+        // to its end, or unwound inside `run_in_savepoint`), then moves it
+        // into its `Finish`, which holds nothing borrowed (`T: 'static`).
+        // A job dropped unrun (the writing thread gone) drops `pending`,
+        // whose fields drop in declaration order: `work` (with its
+        // borrows) before `answer`. So nothing borrowed is touched after
+        // this call returns: the same contract as a scoped thread's.
+        let job: Job = unsafe { std::mem::transmute(job) };
+        let gone = || LedgerError::Invalid {
+            op,
+            detail: "the ledger's writing thread is gone".to_string(),
+        };
+        let queued = match &self.queue {
+            Some(queue) => queue.send(job).is_ok(),
+            None => false,
+        };
+        if !queued {
+            return Err(gone());
+        }
+        match answered.recv() {
+            Ok(Answer::Value(value)) => Ok(value),
+            Ok(Answer::Failed(e)) => Err(e),
+            Ok(Answer::Panicked(payload)) => resume_unwind(payload),
+            Err(_) => Err(gone()),
         }
     }
 
-    /// Commits the open batch and ends it with the outcome.
-    fn commit_batch(&self, state: &mut State) -> Result<(), String> {
-        let outcome = commit(&state.conn);
-        if outcome.is_ok() {
-            self.commits.fetch_add(1, Ordering::SeqCst);
-        }
-        self.end_batch(state, outcome.clone());
-        outcome
-    }
-
-    /// Ends the open batch with `outcome` (rolling it back unless it was
-    /// committed) and wakes its members.
-    fn end_batch(&self, state: &mut State, outcome: Result<(), String>) {
-        if outcome.is_err() && !state.conn.is_autocommit() {
-            // Nothing to do if this fails too: the connection drops the
-            // transaction when the next BEGIN finds it (never reached).
-            let _ = state.conn.execute_batch("ROLLBACK");
-        }
-        if let Some(batch) = state.open.take() {
-            if state.listeners > 0 {
-                state.outcomes.insert(batch, (state.listeners, outcome));
-            }
-        }
-        state.listeners = 0;
-        state.last_size = state.members;
-        state.members = 0;
-        state.lingering = false;
-        self.ended.notify_all();
-    }
-
-    /// Counts one writer in without running it yet, so batches do not
-    /// commit until the returned guard is dropped. For tests that need a
+    /// Keeps the open batch from committing (unless it is [`MAX_BATCH`]
+    /// long) until the returned guard is dropped. For tests that need a
     /// batch to stay open while they look at it.
     pub(super) fn hold(&self) -> CommitHold<'_> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
+        *lock(&self.shared.holds) += 1;
         CommitHold { group: self }
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it answered what is
+        // queued; joining it closes the connection before the caller goes
+        // on (a reopen of the file then finds it closed).
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
     }
 }
 
@@ -274,18 +242,100 @@ pub struct CommitHold<'a> {
 
 impl Drop for CommitHold<'_> {
     fn drop(&mut self) {
-        let group = self.group;
-        let mut state = group.lock();
-        let last = group.waiting.fetch_sub(1, Ordering::SeqCst) == 1;
-        if last && state.open.is_some() {
-            let _ = group.commit_batch(&mut state);
+        let shared = &self.group.shared;
+        let mut holds = lock(&shared.holds);
+        *holds = holds.saturating_sub(1);
+        shared.released.notify_all();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The writing thread: batch after batch until the queue is closed.
+fn run(conn: Connection, jobs: Receiver<Job>, shared: &Shared) {
+    while let Ok(first) = jobs.recv() {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // No batch is open: this writer is refused alone, the next one
+            // tries again.
+            first(Step::Refuse(e));
+            continue;
+        }
+        let mut finishes: Vec<Finish> = Vec::new();
+        let mut members = 0;
+        let mut next = Some(first);
+        let mut abandoned = false;
+        loop {
+            if let Some(job) = next.take() {
+                let finish = job(Step::Run(&conn));
+                members += 1;
+                shared.writes.fetch_add(1, Ordering::SeqCst);
+                finishes.extend(finish);
+                if conn.is_autocommit() {
+                    // SQLite ended the transaction under this writer (an
+                    // I/O error, a full disk, a savepoint that could not be
+                    // rolled back): the batch ends here.
+                    abandoned = true;
+                    break;
+                }
+            }
+            if members >= MAX_BATCH {
+                break;
+            }
+            match jobs.try_recv() {
+                Ok(job) => next = Some(job),
+                Err(TryRecvError::Empty) => match wait_while_held(shared, &jobs) {
+                    Some(job) => next = Some(job),
+                    None => break,
+                },
+                Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        let outcome = if abandoned {
+            Err("the shared transaction was rolled back".to_string())
+        } else {
+            match conn.execute_batch("COMMIT") {
+                Ok(()) => {
+                    shared.commits.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+                Err(e) => {
+                    if !conn.is_autocommit() {
+                        // Nothing to do if this fails too: the next BEGIN
+                        // fails and says why.
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    Err(e.to_string())
+                }
+            }
+        };
+        for finish in finishes {
+            finish(outcome.clone());
         }
     }
 }
 
-/// `COMMIT`, the error as text (it is shared by every member).
-fn commit(conn: &Connection) -> Result<(), String> {
-    conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+/// While a [`CommitHold`] lives, waits for more work to join the open
+/// batch; `None` once no hold is left (commit now).
+fn wait_while_held(shared: &Shared, jobs: &Receiver<Job>) -> Option<Job> {
+    loop {
+        {
+            let holds = lock(&shared.holds);
+            if *holds == 0 {
+                return None;
+            }
+            // Woken by a released hold, or soon enough to see new work.
+            let _ = shared
+                .released
+                .wait_timeout(holds, Duration::from_millis(1));
+        }
+        match jobs.recv_timeout(Duration::ZERO) {
+            Ok(job) => return Some(job),
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+    }
 }
 
 /// Runs `f` inside a savepoint: released on success, rolled back on an
@@ -295,17 +345,17 @@ fn run_in_savepoint<T>(
     conn: &Connection,
     op: &'static str,
     f: impl FnOnce(&Connection) -> Result<T>,
-) -> Ran<T> {
+) -> Answer<T> {
     if let Err(e) = conn.execute_batch("SAVEPOINT member") {
-        return Ran::Failed(sql(op)(e));
+        return Answer::Failed(sql(op)(e));
     }
     let ran = match catch_unwind(AssertUnwindSafe(|| f(conn))) {
         Ok(Ok(value)) => match conn.execute_batch("RELEASE member") {
-            Ok(()) => return Ran::Value(value),
-            Err(e) => Ran::Failed(sql(op)(e)),
+            Ok(()) => return Answer::Value(value),
+            Err(e) => Answer::Failed(sql(op)(e)),
         },
-        Ok(Err(e)) => Ran::Failed(e),
-        Err(payload) => Ran::Panicked(payload),
+        Ok(Err(e)) => Answer::Failed(e),
+        Err(payload) => Answer::Panicked(payload),
     };
     if !conn.is_autocommit()
         && conn

@@ -33,7 +33,7 @@ use std::fmt;
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
-use super::{Ledger, LedgerError, Result, from_json, sql, to_json};
+use super::{CachedExecute, Ledger, LedgerError, Result, from_json, sql, to_json};
 
 /// The identity of an effect: two decisions with the same key are the same
 /// effect and happen once. The text is canonical (JSON-encoded parts), so
@@ -214,7 +214,7 @@ impl Ledger {
                 .map_err(sql(OP))?;
             match row {
                 None => {
-                    tx.execute(
+                    tx.cached_execute(
                         "INSERT INTO effects (key, kind, payload, state, started_at)
                          VALUES (?1, ?2, ?3, 'started', ?4)",
                         params![key.as_str(), kind, payload_text, now],
@@ -237,7 +237,7 @@ impl Ledger {
                 }
                 Some(_) => {
                     // Failed before: it certainly did not happen; start afresh.
-                    tx.execute(
+                    tx.cached_execute(
                         "UPDATE effects
                          SET kind = ?2, payload = ?3, state = 'started', started_at = ?4,
                              runs = runs + 1, progress = NULL, result = NULL,
@@ -259,7 +259,7 @@ impl Ledger {
         let text = to_json(OP, result_so_far)?;
         self.write(OP, |tx| {
             let n = tx
-                .execute(
+                .cached_execute(
                     "UPDATE effects SET progress = ?2 WHERE key = ?1 AND state = 'started'",
                     params![key.as_str(), text],
                 )
@@ -282,7 +282,7 @@ impl Ledger {
         const OP: &str = "restart an effect in doubt";
         self.write(OP, |tx| {
             let n = tx
-                .execute(
+                .cached_execute(
                     "UPDATE effects SET started_at = ?2, runs = runs + 1
                      WHERE key = ?1 AND state = 'started'",
                     params![key.as_str(), now],
@@ -363,7 +363,7 @@ impl Ledger {
         self.write(OP, |tx| match existing_state(tx, key, OP)?.as_str() {
             "done" => Ok(()),
             _ => {
-                tx.execute(
+                tx.cached_execute(
                     "UPDATE effects
                          SET state = 'done', result = ?2, error = NULL, finished_at = ?3
                          WHERE key = ?1",
@@ -386,7 +386,7 @@ impl Ledger {
                 detail: format!("effect {key} is already done"),
             }),
             _ => {
-                tx.execute(
+                tx.cached_execute(
                     "UPDATE effects SET state = 'failed', error = ?2 WHERE key = ?1",
                     params![key.as_str(), error],
                 )

@@ -11,7 +11,7 @@
 
 use rusqlite::params;
 
-use super::{Ledger, LedgerError, Result, from_i64, sql};
+use super::{CachedExecute, Ledger, LedgerError, Result, from_i64, sql};
 
 /// The finite upper bounds (seconds) of every histogram's buckets; an
 /// implicit `+Inf` bucket follows. From a second to two hours: a trigger
@@ -115,7 +115,7 @@ impl Ledger {
         }
         let seconds = seconds.max(0.0);
         self.write(OP, |tx| {
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO histograms (name, labels, sum, count) VALUES (?1, ?2, ?3, 1)
                  ON CONFLICT (name, labels) DO UPDATE
                    SET sum = sum + excluded.sum, count = count + 1",
@@ -124,7 +124,7 @@ impl Ledger {
             .map_err(sql(OP))?;
             for &le in BUCKETS {
                 let hit = i64::from(seconds <= le);
-                tx.execute(
+                tx.cached_execute(
                     "INSERT INTO histogram_buckets (name, labels, le, count)
                      VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (name, labels, le) DO UPDATE SET count = count + excluded.count",

@@ -20,7 +20,23 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Ledger, Result, from_i64, sql};
+use super::status::{bump, insert_event};
+use super::{CachedExecute, EventRecord, Ledger, Result, from_i64, sql};
+
+/// A handled mail's outcome as gmail-listener records it: the mail done,
+/// the counters it bumps and its event for the status page, in one
+/// transaction (one share of one commit instead of four commits, each a
+/// wait on the mail's path).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailDone<'a> {
+    pub gmail_id: &'a str,
+    /// What was done (the mail's note).
+    pub summary: &'a str,
+    /// Counters bumped by one: `(name, labels)`.
+    pub counters: &'a [(&'a str, String)],
+    /// The status page's event.
+    pub event: &'a EventRecord,
+}
 
 /// What the ledger knows about a mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +86,7 @@ impl Ledger {
     pub fn record_mail_attempt(&self, gmail_id: &str, error: &str) -> Result<u32> {
         const OP: &str = "record a mail attempt";
         self.write(OP, |tx| {
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO mails (gmail_id, state, attempts, last_error)
                  VALUES (?1, 'pending', 1, ?2)
                  ON CONFLICT (gmail_id) DO UPDATE
@@ -110,7 +126,7 @@ impl Ledger {
     pub fn record_death(&self, gmail_id: &str, token: i64) -> Result<u32> {
         const OP: &str = "record a death with a mail in hand";
         self.write(OP, |tx| {
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO mails (gmail_id, state, in_hand, in_hand_since)
                  VALUES (?1, 'pending', 1, ?2)
                  ON CONFLICT (gmail_id) DO UPDATE
@@ -131,7 +147,7 @@ impl Ledger {
     pub fn release_mail(&self, gmail_id: &str) -> Result<()> {
         const OP: &str = "release a mail";
         self.write(OP, |tx| {
-            tx.execute(
+            tx.cached_execute(
                 "UPDATE mails SET in_hand = 0, in_hand_since = NULL
                  WHERE gmail_id = ?1 AND in_hand != 0",
                 [gmail_id],
@@ -145,17 +161,34 @@ impl Ledger {
     /// Idempotent; final.
     pub fn mark_mail_done(&self, gmail_id: &str, summary: &str, now: i64) -> Result<()> {
         const OP: &str = "mark a mail done";
+        self.write(OP, |tx| mark_done(tx, OP, gmail_id, summary, now))
+    }
+
+    /// [`Ledger::mark_mail_done`], plus the mail's counters and event, in
+    /// one transaction. A failure to count or to record the event is
+    /// logged and does not undo the rest: the mail is done all the same.
+    pub fn finish_mail(&self, done: MailDone<'_>, now: i64) -> Result<()> {
+        const OP: &str = "mark a mail done";
+        let cap = self.inner.options.event_cap;
         self.write(OP, |tx| {
-            tx.execute(
-                "INSERT INTO mails (gmail_id, state, note, updated_at)
-                 VALUES (?1, 'done', ?2, ?3)
-                 ON CONFLICT (gmail_id) DO UPDATE
-                   SET state = 'done', note = excluded.note, updated_at = excluded.updated_at,
-                       in_hand = 0, in_hand_since = NULL
-                   WHERE state != 'done'",
-                params![gmail_id, summary, now],
-            )
-            .map_err(sql(OP))?;
+            mark_done(tx, OP, done.gmail_id, done.summary, now)?;
+            let extras = tx
+                .execute_batch("SAVEPOINT extras")
+                .map_err(sql(OP))
+                .and_then(|()| {
+                    for (name, labels) in done.counters {
+                        bump(tx, OP, name, labels, 1)?;
+                    }
+                    insert_event(tx, OP, done.event, cap)
+                });
+            let end = match &extras {
+                Ok(()) => "RELEASE extras",
+                Err(_) => "ROLLBACK TO extras; RELEASE extras",
+            };
+            tx.execute_batch(end).map_err(sql(OP))?;
+            if let Err(e) = extras {
+                tracing::warn!("cannot count a mail or record its event in the ledger: {e}");
+            }
             Ok(())
         })
     }
@@ -165,7 +198,7 @@ impl Ledger {
     pub fn mark_mail_quarantined(&self, gmail_id: &str, reason: &str, now: i64) -> Result<()> {
         const OP: &str = "quarantine a mail";
         self.write(OP, |tx| {
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO mails (gmail_id, state, note, updated_at)
                  VALUES (?1, 'quarantined', ?2, ?3)
                  ON CONFLICT (gmail_id) DO UPDATE
@@ -209,4 +242,25 @@ fn pending_count(
         .query_row(query, [gmail_id], |row| row.get(0))
         .map_err(sql(op))?;
     from_i64(op, what, value)
+}
+
+/// Marks a mail done inside a transaction (a mail done stays done).
+fn mark_done(
+    tx: &rusqlite::Connection,
+    op: &'static str,
+    gmail_id: &str,
+    summary: &str,
+    now: i64,
+) -> Result<()> {
+    tx.cached_execute(
+        "INSERT INTO mails (gmail_id, state, note, updated_at)
+         VALUES (?1, 'done', ?2, ?3)
+         ON CONFLICT (gmail_id) DO UPDATE
+           SET state = 'done', note = excluded.note, updated_at = excluded.updated_at,
+               in_hand = 0, in_hand_since = NULL
+           WHERE state != 'done'",
+        params![gmail_id, summary, now],
+    )
+    .map_err(sql(op))?;
+    Ok(())
 }

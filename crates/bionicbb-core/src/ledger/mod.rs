@@ -79,12 +79,12 @@ mod status;
 mod unreported;
 
 pub use cancel::{BeginCancel, CancelTarget, StoppedBuild};
-pub use commit::{CommitHold, LINGER, MAX_BATCH};
+pub use commit::{CommitHold, MAX_BATCH};
 pub use effects::{Begin, BuildInDoubt, EffectKey};
 pub use error::LedgerError;
 pub use histograms::{BUCKETS, HistogramSnapshot, metric_names};
 pub use intake::Completion;
-pub use mails::MailState;
+pub use mails::{MailDone, MailState};
 pub use outbox::{NewOutboxItem, OutboxItem, OutboxState};
 pub use overview::{SeenBuild, Trigger, TriggerState};
 pub use owned::JenkinsItem;
@@ -98,6 +98,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags};
 
 use commit::GroupCommit;
+
+/// `execute` through the connection's cache of prepared statements: the
+/// ledger's statements are a fixed set, and parsing one again for every
+/// write costs as much as running it.
+pub(crate) trait CachedExecute {
+    fn cached_execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+}
+
+impl CachedExecute for Connection {
+    fn cached_execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+}
+
+/// Prepared statements each connection keeps (more than the ledger has).
+const STATEMENT_CACHE: usize = 128;
 
 /// Result of a ledger operation.
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
@@ -245,7 +261,11 @@ impl Ledger {
 
     /// Runs `f` in the current batch transaction (see `commit.rs`) and
     /// returns once that transaction is committed.
-    fn write<T>(&self, op: &'static str, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    fn write<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T> + Send,
+    ) -> Result<T> {
         self.inner.writer.write(op, f)
     }
 
@@ -273,6 +293,7 @@ fn connect(path: &Path, options: LedgerOptions) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags).map_err(open_err(path, "open"))?;
     conn.busy_timeout(options.busy_timeout)
         .map_err(open_err(path, "set busy_timeout"))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // The first statement that reads the file: a file that is not a
     // SQLite database fails here, with the path in the error.
     let mode: String = conn
@@ -352,3 +373,5 @@ fn from_i64<T: TryFrom<i64>>(op: &'static str, what: &str, value: i64) -> Result
 
 #[cfg(test)]
 mod commit_tests;
+#[cfg(test)]
+mod plan_tests;

@@ -38,7 +38,9 @@
 use rusqlite::{OptionalExtension, Row, params};
 use serde_json::Value;
 
-use super::{Ledger, LedgerError, Result, from_i64, from_json, sql, to_i64, to_json};
+use super::{
+    CachedExecute, Ledger, LedgerError, Result, from_i64, from_json, sql, to_i64, to_json,
+};
 
 /// Work to put in the outbox.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,7 +176,7 @@ fn insert_item(
     now: i64,
 ) -> Result<i64> {
     let payload = to_json(op, &item.payload)?;
-    tx.execute(
+    tx.cached_execute(
         "INSERT INTO outbox (kind, order_key, payload, state, created_at, next_attempt_at)
          VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
         params![item.kind, item.order_key, payload, now],
@@ -193,7 +195,7 @@ pub(super) fn insert_completion(
     now: i64,
 ) -> Result<bool> {
     let inserted = tx
-        .execute(
+        .cached_execute(
             "INSERT INTO builds (build_key, event, seen_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (build_key) DO NOTHING",
             params![build_key, event, now],
@@ -203,7 +205,7 @@ pub(super) fn insert_completion(
         return Ok(false);
     }
     let id = insert_item(tx, op, outbox, now)?;
-    tx.execute(
+    tx.cached_execute(
         "UPDATE builds SET outbox_id = ?2 WHERE build_key = ?1",
         params![build_key, id],
     )
@@ -277,7 +279,7 @@ impl Ledger {
         const OP: &str = "schedule an outbox retry";
         self.write(OP, |tx| {
             let n = tx
-                .execute(
+                .cached_execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
                             next_attempt_at = ?3, in_flight_since = NULL
                      WHERE id = ?1 AND state = 'pending'",
@@ -297,7 +299,7 @@ impl Ledger {
         const OP: &str = "keep an outbox item in doubt";
         self.write(OP, |tx| {
             let n = tx
-                .execute(
+                .cached_execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
                             next_attempt_at = ?3
                      WHERE id = ?1 AND state = 'pending'",
@@ -327,7 +329,7 @@ impl Ledger {
         const OP: &str = "give up an outbox item";
         self.write(OP, |tx| {
             let n = tx
-                .execute(
+                .cached_execute(
                     "UPDATE outbox SET state = 'failed', last_error = ?2, finished_at = ?3,
                             in_flight_since = NULL
                      WHERE id = ?1 AND state = 'pending'",
@@ -349,7 +351,9 @@ impl Ledger {
     ) -> Result<()> {
         let sql_text = format!("UPDATE outbox SET {set} WHERE id = ?1 AND state = 'pending'");
         self.write(op, |tx| {
-            let n = tx.execute(&sql_text, params![id, value]).map_err(sql(op))?;
+            let n = tx
+                .cached_execute(&sql_text, params![id, value])
+                .map_err(sql(op))?;
             check_transition(tx, op, id, n, idempotent_in)
         })
     }

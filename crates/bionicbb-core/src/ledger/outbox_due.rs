@@ -12,13 +12,9 @@ impl Ledger {
     /// pending or done, not failed: what else was or will be posted there.
     pub fn siblings(&self, order_key: &str, kind: &str, except: i64) -> Result<Vec<OutboxItem>> {
         const OP: &str = "read an outbox item's siblings";
-        let sql_text = format!(
-            "SELECT {COLUMNS} FROM outbox
-             WHERE order_key = ?1 AND kind = ?2 AND id != ?3 AND state != 'failed'
-             ORDER BY id"
-        );
+        let sql_text = siblings_sql();
         let raw = self.read(|conn| {
-            let mut stmt = conn.prepare(&sql_text).map_err(sql(OP))?;
+            let mut stmt = conn.prepare_cached(&sql_text).map_err(sql(OP))?;
             let rows = stmt
                 .query_map(params![order_key, kind, except], RawItem::from_row)
                 .map_err(sql(OP))?;
@@ -80,14 +76,7 @@ impl Ledger {
         const OP: &str = "pick due outbox items";
         let limit = to_i64(OP, "limit", limit as u64)?;
         let busy = busy_json(OP, busy)?;
-        let sql_text = format!(
-            "SELECT {COLUMNS} FROM outbox o
-             WHERE state = 'pending' AND next_attempt_at <= ?1
-               AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending'
-                               AND p.order_key = o.order_key AND p.id < o.id)
-               AND o.order_key NOT IN (SELECT value FROM json_each(?2))
-             ORDER BY id LIMIT ?3"
-        );
+        let sql_text = due_items_sql();
         let raws = self.read(|conn| {
             let mut stmt = conn.prepare_cached(&sql_text).map_err(sql(OP))?;
             let rows = stmt
@@ -97,6 +86,31 @@ impl Ledger {
         })?;
         raws.into_iter().map(|r| r.check(OP)).collect()
     }
+}
+
+/// [`Ledger::siblings`]' query: the rows of one change, found by the
+/// `outbox_order` index (done rows included, which a month of history
+/// makes many; never a scan of the whole outbox).
+pub(super) fn siblings_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM outbox
+         WHERE order_key = ?1 AND kind = ?2 AND id != ?3 AND state != 'failed'
+         ORDER BY id"
+    )
+}
+
+/// [`Ledger::due_items`]' query: pending rows in id order through the
+/// `outbox_pending_id` index, so done rows (a month of history) are never
+/// read to find the few that are due.
+pub(super) fn due_items_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM outbox o
+         WHERE state = 'pending' AND next_attempt_at <= ?1
+           AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending'
+                           AND p.order_key = o.order_key AND p.id < o.id)
+           AND o.order_key NOT IN (SELECT value FROM json_each(?2))
+         ORDER BY id LIMIT ?3"
+    )
 }
 
 /// The busy keys as a JSON array, for `json_each`.

@@ -13,7 +13,7 @@ use std::fmt;
 use rusqlite::{OptionalExtension, params};
 
 use super::effects::EffectKey;
-use super::{Ledger, Result, sql};
+use super::{CachedExecute, Ledger, Result, sql};
 
 /// Something on Jenkins an effect can own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -148,7 +148,7 @@ fn insert(
     op: &'static str,
 ) -> Result<()> {
     for item in items {
-        tx.execute(
+        tx.cached_execute(
             "INSERT OR IGNORE INTO jenkins_owned (item, effect_key) VALUES (?1, ?2)",
             params![item.to_string(), key.as_str()],
         )

@@ -7,7 +7,7 @@
 //! message is trashed within minutes of being done, and Jenkins re-sends a
 //! notification, if ever, within seconds).
 
-use super::{Ledger, Result, sql};
+use super::{CachedExecute, Ledger, Result, sql};
 
 impl Ledger {
     /// Deletes finished history older than `cutoff` (unix seconds): done and
@@ -26,7 +26,7 @@ impl Ledger {
         let removed = self.write(OP, |tx| {
             let mut removed = 0_usize;
             for statement in STATEMENTS {
-                removed += tx.execute(statement, [cutoff]).map_err(sql(OP))?;
+                removed += tx.cached_execute(statement, [cutoff]).map_err(sql(OP))?;
             }
             Ok(removed)
         })?;

@@ -184,6 +184,13 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS builds_queue_id ON builds (json_extract(event, '$.queue_id'));
     "#,
+    // 8: indexes for the outbox worker's per-item queries, which otherwise
+    // read every row kept (a month of done items): an item's siblings by
+    // change, and the pending items in the order they are picked.
+    r#"
+    CREATE INDEX IF NOT EXISTS outbox_order ON outbox (order_key, id);
+    CREATE INDEX IF NOT EXISTS outbox_pending_id ON outbox (id) WHERE state = 'pending';
+    "#,
 ];
 
 /// The schema version this program writes.

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, params};
 use serde_json::Value;
 
-use super::{Ledger, LedgerError, Result, from_i64, from_json, sql, to_i64, to_json};
+use super::{
+    CachedExecute, Ledger, LedgerError, Result, from_i64, from_json, sql, to_i64, to_json,
+};
 
 /// One event as the status page shows it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -130,7 +132,7 @@ impl Ledger {
         const OP: &str = "set a status value";
         let text = to_json(OP, value)?;
         self.write(OP, |tx| {
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO status (component, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (component, key) DO UPDATE
                    SET value = excluded.value, updated_at = excluded.updated_at",
@@ -226,7 +228,7 @@ pub(super) fn insert_event(
         .map(|d| serde_json::to_string(d).map_err(|source| LedgerError::Json { op, source }))
         .transpose()?;
     let cap = to_i64(op, "event cap", cap as u64)?;
-    tx.execute(
+    tx.cached_execute(
         "INSERT INTO events (at, source, summary, change_number, patch_set, decisions, details)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -240,7 +242,7 @@ pub(super) fn insert_event(
         ],
     )
     .map_err(sql(op))?;
-    tx.execute(
+    tx.cached_execute(
         "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC
                                           LIMIT 1 OFFSET ?1)",
         [cap],
@@ -258,7 +260,7 @@ pub(super) fn bump(
     by: u64,
 ) -> Result<()> {
     let by = i64::try_from(by).unwrap_or(i64::MAX);
-    tx.execute(
+    tx.cached_execute(
         "INSERT INTO counters (name, labels, value) VALUES (?1, ?2, ?3)
          ON CONFLICT (name, labels) DO UPDATE
            SET value = CASE WHEN value > 9223372036854775807 - excluded.value

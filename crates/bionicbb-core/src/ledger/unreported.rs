@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::effects::EffectKey;
 use super::owned::JenkinsItem;
-use super::{Ledger, Result, from_json, sql};
+use super::{CachedExecute, Ledger, Result, from_json, sql};
 
 /// A triggered build whose result was not seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +120,7 @@ impl Ledger {
         const OP: &str = "close a triggered build without a result";
         self.write(OP, |tx| {
             let n = tx
-                .execute(
+                .cached_execute(
                     "INSERT OR IGNORE INTO unreported_closed (effect_key, reason, closed_at)
                      VALUES (?1, ?2, ?3)",
                     params![key.as_str(), reason, now],

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bionicbb_core::ledger;
 use tokio::sync::watch;
@@ -22,6 +22,10 @@ use tokio::task::{Id, JoinError, JoinSet};
 
 use super::{IDLE_WAIT, PRUNE_EVERY_SECS, Worker};
 use crate::with_ledger;
+
+/// How often the pending items are counted (for the service's status line)
+/// while the worker is busy.
+const COUNT_EVERY: Duration = Duration::from_secs(1);
 
 /// The tasks in hand and the change (order key) of each.
 #[derive(Default)]
@@ -58,11 +62,18 @@ impl Worker {
         let mut in_hand = InHand::default();
         let mut next_prune = 0;
         let mut reported = None;
+        let mut counted_at: Option<Instant> = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            worker.report_pending(&mut reported).await;
+            // Counting reads every pending item: at most once a second while
+            // items are in hand (each item's end wakes this loop), at once
+            // when the worker is about to go idle.
+            if in_hand.keys.is_empty() || counted_at.is_none_or(|t| t.elapsed() >= COUNT_EVERY) {
+                worker.report_pending(&mut reported).await;
+                counted_at = Some(Instant::now());
+            }
             let now = ledger::now();
             if now >= next_prune {
                 next_prune = now + PRUNE_EVERY_SECS;

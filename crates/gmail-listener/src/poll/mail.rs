@@ -6,7 +6,7 @@
 
 use bionicbb_core::decide::decide;
 use bionicbb_core::event::{ChangeFacts, GerritEvent};
-use bionicbb_core::ledger::{self, EventDetails, EventRecord, metric_names as names};
+use bionicbb_core::ledger::{self, EventDetails, EventRecord, MailDone, metric_names as names};
 use bionicbb_core::mail::ParsedMail;
 use serde_json::Value;
 
@@ -69,25 +69,6 @@ impl Listener {
         } else {
             summary.join("; ")
         };
-        let (gmail_id, note, now) = (id.to_string(), summary.clone(), ledger::now());
-        let marked = effects
-            .ledger
-            .blocking("mark a mail done", move |l| {
-                l.mark_mail_done(&gmail_id, &note, now)
-            })
-            .await;
-        if let Err(e) = marked {
-            return Handled::Pending(format!("ledger: {e}"));
-        }
-        // Counted once the mail is handled, so a mail tried over several
-        // polls counts once.
-        self.count(names::MAILS_PROCESSED, &[]).await;
-        let kind = event.message_type.to_string();
-        self.count(
-            names::EVENTS_RECEIVED,
-            &[("source", "gmail"), ("type", kind.as_str())],
-        )
-        .await;
         // One event per handled mail, recorded once its effects are done so
         // the status page shows their outcome (the queue item of a build).
         let record = EventRecord {
@@ -102,12 +83,31 @@ impl Listener {
             decisions: Value::Array(shown),
             details: Some(details(&parsed.event, facts.as_ref())),
         };
-        let recorded = effects
+        // Counted once the mail is handled, so a mail tried over several
+        // polls counts once; all in the write that marks it done.
+        let kind = event.message_type.to_string();
+        let counters = [
+            (names::MAILS_PROCESSED, names::labels(&[])),
+            (
+                names::EVENTS_RECEIVED,
+                names::labels(&[("source", "gmail"), ("type", kind.as_str())]),
+            ),
+        ];
+        let (gmail_id, note, now) = (id.to_string(), summary.clone(), ledger::now());
+        let marked = effects
             .ledger
-            .blocking("record an event", move |l| l.record_event(&record))
+            .blocking("mark a mail done", move |l| {
+                let done = MailDone {
+                    gmail_id: &gmail_id,
+                    summary: &note,
+                    counters: &counters,
+                    event: &record,
+                };
+                l.finish_mail(done, now)
+            })
             .await;
-        if let Err(e) = recorded {
-            tracing::warn!(error = %e, "cannot record the event for the status page");
+        if let Err(e) = marked {
+            return Handled::Pending(format!("ledger: {e}"));
         }
         tracing::info!(gmail_id = %id, %summary, "mail handled");
         Handled::Done
