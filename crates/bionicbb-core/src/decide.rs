@@ -9,7 +9,14 @@
 //!    says, or no such patch set, and nothing runs.
 //! 3. `newchange` / `newpatchset` build the patch set the mail names, if the
 //!    change is open, that patch set is still current, and the skip policy
-//!    (untrusted committer, a skipped file or directory) does not apply.
+//!    (a skipped file or directory, then an untrusted committer) does not
+//!    apply. An untrusted committer's patch set is built when a trusted
+//!    commenter vouched for that very patch set (`bionicbb:ok-to-test`, as
+//!    Gerrit's change messages show it: [`ChangeFacts::vouch`]); the
+//!    vouch is then recorded ([`Decision::Vouch`]). When the skip policy
+//!    does apply, the uploader is told once which rule and how to proceed
+//!    ([`Decision::ExplainSkip`], see [`refusal`]) when
+//!    `review.explain_skips` is on.
 //!    Then, for these automatic builds only:
 //!    - a work-in-progress change is skipped unless `policy.build_wip`, a
 //!      private one unless `policy.build_private`;
@@ -31,7 +38,10 @@
 //!    commands that exist; `help` gets the list of commands with what each
 //!    does (in the same one reply). A command builds whatever the patch
 //!    set's kind and the change's work-in-progress or private state: a
-//!    developer asked.
+//!    developer asked. A vouched patch set passes the committer rule for
+//!    commands as for its automatic build; `ok-to-test` itself builds the
+//!    patch set as its automatic build would (the same effect: once per
+//!    patch set, however many ask), see [`vouch`].
 //! 5. With `jobs.cancel_superseded` on: a build of a patch set (new patch
 //!    set, `retry`, a target command) also cancels the bot's builds of the
 //!    change's older patch sets; a `merged` or `abandon` mail whose change
@@ -42,8 +52,13 @@ use std::collections::BTreeMap;
 
 use crate::command;
 use crate::config::Config;
-use crate::event::{ChangeFacts, ChangeStatus, Command, Decision, GerritEvent, MessageType};
+use crate::event::{ChangeFacts, ChangeStatus, Command, Decision, GerritEvent, MessageType, Vouch};
 use crate::messages;
+
+mod refusal;
+mod vouch;
+
+use refusal::Refusal;
 
 /// Decides what to do about `event`. `facts` is `None` when Gerrit does not
 /// know the change (a forged mail, or a change deleted since).
@@ -73,9 +88,13 @@ fn decide_event(
         return match buildable(event, facts, config) {
             Ok(target) => match automatic(event, facts, config) {
                 Some(instead) => vec![instead],
-                None => vec![target.build(None, "new patch set")],
+                None => {
+                    let mut decisions = target.vouched(facts.number, event.patch_set);
+                    decisions.push(target.build_once("new patch set"));
+                    decisions
+                }
             },
-            Err(reason) => vec![skip(reason)],
+            Err(refusal) => refusal::skipped(refusal, event, facts, config),
         };
     }
     decide_comment(event, facts, config)
@@ -164,10 +183,12 @@ fn decide_comment(event: &GerritEvent, facts: &ChangeFacts, config: &Config) -> 
             return decisions;
         }
     };
+    decisions.extend(target.vouched(facts.number, event.patch_set));
     for cmd in known {
         let reason = format!("bionicbb:{} by {author}", cmd.name);
         match cmd.name.as_str() {
             "retry" => decisions.push(target.build(None, &reason)),
+            command::OK_TO_TEST => decisions.push(vouch::ok_to_test(&target, &reason)),
             "clean" => decisions.push(match &config.jobs.clean {
                 Some(job) => Decision::Clean {
                     job: job.clone(),
@@ -284,13 +305,19 @@ fn confirm<'a>(
     Ok(facts)
 }
 
-/// A patch set that may be built: its job and parameters.
+/// A patch set that may be built: its job and parameters, and the vouch
+/// that lets an untrusted committer's patch set through.
 struct BuildTarget {
     job: String,
     params: BTreeMap<String, String>,
+    /// `Some` only when the committer is untrusted and this vouch is why
+    /// the patch set may be built.
+    vouch: Option<Vouch>,
 }
 
 impl BuildTarget {
+    /// A build of the patch set once per command that asks (a comment's
+    /// identity narrows its key).
     fn build(&self, lunch_target: Option<&str>, reason: &str) -> Decision {
         let mut params = self.params.clone();
         if let Some(lunch) = lunch_target {
@@ -300,47 +327,68 @@ impl BuildTarget {
             job: self.job.clone(),
             params,
             reason: reason.to_string(),
+            per_patch_set: false,
+        }
+    }
+
+    /// The build of the patch set with the job's own parameters, once
+    /// per patch set whoever asks: its automatic build.
+    fn build_once(&self, reason: &str) -> Decision {
+        Decision::Build {
+            job: self.job.clone(),
+            params: self.params.clone(),
+            reason: reason.to_string(),
+            per_patch_set: true,
         }
     }
 }
 
 /// The job and parameters for the event's patch set, or why it must not be built.
-fn buildable(
+fn buildable<'c>(
     event: &GerritEvent,
     facts: &ChangeFacts,
-    config: &Config,
-) -> Result<BuildTarget, String> {
+    config: &'c Config,
+) -> Result<BuildTarget, Refusal<'c>> {
     match facts.status {
         ChangeStatus::New => {}
-        ChangeStatus::Merged => return Err(format!("change {} is merged", facts.number)),
-        ChangeStatus::Abandoned => return Err(format!("change {} is abandoned", facts.number)),
-    }
-    if event.patch_set < facts.current_patch_set {
-        return Err(format!(
-            "patch set {} of change {} is superseded by patch set {}",
-            event.patch_set, facts.number, facts.current_patch_set
-        ));
-    }
-    match facts.committer_email.as_deref() {
-        Some(email) if config.policy.committer_trusted(email) => {}
-        Some(email) => return Err(format!("committer {email} is not in a trusted domain")),
-        None => return Err("Gerrit shows no committer e-mail for this patch set".to_string()),
-    }
-    for file in &facts.files {
-        if let Some(why) = config.policy.skipped_path(file) {
-            return Err(format!("the change touches {file} ({why})"));
+        status => {
+            return Err(Refusal::Closed {
+                number: facts.number,
+                status,
+            });
         }
     }
+    if event.patch_set < facts.current_patch_set {
+        return Err(Refusal::Superseded {
+            number: facts.number,
+            patch_set: event.patch_set,
+            current: facts.current_patch_set,
+        });
+    }
+    // The file rules first: no vouch lifts them, so they are what the
+    // uploader must hear about.
+    for file in &facts.files {
+        if let Some(rule) = config.policy.skip_rule(file) {
+            return Err(Refusal::SkippedPath {
+                file: file.clone(),
+                rule,
+            });
+        }
+    }
+    let vouch = match facts.committer_email.as_deref() {
+        Some(email) if config.policy.committer_trusted(email) => None,
+        Some(email) => match &facts.vouch {
+            Some(vouch) => Some(vouch.clone()),
+            None => return Err(Refusal::UntrustedCommitter(email.to_string())),
+        },
+        None => return Err(Refusal::NoCommitter),
+    };
     let job = config
         .jobs
         .job_for_project(&facts.project)
-        .ok_or_else(|| format!("no job is configured for project {}", facts.project))?;
-    let project_param = project_parameter(&facts.project).ok_or_else(|| {
-        format!(
-            "project {} has a single component: no PROJECT parameter",
-            facts.project
-        )
-    })?;
+        .ok_or_else(|| Refusal::NoJob(facts.project.clone()))?;
+    let project_param = project_parameter(&facts.project)
+        .ok_or_else(|| Refusal::NoProjectParameter(facts.project.clone()))?;
     let mut params = BTreeMap::new();
     params.insert(
         "REF".to_string(),
@@ -353,6 +401,7 @@ fn buildable(
     Ok(BuildTarget {
         job: job.to_string(),
         params,
+        vouch,
     })
 }
 

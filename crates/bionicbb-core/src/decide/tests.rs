@@ -64,6 +64,7 @@ fn facts(current: u32) -> ChangeFacts {
         subject: "Fix strtod rounding for denormals".into(),
         owner: Some("Dana Dev".into()),
         upload: UploadFacts::default(),
+        vouch: None,
     }
 }
 
@@ -171,17 +172,19 @@ fn forged_mails_do_nothing() {
 
 #[test]
 fn skip_policy_applies() {
+    let mut c = config();
+    c.review.explain_skips = false;
     let mut f = facts(2);
     f.committer_email = Some("x@example.com.evil.org".into());
-    let d = decide(&event(MessageType::NewPatchSet, 2), Some(&f), &config());
+    let d = decide(&event(MessageType::NewPatchSet, 2), Some(&f), &c);
     assert!(only_skip(&d).contains("not in a trusted domain"));
     let mut f = facts(2);
     f.files.push("libc/CleanSpec.mk".into());
-    let d = decide(&event(MessageType::NewPatchSet, 2), Some(&f), &config());
+    let d = decide(&event(MessageType::NewPatchSet, 2), Some(&f), &c);
     assert!(only_skip(&d).contains("CleanSpec.mk"));
     let mut f = facts(2);
     f.files.push("tools/bionicbb/gmail_listener.py".into());
-    let d = decide(&event(MessageType::NewPatchSet, 2), Some(&f), &config());
+    let d = decide(&event(MessageType::NewPatchSet, 2), Some(&f), &c);
     assert!(only_skip(&d).contains("tools/bionicbb"));
     let mut f = facts(2);
     f.project = "bionic".into();
@@ -659,3 +662,5 @@ fn commands_build_whatever_the_kind_and_state() {
     f.files.push("libc/CleanSpec.mk".into());
     assert!(only_skip(&decide(&e, Some(&f), &c)).contains("CleanSpec.mk"));
 }
+
+mod vouch;
