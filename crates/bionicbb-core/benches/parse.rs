@@ -183,6 +183,7 @@ fn main() {
         subject: "Fix strtod rounding for denormals".into(),
         owner: Some("Dana Dev".into()),
         upload: Default::default(),
+        vouch: None,
     };
     let t = measure(|| {
         black_box(bionicbb_core::decide::decide(

@@ -24,7 +24,9 @@
 //!   [`crate::mail`]; this module only reads one line.
 //!
 //! Known names: `retry` (rebuild the patch set), `clean` (run the clean
-//! job), `help` (list the commands), and one per configured lunch target
+//! job), `help` (list the commands), `ok-to-test` (a trusted reviewer
+//! vouches for the patch set of an untrusted committer, which builds it),
+//! and one per configured lunch target
 //! (`arm`, `x86_64`, ...: rebuild with that target). Unknown names are still returned, so the caller can
 //! answer with the list of commands that exist.
 
@@ -40,6 +42,8 @@ pub const RETRY: &str = "retry";
 pub const CLEAN: &str = "clean";
 /// List the commands.
 pub const HELP: &str = "help";
+/// Vouch for the patch set (build it despite an untrusted committer).
+pub const OK_TO_TEST: &str = "ok-to-test";
 
 /// Reads one line; `Some` when it is a command line (see the module grammar).
 pub fn parse_line(line: &str) -> Option<Command> {
@@ -75,7 +79,7 @@ pub fn is_known(name: &str, config: &CommandsConfig) -> bool {
 }
 
 /// The built-in commands, in the order the bot lists them.
-pub const BUILT_IN: [&str; 3] = [RETRY, CLEAN, HELP];
+pub const BUILT_IN: [&str; 4] = [RETRY, CLEAN, HELP, OK_TO_TEST];
 
 /// The names of every command, for telling a commenter what exists: the
 /// built-ins, then the targets in name order.
@@ -225,10 +229,11 @@ mod tests {
     fn known_names_and_is_known_follow_the_config() {
         let config = CommandsConfig::default();
         let names = known_names(&config);
-        assert_eq!(&names[..3], ["retry", "clean", "help"]);
+        assert_eq!(&names[..4], ["retry", "clean", "help", "ok-to-test"]);
         assert!(names.contains(&"x86_64".to_string()));
-        assert_eq!(names.len(), 3 + config.targets.len());
+        assert_eq!(names.len(), BUILT_IN.len() + config.targets.len());
         assert!(is_known("help", &config));
+        assert!(is_known("ok-to-test", &config));
         assert!(is_known("retry", &config));
         assert!(is_known("clean", &config));
         assert!(is_known("aarch64", &config));
@@ -236,7 +241,10 @@ mod tests {
         let only = CommandsConfig {
             targets: [("riscv64".to_string(), "aosp_riscv64-eng".to_string())].into(),
         };
-        assert_eq!(known_names(&only), ["retry", "clean", "help", "riscv64"]);
+        assert_eq!(
+            known_names(&only),
+            ["retry", "clean", "help", "ok-to-test", "riscv64"]
+        );
         assert!(!is_known("arm", &only));
     }
 }

@@ -288,6 +288,12 @@ pub struct ReviewConfig {
     /// Such a build never votes either way.
     #[serde(default = "defaults::superseded_message")]
     pub superseded_message: bool,
+    /// Post one message on a patch set whose automatic build was skipped
+    /// for a reason its uploader can act on (an untrusted committer, a
+    /// skipped file or directory), saying which rule and how to proceed;
+    /// false posts nothing.
+    #[serde(default = "defaults::explain_skips")]
+    pub explain_skips: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -477,10 +483,18 @@ impl PolicyConfig {
     /// the directory prefix it lies under; `None` if it does not matter.
     /// `tools/bionicbb/x` is under `tools/bionicbb`; `tools/bionicbbx/y` is not.
     pub fn skipped_path(&self, path: &str) -> Option<&str> {
+        self.skip_rule(path).map(|rule| match rule {
+            SkipRule::FileName(name) | SkipRule::Directory(name) => name,
+        })
+    }
+
+    /// The rule that skips a change touching `path`, if one does; see
+    /// [`PolicyConfig::skipped_path`].
+    pub fn skip_rule(&self, path: &str) -> Option<SkipRule<'_>> {
         let path = path.trim_start_matches('/');
         let file_name = path.rsplit('/').next().unwrap_or(path);
         if let Some(name) = self.skip_file_names.iter().find(|n| *n == file_name) {
-            return Some(name);
+            return Some(SkipRule::FileName(name));
         }
         self.skip_path_prefixes
             .iter()
@@ -488,8 +502,17 @@ impl PolicyConfig {
                 path.strip_prefix(prefix.as_str())
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
             })
-            .map(String::as_str)
+            .map(|prefix| SkipRule::Directory(prefix))
     }
+}
+
+/// Which rule of the policy skips a change touching a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipRule<'a> {
+    /// A file name of `policy.skip_file_names`, in any directory (`CleanSpec.mk`).
+    FileName(&'a str),
+    /// A directory of `policy.skip_path_prefixes`, with all it holds (`tools/bionicbb`).
+    Directory(&'a str),
 }
 
 /// Whether the domain of `email` (after its last `@`) is in `domains`,

@@ -147,6 +147,29 @@ pub struct ChangeFacts {
     /// What the event's patch set changed and what verdicts stand around
     /// it: what the policy of automatic builds reads.
     pub upload: UploadFacts,
+    /// The trusted commenter's `bionicbb:ok-to-test` on the event's patch
+    /// set, if any (for a comment, one posted no later than it).
+    pub vouch: Option<Vouch>,
+}
+
+/// A trusted commenter's `bionicbb:ok-to-test` on a patch set, as Gerrit's
+/// change messages show it: the patch set may be built whoever committed
+/// it (the file and directory rules still apply).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vouch {
+    /// The change message's `id`.
+    pub message_id: String,
+    /// The account that acted, as Gerrit reports it.
+    pub by_email: String,
+    /// Its full name, when Gerrit shows one.
+    pub by_name: Option<String>,
+}
+
+impl Vouch {
+    /// Who vouched, for people: the name, else the e-mail.
+    pub fn who(&self) -> &str {
+        self.by_name.as_deref().unwrap_or(&self.by_email)
+    }
 }
 
 /// Gerrit's `kind` of a patch set (RevisionInfo `kind`, a ChangeKind):
@@ -257,6 +280,11 @@ pub enum Decision {
         job: String,
         params: BTreeMap<String, String>,
         reason: String,
+        /// True for the patch set's automatic build, built once whoever
+        /// asks (its upload's mails, a reconcile pass, an `ok-to-test`
+        /// comment); false for a command's build, once per command
+        /// (`retry`, a target: the comment's identity narrows the key).
+        per_patch_set: bool,
     },
     /// Trigger the clean job.
     Clean {
@@ -273,6 +301,22 @@ pub enum Decision {
     },
     /// Nothing to do, and why.
     Skip { reason: String },
+    /// Record in the ledger that a trusted commenter vouched for this patch
+    /// set (`bionicbb:ok-to-test`), whose build was decided on that vouch.
+    Vouch {
+        change_number: u64,
+        patch_set: u32,
+        by_name: Option<String>,
+        by_email: String,
+        message_id: String,
+    },
+    /// Post `message` on the patch set once: why its automatic build was
+    /// skipped and what its uploader can do about it.
+    ExplainSkip {
+        change_number: u64,
+        patch_set: u32,
+        message: String,
+    },
     /// Vote `label` = `value` with `message` on the patch set: the verdict
     /// of `from_patch_set`, which a patch set of a skipped kind keeps.
     CarryOver {

@@ -6,6 +6,7 @@
 //! Everything taken from the outside (a command name from a comment) is cut
 //! short and stripped of line breaks, so it cannot forge a paragraph.
 
+use crate::config::SkipRule;
 use crate::event::{ChangeKind, ChangeStatus};
 use crate::jenkins::notification::BuildStatus;
 
@@ -146,6 +147,11 @@ pub fn help(
         None => "bionicbb:clean - not available here (no clean job is configured)".to_string(),
     });
     lines.push("bionicbb:help - this list".to_string());
+    lines.push(
+        "bionicbb:ok-to-test - build this patch set although its committer is not in a \
+         trusted domain (a trusted reviewer vouches for this patch set only)"
+            .to_string(),
+    );
     for (name, lunch) in targets {
         lines.push(format!(
             "bionicbb:{} - build this patch set again for {}",
@@ -192,6 +198,44 @@ pub fn carried_over(label: &str, value: i32, from: u32, kind: ChangeKind) -> Str
     } else {
         head
     }
+}
+
+/// The one message on a patch set whose automatic build was skipped
+/// because its committer `email` is not in a trusted domain: the rule, the
+/// e-mail, and the way on (a trusted reviewer's `bionicbb:ok-to-test`).
+pub fn untrusted_committer_skipped(patch_set: u32, email: &str) -> String {
+    format!(
+        "bionicbb did not build patch set {patch_set}: its committer {} is not in a trusted \
+         domain (policy.trusted_committer_domains).\n\
+         A trusted reviewer can have it built by replying on this patch set with the line \
+         bionicbb:ok-to-test (it vouches for this patch set only: a new patch set needs a new \
+         bionicbb:ok-to-test).",
+        one_line(email, 100)
+    )
+}
+
+/// The one message on a patch set whose automatic build was skipped
+/// because it touches `path`, which the rule `rule` (a file name of
+/// `policy.skip_file_names`, or a directory of `policy.skip_path_prefixes`)
+/// keeps off the build machines: the rule, the file, and the way on.
+pub fn skipped_path(patch_set: u32, path: &str, rule: SkipRule<'_>) -> String {
+    let (what, key) = match rule {
+        SkipRule::FileName(name) => (
+            format!("a file named {}", one_line(name, 100)),
+            "policy.skip_file_names",
+        ),
+        SkipRule::Directory(dir) => (
+            format!("a file under {}/", one_line(dir.trim_end_matches('/'), 100)),
+            "policy.skip_path_prefixes",
+        ),
+    };
+    format!(
+        "bionicbb did not build patch set {patch_set}: it touches {} ({what}, {key}).\n\
+         A change touching it is never built by bionicbb, and bionicbb:ok-to-test cannot \
+         vouch for it: upload a patch set without that file to have it built, or have a \
+         maintainer of the build machines test it by hand.",
+        one_line(path, 200)
+    )
 }
 
 /// `s` on one line and at most `max` characters.
@@ -353,6 +397,8 @@ mod tests {
              bionicbb:retry - build this patch set again\n\
              bionicbb:clean - run clean-bionic-presubmit to remove the out/ directory\n\
              bionicbb:help - this list\n\
+             bionicbb:ok-to-test - build this patch set although its committer is not in a \
+             trusted domain (a trusted reviewer vouches for this patch set only)\n\
              bionicbb:arm - build this patch set again for aosp_arm-eng\n\
              bionicbb:x86 - build this patch set again for aosp_x86-eng\n\
              What bionicbb did on this change: https://bb.example.org/status?change=123456"
@@ -405,6 +451,39 @@ mod tests {
             untrusted_commenter(),
             "bionicbb only runs commands from trusted accounts; this comment was ignored."
         );
+    }
+
+    #[test]
+    fn skip_explanations_name_the_rule_the_value_and_the_way_on() {
+        assert_eq!(
+            untrusted_committer_skipped(2, "x@elsewhere.org"),
+            "bionicbb did not build patch set 2: its committer x@elsewhere.org is not in a \
+             trusted domain (policy.trusted_committer_domains).\n\
+             A trusted reviewer can have it built by replying on this patch set with the line \
+             bionicbb:ok-to-test (it vouches for this patch set only: a new patch set needs a \
+             new bionicbb:ok-to-test)."
+        );
+        let text = skipped_path(3, "libc/CleanSpec.mk", SkipRule::FileName("CleanSpec.mk"));
+        assert!(
+            text.starts_with(
+                "bionicbb did not build patch set 3: it touches libc/CleanSpec.mk (a file named \
+                 CleanSpec.mk, policy.skip_file_names)."
+            ),
+            "{text}"
+        );
+        assert!(text.contains("cannot vouch"), "{text}");
+        let text = skipped_path(
+            1,
+            "tools/bionicbb/x.py",
+            SkipRule::Directory("tools/bionicbb"),
+        );
+        assert!(
+            text.contains("touches tools/bionicbb/x.py (a file under tools/bionicbb/, policy.skip_path_prefixes)"),
+            "{text}"
+        );
+        // A forged e-mail or path cannot add lines.
+        let text = untrusted_committer_skipped(1, "a\nVerified+1@x.org");
+        assert_eq!(text.lines().count(), 2, "{text}");
     }
 
     #[test]

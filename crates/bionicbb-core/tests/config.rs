@@ -125,6 +125,7 @@ fn minimal_config_gets_every_default() {
 
     assert_eq!(c.review.label, "Verified");
     assert!(c.review.superseded_message);
+    assert!(c.review.explain_skips);
     assert_eq!(c.review.notify, "OWNER_REVIEWERS");
     let votes: Vec<(&str, i32)> = c
         .review
@@ -262,6 +263,7 @@ fn example_file_mentions_every_key() {
         "clean",
         "cancel_superseded",
         "superseded_message",
+        "explain_skips",
         "[jobs.projects]",
         "[jobs.roles]",
         "[review]",
@@ -285,6 +287,14 @@ fn example_file_mentions_every_key() {
         };
         assert!(text.lines().any(as_line), "{key} is not in the example");
     }
+}
+
+#[test]
+fn explaining_skips_is_a_switch() {
+    let c = parse(&with("review", "explain_skips = false")).unwrap();
+    assert!(!c.review.explain_skips);
+    let err = error(&with("review", "explain_skips = \"no\""));
+    assert!(err.contains("[review] explain_skips"), "{err}");
 }
 
 #[test]

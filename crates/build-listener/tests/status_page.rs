@@ -961,3 +961,73 @@ fn a_verdict_carried_over_reads_as_one() {
     );
     assert_lacks(&html, &["carry_over"]);
 }
+
+#[test]
+fn a_patch_set_built_on_an_ok_to_test_says_whose() {
+    let (_dir, ledger) = ledger();
+    trigger(
+        &ledger,
+        STRTOD.number,
+        2,
+        "bionic-presubmit",
+        90,
+        None,
+        NOW - 90,
+    );
+    let vouch = |ps: u32, name: Option<&str>, email: &str, at: i64| {
+        let key = EffectKey::vouch(STRTOD.number, ps);
+        let payload = json!({
+            "change_number": STRTOD.number, "patch_set": ps, "by_name": name,
+            "by_email": email, "message_id": format!("m{ps}"),
+        });
+        assert_eq!(
+            ledger.begin_effect(&key, "vouch", &payload, at).unwrap(),
+            Begin::New
+        );
+        ledger.finish_effect(&key, &payload, at).unwrap();
+    };
+    vouch(2, Some("Sam <b>Reviewer</b>"), "sam@example.com", NOW - 80);
+    vouch(3, None, "friend@elsewhere.org", NOW - 70);
+    // Another change's vouch is left out of this change's filter.
+    let other = EffectKey::vouch(STRLCPY.number, 1);
+    let payload = json!({
+        "change_number": STRLCPY.number, "patch_set": 1, "by_name": "Alex Author",
+        "by_email": "alex@example.com", "message_id": "m",
+    });
+    ledger
+        .begin_effect(&other, "vouch", &payload, NOW - 60)
+        .unwrap();
+    ledger.finish_effect(&other, &payload, NOW - 60).unwrap();
+    mail(
+        &ledger,
+        NOW - 80,
+        &STRTOD,
+        2,
+        "comment",
+        "Sam Reviewer",
+        json!([{
+            "decision": "vouch", "change_number": STRTOD.number, "patch_set": 2,
+            "by_name": "Sam Reviewer", "by_email": "sam@example.com", "message_id": "m2",
+            "result": "vouch: Sam Reviewer vouched for change 123456 patch set 2",
+        }]),
+    );
+    let html = render(&ledger, &[("change", "123456")]);
+    assert_has(
+        &html,
+        &[
+            "built on Sam &#60;b&#62;Reviewer&#60;/b&#62;&#39;s ok-to-test",
+            "built on friend@elsewhere.org&#39;s ok-to-test",
+            "built on Sam Reviewer&#39;s ok-to-test",
+        ],
+    );
+    assert_lacks(&html, &["Alex Author", "Sam <b>"]);
+    let records = ledger.recent_vouches(None, 10).unwrap();
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert_eq!(
+        ledger
+            .recent_vouches(Some(STRLCPY.number), 10)
+            .unwrap()
+            .len(),
+        1
+    );
+}

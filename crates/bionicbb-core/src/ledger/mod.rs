@@ -77,6 +77,7 @@ mod prune;
 mod schema;
 mod status;
 mod unreported;
+mod vouches;
 
 pub use cancel::{BeginCancel, CancelTarget, StoppedBuild};
 pub use commit::{CommitHold, MAX_BATCH};
@@ -90,6 +91,7 @@ pub use overview::{SeenBuild, Trigger, TriggerState};
 pub use owned::JenkinsItem;
 pub use status::{EventDetails, EventRecord};
 pub use unreported::UnreportedBuild;
+pub use vouches::VouchRecord;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

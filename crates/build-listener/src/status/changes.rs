@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bionicbb_core::jenkins::JobPath;
 use bionicbb_core::ledger::{
-    EventRecord, OutboxItem, OutboxState, SeenBuild, Trigger, TriggerState,
+    EventRecord, OutboxItem, OutboxState, SeenBuild, Trigger, TriggerState, VouchRecord,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -53,6 +53,9 @@ pub struct PatchSetRow {
     pub verdicts: Vec<Verdict>,
     /// Why nothing (more) was built.
     pub notes: Vec<Text>,
+    /// Whose `bionicbb:ok-to-test` it was built on (an untrusted
+    /// committer's patch set), e.g. "built on Sam Reviewer's ok-to-test".
+    pub vouch: Option<Text>,
 }
 
 /// A build.
@@ -91,6 +94,8 @@ pub struct Inputs<'a> {
     pub events: &'a [EventRecord],
     pub triggers: &'a [Trigger],
     pub builds: &'a [SeenBuild],
+    /// Newest first.
+    pub vouches: &'a [VouchRecord],
 }
 
 /// A recorded build, its documents (start, completion) merged.
@@ -126,6 +131,8 @@ struct PatchSet<'a> {
     notes: Vec<String>,
     /// When the bot's rejection was last dropped (a human's vote).
     dropped_at: Option<i64>,
+    /// Who vouched for it (the first vouch recorded).
+    vouched_by: Option<String>,
 }
 
 pub fn changes(i: &Inputs<'_>) -> Vec<ChangeRow> {
@@ -193,6 +200,13 @@ pub fn changes(i: &Inputs<'_>) -> Vec<ChangeRow> {
             }
         }
     }
+    for vouch in i.vouches {
+        let g = gathered.entry(vouch.change_number).or_default();
+        g.last = g.last.max(vouch.at);
+        let p = g.patch_sets.entry(vouch.patch_set).or_default();
+        // Newest first: the oldest, the one kept, comes last.
+        p.vouched_by = Some(vouch.who().to_string());
+    }
     let mut rows: Vec<ChangeRow> = gathered
         .into_iter()
         .filter(|(n, g)| i.filter.admits(Some(*n), g.project.as_deref()))
@@ -221,6 +235,10 @@ fn row(i: &Inputs<'_>, number: u64, g: Gathered<'_>) -> ChangeRow {
                 builds: p.builds.into_iter().map(|(_, b)| b).collect(),
                 verdicts: verdicts(i, number, ps, &p.runs, p.dropped_at),
                 notes: p.notes.iter().map(|n| Text::new(n)).collect(),
+                vouch: p
+                    .vouched_by
+                    .as_deref()
+                    .map(|who| Text::new(&format!("built on {who}'s ok-to-test"))),
             }
         })
         .collect();

@@ -102,6 +102,7 @@ pub fn change_inputs<'a>(
         events: &s.events,
         triggers: &s.triggers,
         builds: &s.builds,
+        vouches: &s.vouches,
     }
 }
 

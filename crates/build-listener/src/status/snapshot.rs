@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use bionicbb_core::ledger::{EventRecord, Ledger, LedgerError, OutboxItem, SeenBuild, Trigger};
+use bionicbb_core::ledger::{
+    EventRecord, Ledger, LedgerError, OutboxItem, SeenBuild, Trigger, VouchRecord,
+};
 use serde_json::Value;
 
 use super::filter::Filter;
@@ -28,6 +30,8 @@ pub struct Snapshot {
     pub triggers: Vec<Trigger>,
     /// Newest first.
     pub builds: Vec<SeenBuild>,
+    /// The vouches (`bionicbb:ok-to-test`) recorded, newest first.
+    pub vouches: Vec<VouchRecord>,
     pub pending_count: u64,
     pub oldest_pending_age: Option<i64>,
     /// Oldest first.
@@ -46,6 +50,7 @@ impl Snapshot {
             events: ledger.recent_events(EVENTS_READ)?,
             triggers: ledger.recent_triggers(filter.change, BUILDS_READ)?,
             builds: ledger.recent_builds(filter.change, BUILDS_READ)?,
+            vouches: ledger.recent_vouches(filter.change, BUILDS_READ)?,
             pending_count: ledger.pending_count()?,
             oldest_pending_age: ledger.oldest_pending_age(now)?,
             pending: ledger.pending()?,

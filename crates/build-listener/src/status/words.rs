@@ -161,6 +161,16 @@ fn outcome(d: &Value) -> Option<Outcome> {
             let what = format!("{} carried over from patch set {from}", vote(label, value));
             Outcome::new(&what, status_tone_of(value), None)
         }
+        Some("vouch") => {
+            let who = text("by_name").or(text("by_email")).unwrap_or("someone");
+            Outcome::new(&format!("built on {who}'s ok-to-test"), Tone::Info, None)
+        }
+        Some("explain_skip") => {
+            let message = text("message").unwrap_or("");
+            let quoted = clip(message.lines().next().unwrap_or(""), REPLY_CHARS);
+            let tone = if failed { Tone::Bad } else { Tone::Idle };
+            Outcome::new(&format!("explained “{quoted}”"), tone, None)
+        }
         Some("cancel_superseded") if result.is_empty() => return None,
         Some("cancel_superseded") => {
             Outcome::new(&format!("superseded builds: {result}"), Tone::Idle, None)

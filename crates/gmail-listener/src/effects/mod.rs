@@ -17,6 +17,7 @@ mod apply;
 mod build;
 mod cancel;
 mod carry;
+mod vouch;
 
 pub use apply::Applied;
 
@@ -170,6 +171,15 @@ impl Effects {
                     Err(e) => Outcome::Failed(format!("reply: invalid change: {e}")),
                 }
             }
+            Decision::ExplainSkip {
+                change_number,
+                patch_set,
+                message,
+            } => match ChangeRef::project_number(&origin.project, *change_number) {
+                Ok(target) => self.explain(&key, &target, *patch_set, message).await,
+                Err(e) => Outcome::Failed(format!("explain: invalid change: {e}")),
+            },
+            Decision::Vouch { .. } => self.record_vouch(&key, decision).await,
             Decision::DropRejection {
                 change_number,
                 patch_set,
@@ -230,47 +240,78 @@ impl Effects {
                 patch_set,
                 ..
             } => Some(EffectKey::carry(*change_number, *patch_set)),
+            Decision::Vouch {
+                change_number,
+                patch_set,
+                ..
+            } => Some(EffectKey::vouch(*change_number, *patch_set)),
+            Decision::ExplainSkip {
+                change_number,
+                patch_set,
+                ..
+            } => Some(EffectKey::explain(*change_number, *patch_set)),
         }
     }
 
     /// The ledger key of the build `decision` calls for (`None` when it
     /// is not a build): the patch set, job and parameters, narrowed by the
-    /// comment that asked for it, so each command builds once.
+    /// comment that asked for it, so each command builds once; not
+    /// narrowed for the patch set's automatic build (`per_patch_set`),
+    /// which an `ok-to-test` comment asks for too.
     pub fn build_key(
         decision: &Decision,
         origin: &Origin,
         change: u64,
         ps: u32,
     ) -> Option<EffectKey> {
-        let (Decision::Build { job, params, .. } | Decision::Clean { job, params }) = decision
-        else {
-            return None;
+        let (job, params, per_patch_set) = match decision {
+            Decision::Build {
+                job,
+                params,
+                per_patch_set,
+                ..
+            } => (job, params, *per_patch_set),
+            Decision::Clean { job, params } => (job, params, false),
+            _ => return None,
         };
         let key = EffectKey::build(change, ps, job, params);
         Some(match &origin.comment_identity {
-            Some(identity) => key.with(identity),
-            None => key,
+            Some(identity) if !per_patch_set => key.with(identity),
+            _ => key,
         })
     }
 
     async fn reply(&self, key: &EffectKey, change: &ChangeRef, ps: u32, message: &str) -> Outcome {
+        self.post(key, "reply", change, ps, message).await
+    }
+
+    /// Posts `message` on patch set `ps` of `change` once, as an effect of
+    /// `kind` (`reply`, `explain`) under `key`; see [`Effects::reply`].
+    async fn post(
+        &self,
+        key: &EffectKey,
+        kind: &'static str,
+        change: &ChangeRef,
+        ps: u32,
+        message: &str,
+    ) -> Outcome {
         let payload = json!({ "change": change.to_string(), "patch_set": ps, "message": message });
-        match self.begin(key, "reply", &payload).await {
+        match self.begin(key, kind, &payload).await {
             Err(e) => return passing_ledger(e),
             Ok(Begin::AlreadyDone { .. }) => {
-                return Outcome::Done("reply: already posted".to_string());
+                return Outcome::Done(format!("{kind}: already posted"));
             }
             Ok(Begin::InDoubt { .. }) => match self.bot_said(change, ps, message).await {
                 Ok(true) => {
                     return match self.finish(key, json!({"found": true})).await {
-                        Ok(()) => Outcome::Done("reply: was posted before".to_string()),
+                        Ok(()) => Outcome::Done(format!("{kind}: was posted before")),
                         Err(e) => passing_ledger(e),
                     };
                 }
                 Ok(false) => {
-                    tracing::info!(%change, ps, "an earlier reply did not land; posting it");
+                    tracing::info!(%change, ps, kind, "an earlier post did not land; posting it");
                 }
-                Err(e) => return Outcome::Passing(format!("reply: checking for it: {e}")),
+                Err(e) => return Outcome::Passing(format!("{kind}: checking for it: {e}")),
             },
             Ok(Begin::New) => {}
         }
@@ -286,12 +327,12 @@ impl Effects {
             .await
         {
             Ok(_) => match self.finish(key, json!({"posted": true})).await {
-                Ok(()) => Outcome::Done(format!("replied on {change} patch set {ps}")),
+                Ok(()) => Outcome::Done(format!("{kind}: posted on {change} patch set {ps}")),
                 Err(e) => passing_ledger(e),
             },
             Err(e) if gerrit_permanent(&e) => {
-                tracing::error!(%change, ps, error = %e, "Gerrit refused the reply for good");
-                self.fail(key, format!("reply: {e}")).await
+                tracing::error!(%change, ps, error = %e, kind, "Gerrit refused the post for good");
+                self.fail(key, format!("{kind}: {e}")).await
             }
             Err(e) => {
                 if e.status.is_some()
@@ -300,7 +341,7 @@ impl Effects {
                 {
                     return passing_ledger(le);
                 }
-                Outcome::Passing(format!("reply: {e}"))
+                Outcome::Passing(format!("{kind}: {e}"))
             }
         }
     }

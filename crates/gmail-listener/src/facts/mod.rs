@@ -11,9 +11,14 @@
 //!
 //! One change query answers all of it (see [`query_options`]); the
 //! published comments are a second request only when the change messages
-//! cannot confirm a comment mail's commands.
+//! cannot confirm a comment mail's commands, or may hide the
+//! `bionicbb:ok-to-test` that decides whether an untrusted committer's
+//! patch set is built ([`vouch`]).
 
 mod upload;
+mod vouch;
+
+pub use vouch::{vouch_hidden_in_comments, vouch_on};
 
 use std::collections::BTreeMap;
 
@@ -126,24 +131,39 @@ pub async fn gather_closing(
         };
         details = Some(found);
     }
+    // Comments are fetched only when the change messages alone do not
+    // show the mail's commands, or may hide a vouch that decides.
+    let mut comments = None;
     let comment = if event.message_type == MessageType::Comment {
-        // Comments are fetched only when the change messages alone do not
-        // show the mail's commands.
-        let comments = if needs_comments(event, &change.messages) {
+        if needs_comments(event, &change.messages) {
             match gerrit.comments(&change_ref).await {
-                Ok(c) => c,
+                Ok(c) => comments = Some(c),
                 Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e),
             }
-        } else {
-            Comments::new()
-        };
-        match_comment(event, &change.messages, &comments)
+        }
+        let read = comments.as_ref().map_or(&NO_COMMENTS, |c| c);
+        match_comment(event, &change.messages, read)
     } else {
         None
     };
-    Ok(Some(from_change(&change, ps, details, comment, config)))
+    let mut facts = from_change(&change, ps, details, comment, config);
+    if vouch_hidden_in_comments(&change, &facts, ps, config) {
+        if comments.is_none() {
+            match gerrit.comments(&change_ref).await {
+                Ok(c) => comments = Some(c),
+                Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        let read = comments.as_ref().map_or(&NO_COMMENTS, |c| c);
+        facts.vouch = vouch_on(&change, ps, facts.comment.as_ref(), read, config);
+    }
+    Ok(Some(facts))
 }
+
+/// No published comments (not read).
+static NO_COMMENTS: Comments = Comments::new();
 
 /// The committer's e-mail (when Gerrit shows one) and the files (without
 /// Gerrit's magic ones) of a patch set.
@@ -153,8 +173,10 @@ pub type Details = (Option<String>, Vec<String>);
 /// them: the change's project, branch, status and current patch set, the
 /// ref of `ps` (`None` when the answer has no such patch set), its
 /// `details` when the decision needs them (else no committer and no
-/// files), the `comment` Gerrit confirmed, and what the upload policy
-/// reads ([`upload::upload_facts`]; `config` names the bot and its label).
+/// files), the `comment` Gerrit confirmed, what the upload policy reads
+/// ([`upload::upload_facts`]; `config` names the bot and its label), and
+/// the vouch the change messages show ([`vouch_on`]; without published
+/// comments: see [`vouch_hidden_in_comments`]).
 /// Pure: the mail path and the reconcile pass build their facts the same
 /// way.
 pub fn from_change(
@@ -174,7 +196,6 @@ pub fn from_change(
         patch_set_ref: change.patch_set_ref(ps).map(str::to_string),
         committer_email,
         files,
-        comment,
         subject: change.subject.clone(),
         owner: change
             .owner
@@ -183,6 +204,8 @@ pub fn from_change(
             .or_else(|| change.owner.email.clone())
             .or_else(|| change.owner.username.clone()),
         upload: upload::upload_facts(change, ps, config),
+        vouch: vouch_on(change, ps, comment.as_ref(), &NO_COMMENTS, config),
+        comment,
     }
 }
 
@@ -453,6 +476,24 @@ fn carries_command(command: &Command, text: &str) -> bool {
                     .is_some_and(|after| after.is_empty() || after.starts_with(' '))
             })
     })
+}
+
+/// `(1 comment)`, `(12 comments)`: the line Gerrit writes in a message
+/// whose review published comments.
+pub fn counts_comments(line: &str) -> bool {
+    let Some(inner) = line
+        .trim()
+        .strip_prefix('(')
+        .and_then(|l| l.strip_suffix(')'))
+    else {
+        return false;
+    };
+    let Some((count, word)) = inner.split_once(' ') else {
+        return false;
+    };
+    !count.is_empty()
+        && count.bytes().all(|b| b.is_ascii_digit())
+        && matches!(word, "comment" | "comments")
 }
 
 #[cfg(test)]

@@ -573,6 +573,7 @@ fn mail_types_decided_without_gerrit_do_not_depend_on_it() {
         subject: "Fix strtod rounding for denormals".into(),
         owner: Some("Dana Dev".into()),
         upload: Default::default(),
+        vouch: None,
     };
     for kind in [
         "merged",

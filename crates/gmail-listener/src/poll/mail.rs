@@ -301,6 +301,7 @@ mod tests {
             subject: "Fix strtod rounding for denormals".into(),
             owner: Some("Dana Dev".into()),
             upload: Default::default(),
+            vouch: None,
         };
         let d = details(&comment().event, Some(&facts));
         assert_eq!(d.message_type.as_deref(), Some("comment"));

@@ -16,7 +16,7 @@ use bionicbb_core::event::{CommentFacts, GerritEvent, MessageType};
 use bionicbb_core::gerrit::{ChangeInfo, ChangeMessageInfo, parse_timestamp};
 use bionicbb_core::mail::votes;
 
-use crate::facts::{self, Comments};
+use crate::facts::{self, Comments, counts_comments};
 
 /// What an event found by reconcile is, for the count of what mail missed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,24 +183,6 @@ fn event(change: &ChangeInfo, message_type: MessageType, ps: u32) -> GerritEvent
         votes: Vec::new(),
         commands: Vec::new(),
     }
-}
-
-/// `(1 comment)`, `(12 comments)`: the line Gerrit writes in a message
-/// whose review published comments.
-fn counts_comments(line: &str) -> bool {
-    let Some(inner) = line
-        .trim()
-        .strip_prefix('(')
-        .and_then(|l| l.strip_suffix(')'))
-    else {
-        return false;
-    };
-    let Some((count, word)) = inner.split_once(' ') else {
-        return false;
-    };
-    !count.is_empty()
-        && count.bytes().all(|b| b.is_ascii_digit())
-        && matches!(word, "comment" | "comments")
 }
 
 #[cfg(test)]

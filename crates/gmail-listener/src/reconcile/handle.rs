@@ -73,7 +73,18 @@ impl Reconciler {
                 Err(e) => return Err(format!("asking Gerrit about {target}: {e}")),
             }
         }
-        let facts = facts::from_change(change, ps, details, found.comment, &self.config);
+        let mut facts = facts::from_change(change, ps, details, found.comment, &self.config);
+        if facts::vouch_hidden_in_comments(change, &facts, ps, &self.config) {
+            report.comment_reads += 1;
+            match self.gerrit.comments(target).await {
+                Ok(comments) => {
+                    let comment = facts.comment.as_ref();
+                    facts.vouch = facts::vouch_on(change, ps, comment, &comments, &self.config);
+                }
+                Err(e) if e.kind == ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(format!("reading the comments of {target}: {e}")),
+            }
+        }
         let decisions = decide(&found.event, Some(&facts), &self.config);
         let origin = Origin {
             gmail_id: "reconcile".to_string(),
