@@ -24,7 +24,8 @@
 //!   [`crate::mail`]; this module only reads one line.
 //!
 //! Known names: `retry` (rebuild the patch set), `clean` (run the clean
-//! job), `help` (list the commands), and one per configured lunch target
+//! job), `help` (list the commands), `why` (explain what the bot decided
+//! and did about the patch set), and one per configured lunch target
 //! (`arm`, `x86_64`, ...: rebuild with that target). Unknown names are still returned, so the caller can
 //! answer with the list of commands that exist.
 
@@ -40,6 +41,8 @@ pub const RETRY: &str = "retry";
 pub const CLEAN: &str = "clean";
 /// List the commands.
 pub const HELP: &str = "help";
+/// Explain what the bot decided and did about the patch set.
+pub const WHY: &str = "why";
 
 /// Reads one line; `Some` when it is a command line (see the module grammar).
 pub fn parse_line(line: &str) -> Option<Command> {
@@ -75,7 +78,7 @@ pub fn is_known(name: &str, config: &CommandsConfig) -> bool {
 }
 
 /// The built-in commands, in the order the bot lists them.
-pub const BUILT_IN: [&str; 3] = [RETRY, CLEAN, HELP];
+pub const BUILT_IN: [&str; 4] = [RETRY, CLEAN, HELP, WHY];
 
 /// The names of every command, for telling a commenter what exists: the
 /// built-ins, then the targets in name order.

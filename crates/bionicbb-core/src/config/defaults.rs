@@ -105,3 +105,6 @@ pub fn cancel_superseded() -> bool {
 pub fn superseded_message() -> bool {
     true
 }
+pub fn acknowledge_commands() -> bool {
+    true
+}

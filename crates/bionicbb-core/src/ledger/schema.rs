@@ -184,6 +184,11 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS builds_queue_id ON builds (json_extract(event, '$.queue_id'));
     "#,
+    // 8: the events of one patch set, for `bionicbb:why` (see
+    // `history.rs`), without reading the whole table.
+    r#"
+    CREATE INDEX IF NOT EXISTS events_patch_set ON events (change_number, patch_set);
+    "#,
 ];
 
 /// The schema version this program writes.
