@@ -228,10 +228,11 @@ mod tests {
     fn known_names_and_is_known_follow_the_config() {
         let config = CommandsConfig::default();
         let names = known_names(&config);
-        assert_eq!(&names[..3], ["retry", "clean", "help"]);
+        assert_eq!(&names[..4], ["retry", "clean", "help", "why"]);
         assert!(names.contains(&"x86_64".to_string()));
-        assert_eq!(names.len(), 3 + config.targets.len());
+        assert_eq!(names.len(), 4 + config.targets.len());
         assert!(is_known("help", &config));
+        assert!(is_known("why", &config));
         assert!(is_known("retry", &config));
         assert!(is_known("clean", &config));
         assert!(is_known("aarch64", &config));
@@ -239,7 +240,10 @@ mod tests {
         let only = CommandsConfig {
             targets: [("riscv64".to_string(), "aosp_riscv64-eng".to_string())].into(),
         };
-        assert_eq!(known_names(&only), ["retry", "clean", "help", "riscv64"]);
+        assert_eq!(
+            known_names(&only),
+            ["retry", "clean", "help", "why", "riscv64"]
+        );
         assert!(!is_known("arm", &only));
     }
 }

@@ -314,7 +314,7 @@ impl Effects {
                 match self.bot_said(change, ps, &message).await {
                     Ok(true) => {
                         return match self.finish(key, json!({"found": true})).await {
-                            Ok(()) => Outcome::Done("reply: was posted before".to_string()),
+                            Ok(()) => Outcome::Done(format!("{kind}: was posted before")),
                             Err(e) => passing_ledger(e),
                         };
                     }
@@ -343,7 +343,7 @@ impl Effects {
             },
             Err(e) if gerrit_permanent(&e) => {
                 tracing::error!(%change, ps, error = %e, "Gerrit refused the reply for good");
-                self.fail(key, format!("reply: {e}")).await
+                self.fail(key, format!("{kind}: {e}")).await
             }
             Err(e) => {
                 if e.status.is_some()
@@ -352,7 +352,7 @@ impl Effects {
                 {
                     return passing_ledger(le);
                 }
-                Outcome::Passing(format!("reply: {e}"))
+                Outcome::Passing(format!("{kind}: {e}"))
             }
         }
     }

@@ -76,7 +76,13 @@ impl Effects {
             Err(e) => return passing_ledger(e),
         };
         let jenkins = self.config.jenkins.url.as_str();
-        let report = report(&history, number, ps, automatic.to_vec(), jenkins);
+        // A build's page as its result's review links it (`link_base`,
+        // else Jenkins itself).
+        let links = match &self.config.build_listener.link_base {
+            Some(base) => base.to_string(),
+            None => jenkins.to_string(),
+        };
+        let report = report(&history, number, ps, automatic.to_vec(), jenkins, &links);
         let message = messages::why(&report);
         self.reply(key, "why", change, ps, &message).await
     }
@@ -84,13 +90,15 @@ impl Effects {
 
 /// What `history` says about patch set `ps` of change `change`, with
 /// `automatic` (the policy's decision now). `jenkins` is Jenkins's base
-/// URL, for the link of a queue item. Pure.
+/// URL, for the link of a queue item; `links` the base of a build's
+/// relative URL. Pure.
 pub fn report(
     history: &History,
     change: u64,
     ps: u32,
     automatic: Vec<Decision>,
     jenkins: &str,
+    links: &str,
 ) -> WhyReport {
     let mut report = WhyReport {
         change_number: change,
@@ -115,7 +123,7 @@ pub fn report(
         }
         report.builds.push(BuildLine {
             job: trigger.job.clone(),
-            state: trigger_state(trigger, found.map(|i| completions[i]), jenkins),
+            state: trigger_state(trigger, found.map(|i| completions[i]), jenkins, links),
         });
     }
     // Results of builds the ledger has no trigger of (pruned, or started
@@ -126,7 +134,7 @@ pub fn report(
         .rev()
         .filter(|(_, matched)| !**matched)
     {
-        if let Some(state) = completed(completion) {
+        if let Some(state) = completed(completion, links) {
             let job = text(completion, "job").unwrap_or_default();
             report.builds.push(BuildLine { job, state });
         }
@@ -202,8 +210,13 @@ fn same_build(trigger: &Trigger, c: &Value) -> bool {
             && job.as_deref() == Some(trigger.job.as_str()))
 }
 
-fn trigger_state(trigger: &Trigger, completion: Option<&Value>, jenkins: &str) -> BuildState {
-    if let Some(state) = completion.and_then(completed) {
+fn trigger_state(
+    trigger: &Trigger,
+    completion: Option<&Value>,
+    jenkins: &str,
+    links: &str,
+) -> BuildState {
+    if let Some(state) = completion.and_then(|c| completed(c, links)) {
         return state;
     }
     match trigger.state {
@@ -226,14 +239,26 @@ fn trigger_state(trigger: &Trigger, completion: Option<&Value>, jenkins: &str) -
 }
 
 /// A completion document's result, when it has one (a `STARTED` document
-/// recorded with `post_started` has none).
-fn completed(c: &Value) -> Option<BuildState> {
+/// recorded with `post_started` has none), its relative URL joined to
+/// `links`.
+fn completed(c: &Value, links: &str) -> Option<BuildState> {
     let result = text(c, "status")?;
     Some(BuildState::Completed {
         number: c.get("number").and_then(Value::as_u64).unwrap_or(0),
         result,
-        link: text(c, "url").filter(|u| !u.is_empty()),
+        link: text(c, "url")
+            .filter(|u| !u.is_empty())
+            .map(|u| absolute(links, &u)),
     })
+}
+
+/// `url` as a link: as it is when absolute, else after `base` (with one
+/// `/` between them).
+fn absolute(base: &str, url: &str) -> String {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return url.to_string();
+    }
+    format!("{}{}", with_slash(base), url.trim_start_matches('/'))
 }
 
 fn waiting(item: &OutboxItem) -> WaitingReview {

@@ -28,7 +28,7 @@ fn completion(ps: u32, queue: u64, number: u64, status: &str) -> SeenBuild {
         event: json!({
             "job": "bionic-presubmit", "number": number, "queue_id": queue,
             "status": status, "change": "123456", "patch_set": ps,
-            "url": format!("{JENKINS}job/bionic-presubmit/{number}/"),
+            "url": format!("job/bionic-presubmit/{number}/"),
         }),
         review: None,
     }
@@ -66,7 +66,7 @@ fn builds_of_the_patch_set_are_joined_with_their_results_oldest_first() {
         ],
         ..History::default()
     };
-    let r = report(&history, 123456, 2, Vec::new(), JENKINS);
+    let r = report(&history, 123456, 2, Vec::new(), JENKINS, JENKINS);
     assert_eq!(
         r.builds,
         [
@@ -119,7 +119,7 @@ fn skips_of_uploads_and_ignored_commands_come_from_the_events() {
         events_kept_since: Some(5),
         ..History::default()
     };
-    let r = report(&history, 123456, 2, Vec::new(), JENKINS);
+    let r = report(&history, 123456, 2, Vec::new(), JENKINS, JENKINS);
     assert_eq!(
         r.skipped,
         ["committer dana@evil.org is not in a trusted domain"]
@@ -142,9 +142,9 @@ fn pruned_events_without_the_upload_are_said_to_be_gone() {
         events_kept_since: Some(1_780_000_000),
         ..History::default()
     };
-    let r = report(&history, 123456, 2, Vec::new(), JENKINS);
+    let r = report(&history, 123456, 2, Vec::new(), JENKINS, JENKINS);
     assert_eq!(r.history_since, Some(1_780_000_000));
-    let none = report(&History::default(), 123456, 2, Vec::new(), JENKINS);
+    let none = report(&History::default(), 123456, 2, Vec::new(), JENKINS, JENKINS);
     assert_eq!(none.history_since, None, "nothing was pruned");
 }
 
@@ -179,7 +179,7 @@ fn pending_reviews_a_vouch_and_an_explanation_are_reported() {
         }),
         ..History::default()
     };
-    let r = report(&history, 123456, 2, Vec::new(), JENKINS);
+    let r = report(&history, 123456, 2, Vec::new(), JENKINS, JENKINS);
     assert_eq!(
         r.waiting,
         [WaitingReview {
