@@ -219,7 +219,7 @@ async fn why_on_a_built_patch_set_names_the_job_the_build_and_its_result_once() 
     let link = format!("{}job/{JOB}/{number}/", with_slash(&env.jenkins.url()));
     assert_has(&why, &format!("- Built: {JOB} #{number} SUCCESS: {link}\n"));
     assert!(
-        why.ends_with("Uploaded now, it would be built (bionic-presubmit)."),
+        why.ends_with("Now, bionicbb would build this patch set (bionic-presubmit)."),
         "{why}"
     );
     assert!(!why.contains("not kept"), "{why}");
@@ -300,7 +300,9 @@ async fn why_on_a_skipped_patch_set_names_the_rule_and_the_e_mail_or_file() {
         // What the ledger recorded, and what the policy says now.
         assert_has(&why, &format!("- Not built: {reason}.\n"));
         assert!(
-            why.ends_with(&format!("Uploaded now, it would not be built: {reason}.")),
+            why.ends_with(&format!(
+                "Now, bionicbb would not build this patch set: {reason}."
+            )),
             "{why}"
         );
         assert!(w.builds().is_empty(), "why builds nothing: {output}");

@@ -94,7 +94,9 @@ pub struct WaitingReview {
 }
 
 /// The reply to `bionicbb:why`: one line per thing the bot decided or did
-/// about the patch set, then what the policy says about it now.
+/// about the patch set, then what the policy says about it now (`Now,
+/// bionicbb would not build this patch set: committer x@evil.org is not in
+/// a trusted domain.`).
 pub fn why(report: &WhyReport) -> String {
     let mut lines = vec![format!(
         "What bionicbb decided and did about patch set {} of change {}:",
@@ -219,28 +221,31 @@ fn automatic_line(automatic: &[Decision]) -> String {
     let what: Vec<String> = automatic
         .iter()
         .filter_map(|d| match d {
-            Decision::Build { job, .. } => {
-                Some(format!("it would be built ({})", one_line(job, 80)))
-            }
-            Decision::Skip { reason } => {
-                Some(format!("it would not be built: {}", reason_text(reason)))
-            }
+            Decision::Build { job, .. } => Some(format!(
+                "would build this patch set ({})",
+                one_line(job, 80)
+            )),
+            Decision::Skip { reason } => Some(format!(
+                "would not build this patch set: {}",
+                reason_text(reason)
+            )),
             Decision::CarryOver {
                 label,
                 value,
                 from_patch_set,
                 ..
             } => Some(format!(
-                "it would not be built: {}{value:+} of patch set {from_patch_set} carries over",
+                "would not build this patch set: {}{value:+} of patch set {from_patch_set} \
+                 carries over",
                 one_line(label, 40)
             )),
             _ => None,
         })
         .collect();
     if what.is_empty() {
-        return "Uploaded now, nothing would be decided about it.".to_string();
+        return "Now, bionicbb would do nothing about this patch set.".to_string();
     }
-    format!("Uploaded now, {}.", what.join("; "))
+    format!("Now, bionicbb {}.", what.join("; "))
 }
 
 /// A reason from the ledger on one line, without a closing full stop.
@@ -296,7 +301,7 @@ mod tests {
              - Built: bionic-presubmit #12 FAILURE: \
              https://jenkins.example.org/job/bionic-presubmit/12/\n\
              - Queued: bionic-presubmit (https://jenkins.example.org/queue/item/7/).\n\
-             Uploaded now, it would be built (bionic-presubmit)."
+             Now, bionicbb would build this patch set (bionic-presubmit)."
         );
     }
 
@@ -319,7 +324,8 @@ mod tests {
         );
         assert!(
             text.ends_with(
-                "Uploaded now, it would not be built: the change touches libc/CleanSpec.mk \
+                "Now, bionicbb would not build this patch set: the change touches \
+                 libc/CleanSpec.mk \
                  (skipped file CleanSpec.mk)."
             ),
             "{text}"
