@@ -390,3 +390,41 @@ fn with_slash(url: &str) -> String {
         format!("{url}/")
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_why_in_doubt_is_looked_for_as_it_was_written_not_as_it_would_read_now() {
+    let w = World::new().await;
+    let n = w.sample_change(2);
+    let id = w.deliver(&comment(&w.gerrit, w.sam, &sam(), n, 2, "bionicbb:why"));
+    // The post hangs until the client gives up: its outcome is unknown.
+    w.gerrit.faults().fail_next(
+        Some(Method::POST),
+        "/review",
+        1,
+        Fault::Delay(Duration::from_secs(6)),
+    );
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "{output}");
+    assert_eq!(w.labelled(), vec![id.clone()]);
+    // It landed after all, as written then; since then the change was
+    // merged, so the answer would read differently now.
+    let written = format!(
+        "What bionicbb decided and did about patch set 2 of change {n}:\n\
+         - Nothing recorded.\n\
+         Now, bionicbb would build this patch set (bionic-presubmit)."
+    );
+    w.gerrit.add_message(
+        n,
+        2,
+        w.bot,
+        &format!("Patch Set 2:\n\n{written}"),
+        &format_timestamp(ledger::now(), 0),
+    );
+    w.gerrit
+        .set_status(n, bionicbb_tests::fakes::gerrit::Status::Merged);
+    let (status, output) = w.once().await;
+    assert_ok(status, &output);
+    assert!(output.contains("why: was posted before"), "{output}");
+    assert!(w.gerrit.reviews_posted().is_empty(), "not posted again");
+    assert!(w.labelled().is_empty(), "{output}");
+}
