@@ -298,6 +298,7 @@ async fn help_gets_one_reply_listing_every_command_and_builds_nothing() {
         "bionicbb:retry - build this patch set again",
         "bionicbb:clean - run clean-bionic-presubmit to remove the out/ directory",
         "bionicbb:help - this list",
+        "bionicbb:why - what bionicbb decided and did about this patch set, and why",
         "bionicbb:arm - build this patch set again for aosp_arm-eng",
     ] {
         assert!(message.contains(line), "missing {line:?} in {message}");

@@ -82,7 +82,8 @@ async fn an_upload_a_confirmed_comment_and_a_merge_cost_only_the_needed_requests
     assert_eq!(w.jenkins.triggers(), 1);
 
     // A `bionicbb:retry` comment whose change message shows the command:
-    // the same query confirms it (no `/comments`), then the trigger.
+    // the same query confirms it (no `/comments`), then the trigger, then
+    // the one acknowledgement of the command.
     w.gerrit.add_message(
         n,
         2,
@@ -92,7 +93,13 @@ async fn an_upload_a_confirmed_comment_and_a_merge_cost_only_the_needed_requests
     );
     let comment = fixture("04-comment-retry-2.x.eml");
     let [gerrit, jenkins] = one_mail(&w, &mut seen, &comment).await;
-    assert_eq!(gerrit, [change_query()]);
+    assert_eq!(
+        gerrit,
+        [
+            change_query(),
+            "POST /a/changes/platform%2Fbionic~123456/revisions/2/review".to_string()
+        ]
+    );
     assert_eq!(jenkins, [TRIGGER]);
     assert_eq!(w.jenkins.triggers(), 2);
 

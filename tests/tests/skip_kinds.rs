@@ -336,7 +336,15 @@ async fn retry_on_a_carried_patch_set_builds() {
     w.deliver(&mailgen::comment(&c, 2, &sam(), "", "bionicbb:retry", date));
     let output = once(&w).await;
     assert_eq!(built(&w), [(c.number, 2)], "{output}");
-    assert_eq!(bot_reviews(&w, c.number).len(), 1, "{output}");
+    // The carry-over, then the retry's acknowledgement (no vote).
+    let reviews = bot_reviews(&w, c.number);
+    assert_eq!(reviews.len(), 2, "{output}");
+    let ack = reviews[1].body["message"].as_str().unwrap_or_default();
+    assert!(
+        ack.starts_with("bionicbb:retry by Sam Reviewer: bionic-presubmit queued ("),
+        "{ack}"
+    );
+    assert!(reviews[1].body.get("labels").is_none(), "{:?}", reviews[1]);
 }
 
 /// A work-in-progress change, a private one and a plain one, each with

@@ -178,6 +178,7 @@ fn main() {
             message_id: "Zq3-Kd".into(),
             author_account_id: Some(1000097),
             author_email: Some("sam@example.com".into()),
+            author_name: Some("Sam Reviewer".into()),
             message: "Patch Set 2:\n\nbionicbb:retry".into(),
         }),
         subject: "Fix strtod rounding for denormals".into(),

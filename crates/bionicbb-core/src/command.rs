@@ -24,9 +24,10 @@
 //!   [`crate::mail`]; this module only reads one line.
 //!
 //! Known names: `retry` (rebuild the patch set), `clean` (run the clean
-//! job), `help` (list the commands), `ok-to-test` (a trusted reviewer
-//! vouches for the patch set of an untrusted committer, which builds it),
-//! and one per configured lunch target
+//! job), `help` (list the commands), `why` (explain what the bot decided
+//! and did about the patch set), `ok-to-test` (a trusted reviewer vouches
+//! for the patch set of an untrusted committer, which builds it), and one
+//! per configured lunch target
 //! (`arm`, `x86_64`, ...: rebuild with that target). Unknown names are still returned, so the caller can
 //! answer with the list of commands that exist.
 
@@ -44,6 +45,8 @@ pub const CLEAN: &str = "clean";
 pub const HELP: &str = "help";
 /// Vouch for the patch set (build it despite an untrusted committer).
 pub const OK_TO_TEST: &str = "ok-to-test";
+/// Explain what the bot decided and did about the patch set.
+pub const WHY: &str = "why";
 
 /// Reads one line; `Some` when it is a command line (see the module grammar).
 pub fn parse_line(line: &str) -> Option<Command> {
@@ -79,7 +82,7 @@ pub fn is_known(name: &str, config: &CommandsConfig) -> bool {
 }
 
 /// The built-in commands, in the order the bot lists them.
-pub const BUILT_IN: [&str; 4] = [RETRY, CLEAN, HELP, OK_TO_TEST];
+pub const BUILT_IN: [&str; 5] = [RETRY, CLEAN, HELP, WHY, OK_TO_TEST];
 
 /// The names of every command, for telling a commenter what exists: the
 /// built-ins, then the targets in name order.
@@ -229,10 +232,11 @@ mod tests {
     fn known_names_and_is_known_follow_the_config() {
         let config = CommandsConfig::default();
         let names = known_names(&config);
-        assert_eq!(&names[..4], ["retry", "clean", "help", "ok-to-test"]);
+        assert_eq!(&names[..5], ["retry", "clean", "help", "why", "ok-to-test"]);
         assert!(names.contains(&"x86_64".to_string()));
         assert_eq!(names.len(), BUILT_IN.len() + config.targets.len());
         assert!(is_known("help", &config));
+        assert!(is_known("why", &config));
         assert!(is_known("ok-to-test", &config));
         assert!(is_known("retry", &config));
         assert!(is_known("clean", &config));
@@ -243,7 +247,7 @@ mod tests {
         };
         assert_eq!(
             known_names(&only),
-            ["retry", "clean", "help", "ok-to-test", "riscv64"]
+            ["retry", "clean", "help", "why", "ok-to-test", "riscv64"]
         );
         assert!(!is_known("arm", &only));
     }

@@ -294,6 +294,12 @@ pub struct ReviewConfig {
     /// false posts nothing.
     #[serde(default = "defaults::explain_skips")]
     pub explain_skips: bool,
+    /// Reply once to a command that starts something (`retry`, a target,
+    /// `clean`) when Jenkins accepted its trigger: "bionicbb:retry by Sam
+    /// Reviewer: bionic-presubmit queued (<queue item>)". Automatic builds
+    /// of new patch sets stay quiet.
+    #[serde(default = "defaults::acknowledge_commands")]
+    pub acknowledge_commands: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

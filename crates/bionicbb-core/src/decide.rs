@@ -41,7 +41,12 @@
 //!    developer asked. A vouched patch set passes the committer rule for
 //!    commands as for its automatic build; `ok-to-test` itself builds the
 //!    patch set as its automatic build would (the same effect: once per
-//!    patch set, however many ask), see [`vouch`].
+//!    patch set, however many ask), see [`vouch`]. A command that starts a
+//!    build or the clean job is
+//!    acknowledged ([`Decision::Acknowledge`], right after what it
+//!    started) when `review.acknowledge_commands` is on. `why` is answered
+//!    whatever the patch set's state ([`Decision::Why`]), with what rule 3
+//!    decides now about an automatic build of it.
 //! 5. With `jobs.cancel_superseded` on: a build of a patch set (new patch
 //!    set, `retry`, a target command) also cancels the bot's builds of the
 //!    change's older patch sets; a `merged` or `abandon` mail whose change
@@ -169,9 +174,13 @@ fn decide_comment(event: &GerritEvent, facts: &ChangeFacts, config: &Config) -> 
             message: answer.join("\n\n"),
         });
     }
+    if commands.iter().any(|c| c.name == command::WHY) {
+        decisions.push(why(event, facts, config));
+    }
     let known: Vec<&Command> = commands
         .iter()
-        .filter(|c| command::is_known(&c.name, &config.commands) && c.name != command::HELP)
+        .filter(|c| command::is_known(&c.name, &config.commands))
+        .filter(|c| c.name != command::HELP && c.name != command::WHY)
         .collect();
     if known.is_empty() {
         return decisions;
@@ -184,7 +193,10 @@ fn decide_comment(event: &GerritEvent, facts: &ChangeFacts, config: &Config) -> 
         }
     };
     decisions.extend(target.vouched(facts.number, event.patch_set));
+    // The commenter as Gerrit names them, for acknowledgements.
+    let by = comment.author_name.as_deref().unwrap_or(author);
     for cmd in known {
+        let before = decisions.len();
         let reason = format!("bionicbb:{} by {author}", cmd.name);
         match cmd.name.as_str() {
             "retry" => decisions.push(target.build(None, &reason)),
@@ -201,8 +213,38 @@ fn decide_comment(event: &GerritEvent, facts: &ChangeFacts, config: &Config) -> 
                 decisions.push(target.build(lunch, &reason));
             }
         }
+        // Whatever the command, what it starts is acknowledged.
+        let started = decisions[before..]
+            .iter()
+            .any(|d| matches!(d, Decision::Build { .. } | Decision::Clean { .. }));
+        if started && config.review.acknowledge_commands {
+            decisions.push(Decision::Acknowledge {
+                change_number: facts.number,
+                patch_set: event.patch_set,
+                command: cmd.name.clone(),
+                by: by.to_string(),
+            });
+        }
     }
     decisions
+}
+
+/// The answer to `bionicbb:why` on the event's patch set: with what the
+/// policy decides now about an automatic build of it (rule 3, on the same
+/// facts), so the reply names the rule that applies and its file or
+/// e-mail.
+fn why(event: &GerritEvent, facts: &ChangeFacts, config: &Config) -> Decision {
+    let upload = GerritEvent {
+        message_type: MessageType::NewPatchSet,
+        commands: Vec::new(),
+        votes: Vec::new(),
+        ..event.clone()
+    };
+    Decision::Why {
+        change_number: facts.number,
+        patch_set: event.patch_set,
+        automatic: decide_event(&upload, Some(facts), config),
+    }
 }
 
 /// The status page narrowed to change `number`, when build-listener's

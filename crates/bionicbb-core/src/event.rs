@@ -267,6 +267,9 @@ pub struct CommentFacts {
     pub message_id: String,
     pub author_account_id: Option<u64>,
     pub author_email: Option<String>,
+    /// The author's full name as Gerrit reports it (for the bot's words
+    /// only, never for trust); `None` when the account has none.
+    pub author_name: Option<String>,
     /// The message text as Gerrit stores it.
     pub message: String,
 }
@@ -334,5 +337,25 @@ pub enum Decision {
     CancelSuperseded {
         change_number: u64,
         below: Option<u32>,
+    },
+    /// Tell the commenter that their command `command` started what the
+    /// decision just before this one asked for (a build or the clean job),
+    /// once Jenkins accepted it: one short reply naming `by` (the
+    /// commenter's name as Gerrit reports it), the job and its queue item.
+    Acknowledge {
+        change_number: u64,
+        patch_set: u32,
+        command: String,
+        by: String,
+    },
+    /// Answer `bionicbb:why`: one reply explaining what the bot decided and
+    /// did about the patch set, from the ledger. `automatic` is what the
+    /// policy decides now, on Gerrit's current facts, about an automatic
+    /// build of the patch set (the rule that applies, with its file or
+    /// e-mail).
+    Why {
+        change_number: u64,
+        patch_set: u32,
+        automatic: Vec<Decision>,
     },
 }

@@ -10,6 +10,10 @@ use crate::config::SkipRule;
 use crate::event::{ChangeKind, ChangeStatus};
 use crate::jenkins::notification::BuildStatus;
 
+mod why;
+
+pub use why::{BuildLine, BuildState, IgnoredCommand, WaitingReview, WhyReport, why};
+
 /// The result of a verify build: `<job> #<number> checkbuild <STATUS>: <link>`,
 /// the wording of the original bot, followed on FAILURE by how to get the
 /// rejection removed and on UNSTABLE, ABORTED and NOT_BUILT by how to run
@@ -148,6 +152,9 @@ pub fn help(
     });
     lines.push("bionicbb:help - this list".to_string());
     lines.push(
+        "bionicbb:why - what bionicbb decided and did about this patch set, and why".to_string(),
+    );
+    lines.push(
         "bionicbb:ok-to-test - build this patch set although its committer is not in a \
          trusted domain (a trusted reviewer vouches for this patch set only)"
             .to_string(),
@@ -163,6 +170,19 @@ pub fn help(
         lines.push(format!("What bionicbb did on this change: {link}"));
     }
     lines.join("\n")
+}
+
+/// The reply acknowledging that a command started a build once Jenkins
+/// accepted it: `bionicbb:retry by Sam Reviewer: bionic-presubmit queued
+/// (<queue item>)`. `by` is the commenter as Gerrit names them.
+pub fn acknowledged(command: &str, by: &str, job: &str, queue_url: &str) -> String {
+    format!(
+        "bionicbb:{} by {}: {} queued ({})",
+        one_line(command, 40),
+        one_line(by, 80),
+        one_line(job, 80),
+        one_line(queue_url, 200)
+    )
 }
 
 /// Answer to a command from an account whose commands are not honoured.
@@ -239,7 +259,7 @@ pub fn skipped_path(patch_set: u32, path: &str, rule: SkipRule<'_>) -> String {
 }
 
 /// `s` on one line and at most `max` characters.
-fn one_line(s: &str, max: usize) -> String {
+pub(crate) fn one_line(s: &str, max: usize) -> String {
     let flat: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -397,6 +417,7 @@ mod tests {
              bionicbb:retry - build this patch set again\n\
              bionicbb:clean - run clean-bionic-presubmit to remove the out/ directory\n\
              bionicbb:help - this list\n\
+             bionicbb:why - what bionicbb decided and did about this patch set, and why\n\
              bionicbb:ok-to-test - build this patch set although its committer is not in a \
              trusted domain (a trusted reviewer vouches for this patch set only)\n\
              bionicbb:arm - build this patch set again for aosp_arm-eng\n\
@@ -409,6 +430,22 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("What bionicbb did"), "{text}");
+    }
+
+    #[test]
+    fn an_acknowledgement_names_the_command_the_commenter_the_job_and_the_queue_item() {
+        assert_eq!(
+            acknowledged(
+                "retry",
+                "Sam Reviewer",
+                "bionic-presubmit",
+                "https://jenkins.example.org/queue/item/42/"
+            ),
+            "bionicbb:retry by Sam Reviewer: bionic-presubmit queued \
+             (https://jenkins.example.org/queue/item/42/)"
+        );
+        let forged = acknowledged("arm", "Sam\nVerified+1", "j", "u");
+        assert!(!forged.contains('\n'), "{forged}");
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn open_creates_directory_and_private_file_and_records_schema_version() {
     let ledger = open(&path);
     assert!(path.is_file());
     assert_eq!(ledger.path(), path);
-    assert_eq!(ledger.schema_version().unwrap(), 8);
+    assert_eq!(ledger.schema_version().unwrap(), 9);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -65,7 +65,7 @@ fn open_creates_directory_and_private_file_and_records_schema_version() {
     }
     drop(ledger);
     // Reopening does not migrate again.
-    assert_eq!(open(&path).schema_version().unwrap(), 8);
+    assert_eq!(open(&path).schema_version().unwrap(), 9);
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn a_file_from_a_newer_version_is_refused() {
         LedgerError::TooNew {
             found, supported, ..
         } => {
-            assert_eq!((*found, *supported), (99, 8));
+            assert_eq!((*found, *supported), (99, 9));
         }
         other => panic!("expected TooNew, got {other:?}"),
     }
@@ -778,6 +778,79 @@ fn events_are_pruned_to_the_newest() {
 }
 
 #[test]
+fn a_patch_set_s_history_reads_its_events_effects_and_pending_reviews() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = LedgerOptions {
+        event_cap: 3,
+        ..LedgerOptions::default()
+    };
+    let ledger = Ledger::open_with(&ledger_path(&dir), options).unwrap();
+    let event = |at: i64, ps: u32| EventRecord {
+        at,
+        source: "gmail".into(),
+        summary: format!("event at {at}"),
+        change_number: Some(12345),
+        patch_set: Some(ps),
+        decisions: json!([{ "decision": "skip", "reason": format!("r{at}") }]),
+        details: None,
+    };
+    ledger.record_event(&event(10, 1)).unwrap();
+    ledger.record_event(&event(11, 2)).unwrap();
+    assert_eq!(
+        ledger.events_kept_since().unwrap(),
+        None,
+        "nothing pruned yet"
+    );
+    ledger.record_event(&event(12, 1)).unwrap();
+    ledger.record_event(&event(13, 2)).unwrap();
+    let of_1: Vec<i64> = ledger
+        .events_of(12345, 1)
+        .unwrap()
+        .iter()
+        .map(|e| e.at)
+        .collect();
+    assert_eq!(of_1, [12], "oldest first, the pruned one gone");
+    assert_eq!(ledger.events_of(12345, 2).unwrap().len(), 2);
+    assert!(ledger.events_of(999, 1).unwrap().is_empty());
+    assert_eq!(ledger.events_kept_since().unwrap(), Some(11));
+
+    let key = EffectKey::vouch(12345, 2);
+    assert_eq!(ledger.effect(&key).unwrap(), None);
+    let payload = json!({ "by_name": "Sam Reviewer" });
+    ledger.begin_effect(&key, "vouch", &payload, 20).unwrap();
+    let stored = ledger.effect(&key).unwrap().unwrap();
+    assert_eq!(
+        (stored.kind.as_str(), stored.state.as_str()),
+        ("vouch", "started")
+    );
+    assert_eq!(stored.payload, payload);
+    ledger
+        .finish_effect(&key, &json!({ "ok": true }), 21)
+        .unwrap();
+    let stored = ledger.effect(&key).unwrap().unwrap();
+    assert_eq!(stored.state, "done");
+    assert_eq!(stored.result, Some(json!({ "ok": true })));
+
+    let item = |change: &str, ps: u32| NewOutboxItem {
+        kind: "review".into(),
+        order_key: change.into(),
+        payload: json!({ "change": change, "patch_set": ps, "build": "j #1" }),
+    };
+    let wanted = ledger.enqueue(item("12345", 2), 30).unwrap();
+    ledger.enqueue(item("12345", 1), 30).unwrap();
+    ledger.enqueue(item("54321", 2), 30).unwrap();
+    let done = ledger.enqueue(item("12345", 2), 30).unwrap();
+    ledger.mark_done(done, 31).unwrap();
+    let pending: Vec<i64> = ledger
+        .pending_of(12345, 2)
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(pending, [wanted]);
+}
+
+#[test]
 fn events_recorded_before_details_were_kept_still_read() {
     let dir = tempfile::tempdir().unwrap();
     let path = ledger_path(&dir);
@@ -798,7 +871,7 @@ fn events_recorded_before_details_were_kept_still_read() {
             .unwrap();
     }
     let ledger = open(&path);
-    assert_eq!(ledger.schema_version().unwrap(), 8);
+    assert_eq!(ledger.schema_version().unwrap(), 9);
     assert_eq!(ledger.recent_events(10).unwrap(), vec![old.clone()]);
     // Details a later version wrote in a form this one cannot read are
     // left out, not an error.
@@ -903,7 +976,7 @@ fn two_handles_on_one_file_both_write() {
         vec![("shared".into(), String::new(), 2 * N)]
     );
     assert_eq!(ledger.pending_count().unwrap(), 2 * N);
-    assert_eq!(ledger.schema_version().unwrap(), 8);
+    assert_eq!(ledger.schema_version().unwrap(), 9);
     // Each change's items came out in the order its writer enqueued them.
     for t in 0..2 {
         let key = format!("change-{t}");

@@ -129,7 +129,7 @@ fn a_ledger_of_the_previous_version_learns_what_its_effects_own() {
         .unwrap();
     }
     let ledger = Ledger::open(&path).unwrap();
-    assert_eq!(ledger.schema_version().unwrap(), 8);
+    assert_eq!(ledger.schema_version().unwrap(), 9);
     assert_eq!(ledger.jenkins_items_of(&answered).unwrap(), vec!["queue:5"]);
     assert_eq!(
         ledger.jenkins_items_of(&found).unwrap(),

@@ -108,3 +108,6 @@ pub fn superseded_message() -> bool {
 pub fn explain_skips() -> bool {
     true
 }
+pub fn acknowledge_commands() -> bool {
+    true
+}

@@ -73,6 +73,7 @@ fn comment_by(email: &str) -> Option<CommentFacts> {
         message_id: "Zq3-Kd".into(),
         author_account_id: Some(1000097),
         author_email: Some(email.into()),
+        author_name: Some("Sam Reviewer".into()),
         message: "Patch Set 2:\n\nbionicbb:retry".into(),
     })
 }
@@ -220,7 +221,9 @@ fn trusted_commands_run_in_order() {
     e.commands = vec![cmd("retry"), cmd("clean"), cmd("arm"), cmd("retry")];
     let mut f = facts(2);
     f.comment = comment_by("sam@example.com");
-    let d = decide(&e, Some(&f), &config());
+    let mut c = config();
+    c.review.acknowledge_commands = false;
+    let d = decide(&e, Some(&f), &c);
     assert_eq!(d.len(), 4, "{d:?}");
     assert!(matches!(&d[0], Decision::Build { params, reason, .. }
         if !params.contains_key("LUNCH_TARGET") && reason == "bionicbb:retry by sam@example.com"));
@@ -239,7 +242,120 @@ fn trusted_commands_run_in_order() {
         "one cancel, after the builds, of the older patch sets only"
     );
     f.comment = comment_by("friend@elsewhere.org");
-    assert_eq!(decide(&e, Some(&f), &config()).len(), 4);
+    assert_eq!(decide(&e, Some(&f), &c).len(), 4);
+}
+
+#[test]
+fn what_a_command_starts_is_acknowledged_right_after_it_with_the_gerrit_name() {
+    let mut e = event(MessageType::Comment, 2);
+    e.commands = vec![cmd("retry"), cmd("clean"), cmd("arm"), cmd("help")];
+    let mut f = facts(2);
+    f.comment = comment_by("sam@example.com");
+    let d = decide(&e, Some(&f), &config());
+    let ack = |command: &str| Decision::Acknowledge {
+        change_number: 123456,
+        patch_set: 2,
+        command: command.into(),
+        by: "Sam Reviewer".into(),
+    };
+    assert!(matches!(&d[0], Decision::Reply { .. }), "help first: {d:?}");
+    assert!(matches!(&d[1], Decision::Build { .. }), "{d:?}");
+    assert_eq!(d[2], ack("retry"));
+    assert!(matches!(&d[3], Decision::Clean { .. }), "{d:?}");
+    assert_eq!(d[4], ack("clean"));
+    assert!(matches!(&d[5], Decision::Build { .. }), "{d:?}");
+    assert_eq!(d[6], ack("arm"));
+    assert!(matches!(&d[7], Decision::CancelSuperseded { .. }), "{d:?}");
+    assert_eq!(d.len(), 8, "help starts nothing, so no ack: {d:?}");
+    // Without a name on Gerrit, the e-mail.
+    f.comment.as_mut().unwrap().author_name = None;
+    e.commands = vec![cmd("retry")];
+    let d = decide(&e, Some(&f), &config());
+    assert!(
+        matches!(&d[1], Decision::Acknowledge { by, .. } if by == "sam@example.com"),
+        "{d:?}"
+    );
+    // Nothing started (no clean job), nothing acknowledged.
+    let mut c = config();
+    c.jobs.clean = None;
+    e.commands = vec![cmd("clean")];
+    let d = decide(&e, Some(&f), &c);
+    assert!(only_skip(&d).contains("no clean job"), "{d:?}");
+}
+
+#[test]
+fn automatic_builds_are_never_acknowledged() {
+    let d = decide(
+        &event(MessageType::NewPatchSet, 2),
+        Some(&facts(2)),
+        &config(),
+    );
+    assert!(
+        !d.iter().any(|d| matches!(d, Decision::Acknowledge { .. })),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn why_carries_what_the_policy_decides_now_about_an_upload_of_the_patch_set() {
+    let mut e = event(MessageType::Comment, 2);
+    e.commands = vec![cmd("why")];
+    let mut f = facts(2);
+    f.comment = comment_by("sam@example.com");
+    f.files.push("libc/CleanSpec.mk".into());
+    let d = decide(&e, Some(&f), &config());
+    let [
+        Decision::Why {
+            change_number: 123456,
+            patch_set: 2,
+            automatic,
+        },
+    ] = d.as_slice()
+    else {
+        panic!("one why, and nothing built: {d:?}")
+    };
+    assert!(only_skip(automatic).contains("libc/CleanSpec.mk"), "{d:?}");
+    // An untrusted committer: the rule names the e-mail.
+    f.files.pop();
+    f.committer_email = Some("dana@evil.org".into());
+    let d = decide(&e, Some(&f), &config());
+    let [Decision::Why { automatic, .. }] = d.as_slice() else {
+        panic!("{d:?}")
+    };
+    assert!(
+        only_skip(automatic).contains("committer dana@evil.org"),
+        "{d:?}"
+    );
+    // A buildable patch set: the build it would get (no cancel: why
+    // starts nothing).
+    f.committer_email = Some("dana@example.com".into());
+    let d = decide(&e, Some(&f), &config());
+    let [Decision::Why { automatic, .. }] = d.as_slice() else {
+        panic!("{d:?}")
+    };
+    assert!(
+        matches!(automatic.as_slice(), [Decision::Build { reason, .. }] if reason == "new patch set"),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn why_is_answered_on_a_closed_change_but_never_for_an_untrusted_commenter() {
+    let mut e = event(MessageType::Comment, 2);
+    e.commands = vec![cmd("why"), cmd("help")];
+    let mut f = facts(2);
+    f.status = ChangeStatus::Merged;
+    f.comment = comment_by("sam@example.com");
+    let d = decide(&e, Some(&f), &config());
+    assert!(matches!(&d[0], Decision::Reply { .. }), "{d:?}");
+    assert!(
+        matches!(&d[1], Decision::Why { automatic, .. } if only_skip(automatic).contains("merged")),
+        "{d:?}"
+    );
+    assert_eq!(d.len(), 2, "{d:?}");
+    f.comment = comment_by("stranger@evil.org");
+    let d = decide(&e, Some(&f), &config());
+    assert!(only_skip(&d).contains("not a trusted commenter"), "{d:?}");
 }
 
 #[test]
@@ -655,7 +771,10 @@ fn commands_build_whatever_the_kind_and_state() {
     c.policy.build_private = false;
     let d = decide(&e, Some(&f), &c);
     assert!(
-        matches!(but_cancels(&d).as_slice(), [Decision::Build { .. }]),
+        matches!(
+            but_cancels(&d).as_slice(),
+            [Decision::Build { .. }, Decision::Acknowledge { .. }]
+        ),
         "{d:?}"
     );
     // The file and committer rules still hold.

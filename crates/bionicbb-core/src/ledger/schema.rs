@@ -191,6 +191,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX IF NOT EXISTS outbox_order ON outbox (order_key, id);
     CREATE INDEX IF NOT EXISTS outbox_pending_id ON outbox (id) WHERE state = 'pending';
     "#,
+    // 9: the events of one patch set, for `bionicbb:why` (see
+    // `history.rs`), without reading the whole table.
+    r#"
+    CREATE INDEX IF NOT EXISTS events_patch_set ON events (change_number, patch_set);
+    "#,
 ];
 
 /// The schema version this program writes.

@@ -58,6 +58,18 @@ pub struct EventDetails {
     pub commands: Vec<String>,
 }
 
+/// An `events` row as stored: `(at, source, summary, change_number,
+/// patch_set, decisions, details)`.
+type EventRow = (
+    i64,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    String,
+    Option<String>,
+);
+
 impl Ledger {
     /// Appends an event and prunes the log to the newest
     /// [`LedgerOptions::event_cap`](super::LedgerOptions) events.
@@ -71,24 +83,25 @@ impl Ledger {
     pub fn recent_events(&self, limit: usize) -> Result<Vec<EventRecord>> {
         const OP: &str = "read recent events";
         let limit = to_i64(OP, "limit", limit as u64)?;
-        type Row = (
-            i64,
-            String,
-            String,
-            Option<i64>,
-            Option<i64>,
-            String,
-            Option<String>,
+        self.events_where(OP, "ORDER BY id DESC LIMIT ?1", [limit])
+    }
+
+    /// The events `tail` (a `WHERE` and `ORDER BY` clause over `params`)
+    /// selects, in its order.
+    pub(super) fn events_where<P: rusqlite::Params>(
+        &self,
+        op: &'static str,
+        tail: &str,
+        params: P,
+    ) -> Result<Vec<EventRecord>> {
+        let sql_text = format!(
+            "SELECT at, source, summary, change_number, patch_set, decisions, details
+             FROM events {tail}"
         );
-        let rows: Vec<Row> = self.read(|conn| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT at, source, summary, change_number, patch_set, decisions, details
-                     FROM events ORDER BY id DESC LIMIT ?1",
-                )
-                .map_err(sql(OP))?;
+        let rows: Vec<EventRow> = self.read(|conn| {
+            let mut stmt = conn.prepare(&sql_text).map_err(sql(op))?;
             let rows = stmt
-                .query_map([limit], |row| {
+                .query_map(params, |row| {
                     Ok((
                         row.get(0)?,
                         row.get(1)?,
@@ -99,9 +112,9 @@ impl Ledger {
                         row.get(6)?,
                     ))
                 })
-                .map_err(sql(OP))?;
-            rows.collect::<rusqlite::Result<Vec<Row>>>()
-                .map_err(sql(OP))
+                .map_err(sql(op))?;
+            rows.collect::<rusqlite::Result<Vec<EventRow>>>()
+                .map_err(sql(op))
         })?;
         rows.into_iter()
             .map(
@@ -111,12 +124,12 @@ impl Ledger {
                         source,
                         summary,
                         change_number: change
-                            .map(|n| from_i64(OP, "change number", n))
+                            .map(|n| from_i64(op, "change number", n))
                             .transpose()?,
                         patch_set: patch_set
-                            .map(|n| from_i64(OP, "patch set", n))
+                            .map(|n| from_i64(op, "patch set", n))
                             .transpose()?,
-                        decisions: from_json(OP, &decisions)?,
+                        decisions: from_json(op, &decisions)?,
                         // Details are for display: unreadable ones (written by
                         // some later version) are left out, not an error.
                         details: details.and_then(|text| serde_json::from_str(&text).ok()),

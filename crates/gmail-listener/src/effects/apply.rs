@@ -7,6 +7,7 @@ use bionicbb_core::event::Decision;
 use bionicbb_core::ledger::metric_names as names;
 use serde_json::{Value, json};
 
+use super::ack::Started;
 use super::{Effects, Origin, Outcome};
 
 /// What became of the decisions about one event.
@@ -38,6 +39,8 @@ impl Effects {
         // A cancel follows the builds it makes way for; when Jenkins
         // refused one for good, the older builds are left running.
         let mut refused_build = false;
+        // The last build or clean run, for the acknowledgement after it.
+        let mut started: Option<Started> = None;
         for decision in decisions {
             let mut entry = serde_json::to_value(decision).unwrap_or_default();
             if matches!(decision, Decision::Skip { .. }) {
@@ -48,8 +51,14 @@ impl Effects {
                 Decision::CancelSuperseded { .. } if refused_build => Outcome::Done(
                     "superseded builds left running: the newer build was refused".to_string(),
                 ),
+                Decision::Acknowledge { .. } => {
+                    self.acknowledge(decision, started.as_ref(), origin).await
+                }
                 _ => self.run(decision, origin, change, ps).await,
             };
+            if let Some(key) = Effects::build_key(decision, origin, change, ps) {
+                started = Some(Started::of(decision, key, &outcome));
+            }
             let (result, queue_url) = match outcome {
                 Outcome::Done(what) => (what, None),
                 Outcome::Triggered { what, queue_url } => (what, Some(queue_url)),

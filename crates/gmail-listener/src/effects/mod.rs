@@ -13,11 +13,13 @@ use bionicbb_core::ledger::{self, Begin, EffectKey, Ledger};
 
 use serde_json::{Value, json};
 
+mod ack;
 mod apply;
 mod build;
 mod cancel;
 mod carry;
 mod vouch;
+mod why;
 
 pub use apply::Applied;
 
@@ -149,6 +151,8 @@ impl Effects {
                 },
                 _,
             ) => return self.cancel_superseded(*change_number, *below).await,
+            // Done by `apply`, which knows the build it acknowledges.
+            (Decision::Acknowledge { .. }, _) => return Outcome::Done(String::new()),
             (_, Some(key)) => key,
             // Every decision but a skip has a key.
             (_, None) => return Outcome::Failed("the decision has no effect key".to_string()),
@@ -167,7 +171,10 @@ impl Effects {
             } => {
                 let target = ChangeRef::project_number(&origin.project, *change_number);
                 match target {
-                    Ok(target) => self.reply(&key, &target, *patch_set, message).await,
+                    Ok(target) => {
+                        self.reply(&key, "reply", &target, *patch_set, message)
+                            .await
+                    }
                     Err(e) => Outcome::Failed(format!("reply: invalid change: {e}")),
                 }
             }
@@ -180,6 +187,22 @@ impl Effects {
                 Err(e) => Outcome::Failed(format!("explain: invalid change: {e}")),
             },
             Decision::Vouch { .. } => self.record_vouch(&key, decision).await,
+            // Done by `apply`, after the build it acknowledges.
+            Decision::Acknowledge { .. } => Outcome::Done(String::new()),
+            Decision::Why {
+                change_number,
+                patch_set,
+                automatic,
+            } => {
+                let target = ChangeRef::project_number(&origin.project, *change_number);
+                match target {
+                    Ok(target) => {
+                        self.why(&key, &target, *change_number, *patch_set, automatic)
+                            .await
+                    }
+                    Err(e) => Outcome::Failed(format!("why: invalid change: {e}")),
+                }
+            }
             Decision::DropRejection {
                 change_number,
                 patch_set,
@@ -214,7 +237,19 @@ impl Effects {
     /// what makes it happen once, whichever path decided it.
     pub fn key(decision: &Decision, origin: &Origin, change: u64, ps: u32) -> Option<EffectKey> {
         match decision {
-            Decision::Skip { .. } | Decision::CancelSuperseded { .. } => None,
+            // An acknowledgement is keyed by the build it acknowledges
+            // (`EffectKey::ack`), which only `apply` knows.
+            Decision::Skip { .. }
+            | Decision::CancelSuperseded { .. }
+            | Decision::Acknowledge { .. } => None,
+            // Apart from any other reply to the same comment (`help`).
+            Decision::Why {
+                change_number,
+                patch_set,
+                ..
+            } => Some(
+                EffectKey::reply(*change_number, *patch_set, origin.discriminator()).with("why"),
+            ),
             Decision::Build { .. } | Decision::Clean { .. } => {
                 Effects::build_key(decision, origin, change, ps)
             }
@@ -281,13 +316,11 @@ impl Effects {
         })
     }
 
-    async fn reply(&self, key: &EffectKey, change: &ChangeRef, ps: u32, message: &str) -> Outcome {
-        self.post(key, "reply", change, ps, message).await
-    }
-
-    /// Posts `message` on patch set `ps` of `change` once, as an effect of
-    /// `kind` (`reply`, `explain`) under `key`; see [`Effects::reply`].
-    async fn post(
+    /// Posts `message` on patch set `ps` once, as effect `key` of `kind`
+    /// (`reply`, `ack`, `why`, `explain`). A post in doubt is looked for on Gerrit
+    /// first, as the text it was begun with (a text rendered from the
+    /// ledger may read differently by now), and posted as that text.
+    async fn reply(
         &self,
         key: &EffectKey,
         kind: &'static str,
@@ -296,27 +329,33 @@ impl Effects {
         message: &str,
     ) -> Outcome {
         let payload = json!({ "change": change.to_string(), "patch_set": ps, "message": message });
+        let mut message = message.to_string();
         match self.begin(key, kind, &payload).await {
             Err(e) => return passing_ledger(e),
             Ok(Begin::AlreadyDone { .. }) => {
                 return Outcome::Done(format!("{kind}: already posted"));
             }
-            Ok(Begin::InDoubt { .. }) => match self.bot_said(change, ps, message).await {
-                Ok(true) => {
-                    return match self.finish(key, json!({"found": true})).await {
-                        Ok(()) => Outcome::Done(format!("{kind}: was posted before")),
-                        Err(e) => passing_ledger(e),
-                    };
+            Ok(Begin::InDoubt { payload, .. }) => {
+                if let Some(begun) = payload.get("message").and_then(Value::as_str) {
+                    message = begun.to_string();
                 }
-                Ok(false) => {
-                    tracing::info!(%change, ps, kind, "an earlier post did not land; posting it");
+                match self.bot_said(change, ps, &message).await {
+                    Ok(true) => {
+                        return match self.finish(key, json!({"found": true})).await {
+                            Ok(()) => Outcome::Done(format!("{kind}: was posted before")),
+                            Err(e) => passing_ledger(e),
+                        };
+                    }
+                    Ok(false) => {
+                        tracing::info!(%change, ps, kind, "an earlier reply did not land; posting it");
+                    }
+                    Err(e) => return Outcome::Passing(format!("{kind}: checking for it: {e}")),
                 }
-                Err(e) => return Outcome::Passing(format!("{kind}: checking for it: {e}")),
-            },
+            }
             Ok(Begin::New) => {}
         }
         let input = ReviewInput {
-            message: Some(message.to_string()),
+            message: Some(message),
             tag: Some(bionicbb_core::review::TAG.to_string()),
             notify: Some(self.notify()),
             ..ReviewInput::default()
@@ -331,7 +370,7 @@ impl Effects {
                 Err(e) => passing_ledger(e),
             },
             Err(e) if gerrit_permanent(&e) => {
-                tracing::error!(%change, ps, error = %e, kind, "Gerrit refused the post for good");
+                tracing::error!(%change, ps, error = %e, "Gerrit refused the reply for good");
                 self.fail(key, format!("{kind}: {e}")).await
             }
             Err(e) => {

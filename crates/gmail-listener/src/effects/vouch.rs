@@ -57,6 +57,6 @@ impl Effects {
         ps: u32,
         message: &str,
     ) -> Outcome {
-        self.post(key, "explain", change, ps, message).await
+        self.reply(key, "explain", change, ps, message).await
     }
 }

@@ -365,6 +365,7 @@ pub fn comment_facts(message: &ChangeMessageInfo, extra: &[&str]) -> CommentFact
         message_id: message.id.clone(),
         author_account_id: author.map(|a| a.account_id),
         author_email: author.and_then(|a| a.email.clone()),
+        author_name: author.and_then(|a| a.name.clone()),
         message: text,
     }
 }

@@ -147,6 +147,7 @@ mod tests {
             message_id: id.into(),
             author_account_id: Some(7),
             author_email: Some("sam@example.com".into()),
+            author_name: Some("Sam Reviewer".into()),
             message: text.into(),
         }
     }
