@@ -232,7 +232,8 @@ fn decide_comment(event: &GerritEvent, facts: &ChangeFacts, config: &Config) -> 
 /// The answer to `bionicbb:why` on the event's patch set: with what the
 /// policy decides now about an automatic build of it (rule 3, on the same
 /// facts), so the reply names the rule that applies and its file or
-/// e-mail.
+/// e-mail. Only what is decided, not what it would post: an explained
+/// skip is an effect of the upload, not part of the answer.
 fn why(event: &GerritEvent, facts: &ChangeFacts, config: &Config) -> Decision {
     let upload = GerritEvent {
         message_type: MessageType::NewPatchSet,
@@ -240,10 +241,12 @@ fn why(event: &GerritEvent, facts: &ChangeFacts, config: &Config) -> Decision {
         votes: Vec::new(),
         ..event.clone()
     };
+    let mut automatic = decide_event(&upload, Some(facts), config);
+    automatic.retain(|d| !matches!(d, Decision::ExplainSkip { .. }));
     Decision::Why {
         change_number: facts.number,
         patch_set: event.patch_set,
-        automatic: decide_event(&upload, Some(facts), config),
+        automatic,
     }
 }
 

@@ -300,8 +300,7 @@ fn connect(path: &Path, options: LedgerOptions) -> Result<Connection> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // The first statement that reads the file: a file that is not a
     // SQLite database fails here, with the path in the error.
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+    let mode = journal_mode_wal(&conn, options.busy_timeout)
         .map_err(open_err(path, "set journal_mode=WAL"))?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(
@@ -315,6 +314,25 @@ fn connect(path: &Path, options: LedgerOptions) -> Result<Connection> {
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(open_err(path, "enable foreign_keys"))?;
     Ok(conn)
+}
+
+/// `PRAGMA journal_mode=WAL`, the mode it answers. Switching a fresh file
+/// to WAL needs it to itself, and SQLite answers "database is locked" at
+/// once (without the busy handler) while the other daemon opens it at the
+/// same moment: tried again until `patience` is spent.
+fn journal_mode_wal(conn: &Connection, patience: Duration) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            answer => return answer,
+        }
+    }
 }
 
 /// Creates the parent directory (0700) and the file (0600) if missing.

@@ -24,9 +24,16 @@ fn comment(kind: &str, by: &str) -> (GerritEvent, Option<CommentFacts>) {
 }
 
 /// The decisions but the cancel of older builds.
+/// The decisions but the cancel of older builds and the acknowledgement of
+/// the command (both tested on their own).
 fn effects(d: &[Decision]) -> Vec<&Decision> {
     d.iter()
-        .filter(|d| !matches!(d, Decision::CancelSuperseded { .. }))
+        .filter(|d| {
+            !matches!(
+                d,
+                Decision::CancelSuperseded { .. } | Decision::Acknowledge { .. }
+            )
+        })
         .collect()
 }
 
