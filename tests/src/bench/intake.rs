@@ -21,6 +21,10 @@ use crate::harness::{BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER};
 const SECRET: &str = "bench-listener-secret";
 /// Build numbers start here; the review names the build's URL.
 const FIRST_BUILD: usize = 10_000;
+/// Each client's first notifications are the warm-up (its connection
+/// opens, the daemon starts its threads): their latencies are reported
+/// apart from the steady state's, which the targets are about.
+const WARM_UP_PER_CLIENT: usize = 4;
 
 /// What one intake run measured.
 #[derive(Debug, Clone)]
@@ -30,6 +34,8 @@ pub struct Intake {
     pub elapsed: Duration,
     pub p50: Duration,
     pub p99: Duration,
+    /// The slowest of the warm-up notifications (see `WARM_UP_PER_CLIENT`).
+    pub warm_up_max: Duration,
     /// From the first notification sent to the last review posted.
     pub reviews_after: Option<Duration>,
     pub peak_rss_mib: f64,
@@ -41,12 +47,14 @@ impl Intake {
         line(
             &format!("intake {} clients", self.clients),
             format!(
-                "{} notifications in {:.2} s = {:.0}/s; p50 {}, p99 {} (target >= 2000/s, p99 <= 20 ms)",
+                "{} notifications in {:.2} s = {:.0}/s; p50 {}, p99 {} after each client's first \
+                 {WARM_UP_PER_CLIENT} (those: up to {}) (target >= 2000/s, p99 <= 20 ms)",
                 self.notifications,
                 self.elapsed.as_secs_f64(),
                 self.notifications as f64 / self.elapsed.as_secs_f64(),
                 ms(self.p50),
                 ms(self.p99),
+                ms(self.warm_up_max),
             ),
         );
         let outbox = match self.reviews_after {
@@ -126,6 +134,7 @@ pub async fn run(options: &Options, clients: usize) -> Intake {
                 .build()
                 .expect("an HTTP client");
             let mut latencies = Vec::new();
+            let mut warm_up = Vec::new();
             let mut failures = 0usize;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -141,18 +150,28 @@ pub async fn run(options: &Options, clients: usize) -> Intake {
                     .send()
                     .await
                     .is_ok_and(|r| r.status().is_success());
-                latencies.push(sent.elapsed());
+                if warm_up.len() < WARM_UP_PER_CLIENT {
+                    warm_up.push(sent.elapsed());
+                } else {
+                    latencies.push(sent.elapsed());
+                }
                 failures += usize::from(!ok);
             }
-            (latencies, failures)
+            (latencies, warm_up, failures)
         }));
     }
     let mut latencies = Vec::with_capacity(total);
+    let mut warm_up_max = Duration::ZERO;
     let mut failures = 0;
     for task in tasks {
-        let (l, f) = task.await.expect("a client task");
+        let (l, w, f) = task.await.expect("a client task");
         latencies.extend(l);
+        warm_up_max = w.into_iter().fold(warm_up_max, Duration::max);
         failures += f;
+    }
+    if latencies.is_empty() {
+        // Fewer notifications than the warm-up takes: report those.
+        latencies.push(warm_up_max);
     }
     let elapsed = start.elapsed();
     latencies.sort();
@@ -183,6 +202,7 @@ pub async fn run(options: &Options, clients: usize) -> Intake {
         elapsed,
         p50,
         p99,
+        warm_up_max,
         reviews_after,
         peak_rss_mib: peak.mib(),
         problems,
