@@ -207,3 +207,37 @@ async fn a_retry_found_by_reconcile_is_acknowledged_once_and_its_late_mail_adds_
     assert_eq!(w.jenkins.triggers(), 2, "{output}");
     assert_eq!(posted(&w), expected, "{output}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_whose_trigger_answer_was_lost_is_acknowledged_once_its_build_is_found() {
+    let w = World::new().await;
+    let n = w.sample_change(2);
+    let mail = sam_says(&w, n, 2, "bionicbb:retry", ledger::now());
+    w.deliver(&mail);
+    w.jenkins.lose_next_trigger_answer();
+    let (status, output) = w.once().await;
+    assert!(!status.success(), "a lost answer fails --once:\n{output}");
+    assert!(
+        posted(&w).is_empty(),
+        "nothing acknowledged while the outcome is unknown: {:?}\n{output}",
+        posted(&w)
+    );
+    // The item has become a build: that is what the next poll finds.
+    let number = w.jenkins.start_next("bionic-presubmit").await.unwrap();
+    let output = once(&w).await;
+    assert_eq!(w.jenkins.triggers(), 1, "not triggered again:\n{output}");
+    let acks = posted(&w);
+    assert_eq!(acks.len(), 1, "{acks:?}\n{output}");
+    assert!(
+        acks[0].starts_with("bionicbb:retry by Sam Reviewer: bionic-presubmit queued (")
+            && acks[0].ends_with("/)"),
+        "{acks:?}"
+    );
+    assert_eq!(w.jenkins.builds()[0].number, number);
+
+    // The same mail again: nothing more.
+    w.deliver(&mail);
+    let output = once(&w).await;
+    assert_eq!(posted(&w).len(), 1, "{:?}\n{output}", posted(&w));
+    assert_eq!(w.jenkins.triggers(), 1, "{output}");
+}
