@@ -371,3 +371,43 @@ async fn ok_to_test_found_by_reconcile_builds_once_and_for_that_patch_set_only()
     );
     assert_eq!(vouches(&w, n).len(), 1, "patch set 1's only");
 }
+
+/// The reply that answers a `bionicbb:why`, among those posted.
+fn the_why(w: &World) -> String {
+    let whys: Vec<String> = w
+        .gerrit
+        .reviews_posted()
+        .iter()
+        .map(|r| r.body["message"].as_str().unwrap_or_default().to_string())
+        .filter(|m| m.starts_with("What bionicbb decided and did about patch set"))
+        .collect();
+    assert_eq!(whys.len(), 1, "{whys:?}");
+    whys[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn why_on_a_vouched_patch_set_says_who_vouched_and_that_the_skip_was_explained() {
+    let w = World::new().await;
+    let n = outsiders_change(&w, 1);
+    w.deliver(&upload_mail(n, 1));
+    let output = once(&w).await;
+    assert!(built(&w).is_empty(), "{output}");
+    let explanations = w.gerrit.reviews_posted().len();
+    assert_eq!(explanations, 1, "the skip is explained: {output}");
+
+    w.deliver(&comment(&w, n, 1, w.sam, &sam(), "bionicbb:ok-to-test"));
+    let output = once(&w).await;
+    assert_eq!(built(&w), ["1"], "{output}");
+
+    w.deliver(&comment(&w, n, 1, w.sam, &sam(), "bionicbb:why"));
+    let output = once(&w).await;
+    let why = the_why(&w);
+    for line in [
+        "- Vouched for: built on Sam Reviewer's ok-to-test.",
+        "- Explained: bionicbb posted why it did not build this patch set.",
+        "bionic-presubmit",
+    ] {
+        assert!(why.contains(line), "missing {line:?} in:\n{why}\n{output}");
+    }
+    assert_eq!(w.jenkins.triggers(), 1, "why builds nothing: {output}");
+}
