@@ -1031,3 +1031,37 @@ fn a_patch_set_built_on_an_ok_to_test_says_whose() {
         1
     );
 }
+
+#[test]
+fn acknowledgements_and_why_answers_are_worded_in_the_activity_list() {
+    let (_dir, ledger) = ledger();
+    mail(
+        &ledger,
+        NOW - 50,
+        &STRTOD,
+        2,
+        "comment",
+        "Sam Reviewer",
+        json!([
+            {
+                "decision": "acknowledge", "change_number": STRTOD.number, "patch_set": 2,
+                "command": "retry", "by": "Sam <i>Reviewer</i>",
+                "result": "ack: posted on 123456 patch set 2",
+            },
+            {
+                "decision": "why", "change_number": STRTOD.number, "patch_set": 2,
+                "automatic": [],
+                "result": "why: posted on 123456 patch set 2",
+            },
+        ]),
+    );
+    let html = render(&ledger, &[]);
+    assert_has(
+        &html,
+        &[
+            "acknowledged bionicbb:retry by Sam &#60;i&#62;Reviewer&#60;/i&#62;",
+            "answered bionicbb:why",
+        ],
+    );
+    assert_lacks(&html, &["Sam <i>", ">acknowledge<", ">why<"]);
+}

@@ -165,6 +165,20 @@ fn outcome(d: &Value) -> Option<Outcome> {
             let who = text("by_name").or(text("by_email")).unwrap_or("someone");
             Outcome::new(&format!("built on {who}'s ok-to-test"), Tone::Info, None)
         }
+        Some("acknowledge") => {
+            let command = clip(text("command").unwrap_or("a command"), REPLY_CHARS);
+            let by = clip(text("by").unwrap_or("someone"), REPLY_CHARS);
+            let tone = if failed { Tone::Bad } else { Tone::Idle };
+            Outcome::new(
+                &format!("acknowledged bionicbb:{command} by {by}"),
+                tone,
+                None,
+            )
+        }
+        Some("why") => {
+            let tone = if failed { Tone::Bad } else { Tone::Idle };
+            Outcome::new("answered bionicbb:why", tone, None)
+        }
         Some("explain_skip") => {
             let message = text("message").unwrap_or("");
             let quoted = clip(message.lines().next().unwrap_or(""), REPLY_CHARS);
