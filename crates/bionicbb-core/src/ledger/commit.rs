@@ -99,7 +99,7 @@ struct Shared {
 /// whose drop lets the writer return); see the safety argument in
 /// [`GroupCommit::write`].
 struct Pending<F, T> {
-    work: Option<F>,
+    work: F,
     answer: SyncSender<Answer<T>>,
 }
 
@@ -151,22 +151,19 @@ impl GroupCommit {
         f: impl FnOnce(&Connection) -> Result<T> + Send,
     ) -> Result<T> {
         let (answer, answered) = std::sync::mpsc::sync_channel::<Answer<T>>(1);
-        let pending = Pending {
-            work: Some(f),
-            answer,
-        };
+        let pending = Pending { work: f, answer };
         let job: Box<dyn FnOnce(Step<'_>) -> Option<Finish> + Send + '_> =
             Box::new(move |step: Step<'_>| {
-                let mut pending = pending;
-                let ran = match (step, pending.work.take()) {
-                    (Step::Run(conn), Some(f)) => run_in_savepoint(conn, op, f),
-                    (Step::Refuse(e), _) => Answer::Failed(sql(op)(e)),
-                    (_, None) => Answer::Failed(LedgerError::Invalid {
-                        op,
-                        detail: "a write was run twice".to_string(),
-                    }),
+                // Taken apart here: `work` is consumed before `answer` is
+                // used (see the safety argument below).
+                let Pending { work, answer } = pending;
+                let ran = match step {
+                    Step::Run(conn) => run_in_savepoint(conn, op, work),
+                    Step::Refuse(e) => {
+                        drop(work);
+                        Answer::Failed(sql(op)(e))
+                    }
                 };
-                let answer = pending.answer;
                 match ran {
                     Answer::Value(value) => Some(Box::new(move |outcome: Outcome| {
                         let _ = answer.send(match outcome {
