@@ -2,8 +2,8 @@
 //! server's log checked request by request. A mail that builds costs one
 //! Gmail read, one Gerrit query and one Jenkins trigger; a comment whose
 //! change message shows its command costs the same; a merged mail costs the
-//! Gmail read alone. Each run also lists the label once and takes the
-//! handled mail out of it.
+//! Gmail read alone. Each run also lists the labels once, lists the label
+//! once and takes the handled mail out of it.
 
 use bionicbb_tests::fault::Faults;
 use bionicbb_tests::world::{KEY, World, fixture};
@@ -53,9 +53,15 @@ async fn one_mail(w: &World, seen: &mut [usize; 3], mail: &[u8]) -> [Vec<String>
         removal[0].starts_with("POST /gmail/v1/users/me/messages/"),
         "{removal:?}"
     );
-    // Per run: one listing page; the rest is label lookups.
+    // Per run: one listing page and one listing of the labels, which
+    // gives the ids of both the watched and the quarantine label.
     let lists = poll.iter().filter(|r| r.contains("/messages?")).count();
     assert_eq!(lists, 1, "{poll:#?}");
+    let label_lists = poll
+        .iter()
+        .filter(|r| r.starts_with("GET /gmail/v1/users/me/labels?"))
+        .count();
+    assert_eq!(label_lists, 1, "{poll:#?}");
     assert!(
         poll.iter().all(|r| r.contains("/messages?")
             || r.contains("/labels?")

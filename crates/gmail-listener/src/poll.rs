@@ -201,18 +201,27 @@ impl Listener {
             let transient = matches!(&e, MailboxError::Api(api) if api.is_transient());
             gmail_failure(e.to_string(), transient)
         })?;
+        // One listing gives the ids of both labels.
         let label = &config.gmail.label;
-        let label_id = mailbox
-            .label_id(label)
+        let labels = mailbox
+            .labels()
             .await
+            .map_err(|e| gmail_failure(format!("Gmail label `{label}`: {e}"), e.is_transient()))?;
+        let label_id = labels
+            .require(label)
             .map_err(|e| gmail_failure(format!("Gmail label `{label}`: {e}"), e.is_transient()))?;
         let quarantine = &config.gmail.quarantine_label;
         let quarantine_id = if dry_run {
-            mailbox.label_id(quarantine).await.ok()
+            labels.id(quarantine).map(str::to_string)
         } else {
-            Some(mailbox.ensure_label(quarantine).await.map_err(|e| {
-                gmail_failure(format!("Gmail label `{quarantine}`: {e}"), e.is_transient())
-            })?)
+            Some(
+                mailbox
+                    .ensure_label_in(&labels, quarantine)
+                    .await
+                    .map_err(|e| {
+                        gmail_failure(format!("Gmail label `{quarantine}`: {e}"), e.is_transient())
+                    })?,
+            )
         };
         let effects = match (&ledger, dry_run) {
             (Some(ledger), false) => Some(Effects {

@@ -34,6 +34,31 @@ pub use errors::{
     parse_retry_after,
 };
 
+/// The labels of a mailbox: (name, id) pairs, system labels included.
+#[derive(Debug, Clone, Default)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    /// The id of the label `name`, if it exists.
+    pub fn id(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| id.as_str())
+    }
+
+    /// The id of the label `name`; an error when it does not exist.
+    pub fn require(&self, name: &str) -> Result<String, ApiError> {
+        self.id(name).map(str::to_string).ok_or_else(|| {
+            ApiError::new(
+                Service::Gmail,
+                ErrorKind::NotFound,
+                format!("the Gmail label `{name}` does not exist (create it, or fix gmail.label)"),
+            )
+        })
+    }
+}
+
 /// The connector of every hub: TLS with the system's roots, plain HTTP
 /// allowed (for a local fake or proxy).
 pub type Connector = HttpsConnector<HttpConnector>;
@@ -163,22 +188,36 @@ impl Mailbox {
         &self.hub
     }
 
-    /// The id of the label called `name` (filters take ids, not names).
+    /// The mailbox's labels, from one `labels.list`.
+    pub async fn labels(&self) -> Result<Labels, ApiError> {
+        let list = call!(self, "labels.list", |hub| hub.users().labels_list(ME)).await?;
+        Ok(Labels(
+            list.labels
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|l| Some((l.name?, l.id?)))
+                .collect(),
+        ))
+    }
+
+    /// The id of the label called `name` (filters take ids, not names);
+    /// an error when it does not exist.
     pub async fn label_id(&self, name: &str) -> Result<String, ApiError> {
-        self.find_label(name).await?.ok_or_else(|| {
-            ApiError::new(
-                Service::Gmail,
-                ErrorKind::NotFound,
-                format!("the Gmail label `{name}` does not exist (create it, or fix gmail.label)"),
-            )
-        })
+        self.labels().await?.require(name)
     }
 
     /// The id of the user label `name`, created when missing (for the
     /// quarantine label).
     pub async fn ensure_label(&self, name: &str) -> Result<String, ApiError> {
-        if let Some(id) = self.find_label(name).await? {
-            return Ok(id);
+        let labels = self.labels().await?;
+        self.ensure_label_in(&labels, name).await
+    }
+
+    /// As [`ensure_label`](Self::ensure_label), with the labels already
+    /// listed: no request when `name` is among them.
+    pub async fn ensure_label_in(&self, labels: &Labels, name: &str) -> Result<String, ApiError> {
+        if let Some(id) = labels.id(name) {
+            return Ok(id.to_string());
         }
         let label = Label {
             name: Some(name.to_string()),
@@ -200,20 +239,13 @@ impl Mailbox {
             // A retried create whose first attempt did land is refused as a
             // duplicate: the label is there, which is all we wanted.
             Err(err) if matches!(err.kind, ErrorKind::Conflict | ErrorKind::Rejected) => {
-                self.find_label(name).await?.ok_or(err)
+                match self.labels().await?.id(name) {
+                    Some(id) => Ok(id.to_string()),
+                    None => Err(err),
+                }
             }
             Err(err) => Err(err),
         }
-    }
-
-    async fn find_label(&self, name: &str) -> Result<Option<String>, ApiError> {
-        let list = call!(self, "labels.list", |hub| hub.users().labels_list(ME)).await?;
-        Ok(list
-            .labels
-            .unwrap_or_default()
-            .into_iter()
-            .find(|l| l.name.as_deref() == Some(name))
-            .and_then(|l| l.id))
     }
 
     /// Every message id carrying `label_id`, over all pages, oldest first.
