@@ -142,10 +142,15 @@ impl Ledger {
 
     /// Clears the in-hand mark of a mail whose handling ended (whatever
     /// became of it). Marking a mail done or quarantined, or recording a
-    /// failed try, clears it too, in the same transaction; then this
-    /// changes nothing and writes nothing to the disk.
+    /// failed try, clears it too, in the same transaction; then this only
+    /// reads: it does not join (and wait for) a commit of other writers.
+    /// Deaths are only recorded at start, before any mail is handled, so
+    /// the read cannot miss one recorded since.
     pub fn release_mail(&self, gmail_id: &str) -> Result<()> {
         const OP: &str = "release a mail";
+        if self.mail_in_hand(gmail_id)? == 0 {
+            return Ok(());
+        }
         self.write(OP, |tx| {
             tx.cached_execute(
                 "UPDATE mails SET in_hand = 0, in_hand_since = NULL
