@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use bionicbb_core::ledger::{Begin, EffectKey, JenkinsItem, Ledger};
+use bionicbb_core::ledger::{Begin, EffectKey, JenkinsItem, Ledger, TriggerRecord};
 use serde_json::json;
 
 fn params(ps: u32) -> BTreeMap<String, String> {
@@ -157,4 +157,80 @@ fn a_ledger_of_the_previous_version_learns_what_its_effects_own() {
             .unwrap(),
         Begin::AlreadyDone { .. }
     ));
+}
+
+#[test]
+fn a_trigger_is_owned_done_and_counted_in_one_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+    let upload = build_key(2, None);
+    let retry = build_key(2, Some("change-message:Zq3-Kd"));
+    assert_eq!(
+        ledger
+            .begin_effect(&upload, "build", &payload(2), 100)
+            .unwrap(),
+        Begin::New
+    );
+    let labels = r#"job="bionic-presubmit""#.to_string();
+    let counters = [("builds_triggered_total", labels.clone())];
+    let observed = [("mail_to_trigger_seconds", labels.clone(), 4.0)];
+    let result = json!({"queue_id": 7});
+    let writes = ledger.writes();
+    ledger
+        .record_trigger(
+            TriggerRecord {
+                key: &upload,
+                items: &[JenkinsItem::Queue(7)],
+                result: &result,
+                counters: &counters,
+                observed: &observed,
+            },
+            101,
+        )
+        .unwrap();
+    assert_eq!(
+        ledger.writes(),
+        writes + 1,
+        "one write, one commit to wait for"
+    );
+    // Done with its result, and its item is no other effect's to adopt.
+    assert_eq!(
+        ledger
+            .begin_effect(&upload, "build", &payload(2), 102)
+            .unwrap(),
+        Begin::AlreadyDone {
+            result: result.clone()
+        }
+    );
+    assert!(
+        ledger
+            .owned_by_another(&retry, &[JenkinsItem::Queue(7)])
+            .unwrap()
+    );
+    assert_eq!(
+        ledger.counters().unwrap(),
+        vec![("builds_triggered_total".to_string(), labels.clone(), 1)]
+    );
+    let histograms = ledger.histograms().unwrap();
+    assert_eq!(histograms.len(), 1);
+    assert_eq!((histograms[0].count, histograms[0].sum), (1, 4.0));
+
+    // The trigger of an effect never begun is refused, and nothing of it is
+    // written: no item owned, nothing counted.
+    let never = build_key(3, None);
+    let stray = [JenkinsItem::Queue(8)];
+    let refused = ledger.record_trigger(
+        TriggerRecord {
+            key: &never,
+            items: &stray,
+            result: &json!({"queue_id": 8}),
+            counters: &counters,
+            observed: &observed,
+        },
+        103,
+    );
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(!ledger.owned_by_another(&upload, &stray).unwrap());
+    assert_eq!(ledger.counters().unwrap()[0].2, 1);
+    assert_eq!(ledger.histograms().unwrap()[0].count, 1);
 }

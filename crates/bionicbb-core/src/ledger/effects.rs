@@ -13,9 +13,11 @@
 //!      blindly: ask the server (is the Jenkins queue item or build there? is
 //!      the Gerrit message there?), then mark it done, or fail it and begin
 //!      again.
-//! 2. [`Ledger::record_effect_progress`] stores what is known mid-way (the
-//!    Jenkins queue item id once the trigger answered), so an in-doubt row
-//!    can be resolved precisely.
+//! 2. [`Ledger::record_effect_progress`] stores what is known mid-way, so
+//!    an in-doubt row can be resolved precisely. (A build records the
+//!    queue item its trigger answered with, and that it is done, in one
+//!    transaction: [`Ledger::record_trigger`]. Rows written by earlier
+//!    versions may still carry the queue item as progress.)
 //! 3. [`Ledger::finish_effect`] marks it done with its result.
 //!    [`Ledger::fail_effect`] records that it certainly did **not** happen
 //!    (the server refused it). The row is kept as `failed` with the error,
@@ -25,7 +27,9 @@
 //!
 //! The ledger does not lease: a second `begin_effect` on a started key while
 //! the first caller is still working also answers `InDoubt`. gmail-listener
-//! handles mails one at a time, so this only happens after a crash.
+//! never works on two mails of one change at once (reconcile passes run
+//! between polls), and an effect's key names its change, so this only
+//! happens after a crash.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -360,19 +364,7 @@ impl Ledger {
     pub fn finish_effect(&self, key: &EffectKey, result: &Value, now: i64) -> Result<()> {
         const OP: &str = "finish an effect";
         let text = to_json(OP, result)?;
-        self.write(OP, |tx| match existing_state(tx, key, OP)?.as_str() {
-            "done" => Ok(()),
-            _ => {
-                tx.cached_execute(
-                    "UPDATE effects
-                         SET state = 'done', result = ?2, error = NULL, finished_at = ?3
-                         WHERE key = ?1",
-                    params![key.as_str(), text, now],
-                )
-                .map_err(sql(OP))?;
-                Ok(())
-            }
-        })
+        self.write(OP, |tx| finish_in(tx, OP, key, &text, now))
     }
 
     /// Records that a started effect certainly did not happen (permanent
@@ -395,6 +387,28 @@ impl Ledger {
             }
         })
     }
+}
+
+/// [`Ledger::finish_effect`] in the transaction `tx`, with the result as
+/// JSON text.
+pub(super) fn finish_in(
+    tx: &rusqlite::Connection,
+    op: &'static str,
+    key: &EffectKey,
+    result: &str,
+    now: i64,
+) -> Result<()> {
+    if existing_state(tx, key, op)? == "done" {
+        return Ok(());
+    }
+    tx.cached_execute(
+        "UPDATE effects
+             SET state = 'done', result = ?2, error = NULL, finished_at = ?3
+             WHERE key = ?1",
+        params![key.as_str(), result, now],
+    )
+    .map_err(sql(op))?;
+    Ok(())
 }
 
 /// The state of an effect that must already have been begun.

@@ -107,33 +107,7 @@ impl Ledger {
     /// counts as 0; NaN or infinite values are refused.
     pub fn observe(&self, name: &str, labels: &str, seconds: f64) -> Result<()> {
         const OP: &str = "observe a histogram value";
-        if !seconds.is_finite() {
-            return Err(LedgerError::Invalid {
-                op: OP,
-                detail: format!("{name}: {seconds} is not a finite number of seconds"),
-            });
-        }
-        let seconds = seconds.max(0.0);
-        self.write(OP, |tx| {
-            tx.cached_execute(
-                "INSERT INTO histograms (name, labels, sum, count) VALUES (?1, ?2, ?3, 1)
-                 ON CONFLICT (name, labels) DO UPDATE
-                   SET sum = sum + excluded.sum, count = count + 1",
-                params![name, labels, seconds],
-            )
-            .map_err(sql(OP))?;
-            for &le in BUCKETS {
-                let hit = i64::from(seconds <= le);
-                tx.cached_execute(
-                    "INSERT INTO histogram_buckets (name, labels, le, count)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (name, labels, le) DO UPDATE SET count = count + excluded.count",
-                    params![name, labels, le, hit],
-                )
-                .map_err(sql(OP))?;
-            }
-            Ok(())
-        })
+        self.write(OP, |tx| observe_in(tx, OP, name, labels, seconds))
     }
 
     /// Every histogram, sorted by name then labels.
@@ -197,6 +171,41 @@ impl Ledger {
         }
         Ok(out)
     }
+}
+
+/// [`Ledger::observe`] in the transaction `tx`.
+pub(super) fn observe_in(
+    tx: &rusqlite::Connection,
+    op: &'static str,
+    name: &str,
+    labels: &str,
+    seconds: f64,
+) -> Result<()> {
+    if !seconds.is_finite() {
+        return Err(LedgerError::Invalid {
+            op,
+            detail: format!("{name}: {seconds} is not a finite number of seconds"),
+        });
+    }
+    let seconds = seconds.max(0.0);
+    tx.cached_execute(
+        "INSERT INTO histograms (name, labels, sum, count) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT (name, labels) DO UPDATE
+           SET sum = sum + excluded.sum, count = count + 1",
+        params![name, labels, seconds],
+    )
+    .map_err(sql(op))?;
+    for &le in BUCKETS {
+        let hit = i64::from(seconds <= le);
+        tx.cached_execute(
+            "INSERT INTO histogram_buckets (name, labels, le, count)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name, labels, le) DO UPDATE SET count = count + excluded.count",
+            params![name, labels, le, hit],
+        )
+        .map_err(sql(op))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ pub use intake::Completion;
 pub use mails::{MailDone, MailState};
 pub use outbox::{NewOutboxItem, OutboxItem, OutboxState};
 pub use overview::{SeenBuild, Trigger, TriggerState};
-pub use owned::JenkinsItem;
+pub use owned::{JenkinsItem, TriggerRecord};
 pub use status::{EventDetails, EventRecord};
 pub use unreported::UnreportedBuild;
 pub use vouches::VouchRecord;

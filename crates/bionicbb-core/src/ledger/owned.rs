@@ -11,9 +11,12 @@
 use std::fmt;
 
 use rusqlite::{OptionalExtension, params};
+use serde_json::Value;
 
-use super::effects::EffectKey;
-use super::{CachedExecute, Ledger, Result, sql};
+use super::effects::{EffectKey, finish_in};
+use super::histograms::observe_in;
+use super::status::bump;
+use super::{CachedExecute, Ledger, Result, sql, to_json};
 
 /// Something on Jenkins an effect can own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,7 +55,59 @@ impl fmt::Display for JenkinsItem {
     }
 }
 
+/// What a trigger's answer settles, for [`Ledger::record_trigger`].
+#[derive(Debug, Clone)]
+pub struct TriggerRecord<'a> {
+    /// The build effect, begun before the trigger.
+    pub key: &'a EffectKey,
+    /// What Jenkins answered with (or a lookup found), owned from now on.
+    pub items: &'a [JenkinsItem],
+    /// The effect's result.
+    pub result: &'a Value,
+    /// Counters bumped by one: `(name, labels)`.
+    pub counters: &'a [(&'a str, String)],
+    /// Observations: `(histogram, labels, seconds)`.
+    pub observed: &'a [(&'a str, String, f64)],
+}
+
 impl Ledger {
+    /// Records a trigger that reached Jenkins, in one transaction (one
+    /// commit to wait for, not one per step): effect `key` owns the items
+    /// and is done with its result, and the trigger is counted. A failure
+    /// to count is logged and does not undo the rest. A crash before the
+    /// commit leaves the effect begun and not done, as a crash between the
+    /// trigger and its answer would: the next try looks for what the
+    /// trigger left before sending it again.
+    pub fn record_trigger(&self, t: TriggerRecord<'_>, now: i64) -> Result<()> {
+        const OP: &str = "record a trigger";
+        let result = to_json(OP, t.result)?;
+        self.write(OP, |tx| {
+            insert(tx, t.key, t.items, OP)?;
+            finish_in(tx, OP, t.key, &result, now)?;
+            let extras = tx
+                .execute_batch("SAVEPOINT extras")
+                .map_err(sql(OP))
+                .and_then(|()| {
+                    for (name, labels) in t.counters {
+                        bump(tx, OP, name, labels, 1)?;
+                    }
+                    for (name, labels, seconds) in t.observed {
+                        observe_in(tx, OP, name, labels, *seconds)?;
+                    }
+                    Ok(())
+                });
+            let end = match &extras {
+                Ok(()) => "RELEASE extras",
+                Err(_) => "ROLLBACK TO extras; RELEASE extras",
+            };
+            tx.execute_batch(end).map_err(sql(OP))?;
+            if let Err(e) = extras {
+                tracing::warn!("cannot count a trigger in the ledger: {e}");
+            }
+            Ok(())
+        })
+    }
+
     /// Records that effect `key` (begun before) owns `items`.
     pub fn own_jenkins_items(&self, key: &EffectKey, items: &[JenkinsItem]) -> Result<()> {
         const OP: &str = "record the Jenkins items an effect owns";

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use bionicbb_core::error::ApiError;
 use bionicbb_core::jenkins::JobPath;
-use bionicbb_core::ledger::{self, Begin, EffectKey, JenkinsItem, metric_names as names};
+use bionicbb_core::ledger::{
+    self, Begin, EffectKey, JenkinsItem, TriggerRecord, metric_names as names,
+};
 use serde_json::{Value, json};
 
 use super::{Effects, Outcome, passing_ledger};
@@ -72,18 +74,15 @@ impl Effects {
         match self.jenkins.trigger(&path, params).await {
             Ok(id) => {
                 let result = json!({ "queue_id": id.0 });
-                // Owned first: from now on no lookup of another effect can
-                // take this item for its own.
-                if let Err(e) = self.own(key, vec![JenkinsItem::Queue(id.0)]).await {
+                // Owned as it is done: from then on no lookup of another
+                // effect can take this item for its own.
+                let items = vec![JenkinsItem::Queue(id.0)];
+                if let Err(e) = self
+                    .record_trigger(key, items, &result, job, mail_date)
+                    .await
+                {
                     return passing_ledger(e);
                 }
-                if let Err(e) = self.progress(key, &result).await {
-                    return passing_ledger(e);
-                }
-                if let Err(e) = self.finish(key, result.clone()).await {
-                    return passing_ledger(e);
-                }
-                self.count_trigger(job, mail_date).await;
                 tracing::info!(%job, queue_item = id.0, "build triggered");
                 self.triggered(format!("{job}: queued as item {id}"), &result)
             }
@@ -150,15 +149,14 @@ impl Effects {
         else {
             return Ok(None);
         };
-        self.progress(key, &result).await.map_err(passing_ledger)?;
-        self.finish(key, result.clone())
-            .await
-            .map_err(passing_ledger)?;
         let job = payload
             .get("job")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        self.count_trigger(job, mail_date).await;
+        // The lookup owned what it found.
+        self.record_trigger(key, Vec::new(), &result, job, mail_date)
+            .await
+            .map_err(passing_ledger)?;
         Ok(Some(result))
     }
 
@@ -335,36 +333,47 @@ impl Effects {
         }
     }
 
-    /// Counts a trigger and observes how long after the notification's date
-    /// it happened (nothing to observe when the mail had no `Date:`).
-    async fn count_trigger(&self, job: &str, mail_date: Option<i64>) {
+    /// Records a trigger that reached Jenkins in one ledger write: the
+    /// effect owns `items` and is done with `result`; the trigger is counted,
+    /// and how long after the notification's date it happened is observed
+    /// (not when the mail had no `Date:`; a mail dated in the future, a
+    /// skewed clock, counts as 0 seconds).
+    async fn record_trigger(
+        &self,
+        key: &EffectKey,
+        items: Vec<JenkinsItem>,
+        result: &Value,
+        job: &str,
+        mail_date: Option<i64>,
+    ) -> ledger::Result<()> {
         let labels = names::labels(&[("job", job)]);
-        let counted = labels.clone();
-        let bumped = self
-            .db("count a build", move |l| {
-                l.bump_counter(names::BUILDS_TRIGGERED, &counted, 1)
+        let observed: Vec<(&'static str, String, f64)> = mail_date
+            .map(|date| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or_default();
+                (
+                    names::MAIL_TO_TRIGGER_SECONDS,
+                    labels.clone(),
+                    now - date as f64,
+                )
             })
-            .await;
-        if let Err(e) = bumped {
-            tracing::warn!(error = %e, "cannot count the build");
-        }
-        let Some(date) = mail_date else {
-            return;
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or_default();
-        // A mail dated in the future (a skewed clock) counts as 0 seconds.
-        let seconds = now - date as f64;
-        let observed = self
-            .db("observe the mail-to-trigger latency", move |l| {
-                l.observe(names::MAIL_TO_TRIGGER_SECONDS, &labels, seconds)
-            })
-            .await;
-        if let Err(e) = observed {
-            tracing::warn!(error = %e, "cannot record the mail-to-trigger latency");
-        }
+            .into_iter()
+            .collect();
+        let counters = [(names::BUILDS_TRIGGERED, labels)];
+        let (key, result) = (key.clone(), result.clone());
+        self.db("record a trigger", move |l| {
+            let record = TriggerRecord {
+                key: &key,
+                items: &items,
+                result: &result,
+                counters: &counters,
+                observed: &observed,
+            };
+            l.record_trigger(record, ledger::now())
+        })
+        .await
     }
 
     /// Records that the effect owns Jenkins `items`.
@@ -372,15 +381,6 @@ impl Effects {
         let key = key.clone();
         self.db("own Jenkins items", move |l| {
             l.own_jenkins_items(&key, &items)
-        })
-        .await
-    }
-
-    /// Records what the effect achieved so far.
-    async fn progress(&self, key: &EffectKey, result: &Value) -> ledger::Result<()> {
-        let (key, result) = (key.clone(), result.clone());
-        self.db("record an effect's progress", move |l| {
-            l.record_effect_progress(&key, &result)
         })
         .await
     }
