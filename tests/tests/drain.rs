@@ -16,6 +16,7 @@ use bionicbb_tests::fault::Fault;
 use bionicbb_tests::harness::Daemon;
 use bionicbb_tests::mailgen::{self, MailChange, Person};
 use bionicbb_tests::world::{RUN, World};
+use gmail_listener::poll::DOWNLOADS_PER_WORKER;
 
 /// The first mail date of a scene; later mails a minute apart.
 const T0: i64 = 1_700_000_000;
@@ -211,7 +212,10 @@ async fn interleaved_changes_build_once_each_in_order_per_change_and_concurrentl
     assert!(gerrit > 1, "one change at a time: {gerrit}\n{output}");
     assert!(gerrit <= CONCURRENCY, "{gerrit} Gerrit requests at once");
     let downloads = w.gmail.faults().max_in_flight();
-    assert!(downloads <= CONCURRENCY, "{downloads} downloads at once");
+    assert!(
+        downloads <= DOWNLOADS_PER_WORKER * CONCURRENCY,
+        "{downloads} downloads at once"
+    );
 
     // The content windows of the poison-mail protection never overlap:
     // each opens and closes before the next opens, two per handled mail.

@@ -23,6 +23,7 @@ use bionicbb_core::gerrit::GerritClient;
 use bionicbb_core::ledger::{self, Ledger, metric_names as names};
 use bionicbb_core::runtime::StartupFailure;
 use bionicbb_core::timefmt;
+pub use drain::DOWNLOADS_PER_WORKER;
 pub use guard::MAX_DEATHS;
 use serde_json::json;
 use tokio::sync::watch;

@@ -1,8 +1,11 @@
 //! The scheduling of one poll's mails.
 //!
-//! - Downloads run `gmail_listener.concurrency` at a time, but their
-//!   results are taken in arrival order (oldest first), so mails reach
-//!   their change's queue in the order they arrived.
+//! - Downloads run up to [`DOWNLOADS_PER_WORKER`] × `concurrency` at a
+//!   time, but their results are taken in arrival order (oldest first),
+//!   so mails reach their change's queue in the order they arrived. A
+//!   download is one round trip and most mails take one or two more to
+//!   handle, so downloads only as wide as the handling would leave it
+//!   waiting for mail whenever a run of mails needs little handling.
 //! - Each mail is parsed as it is downloaded (see [`guard`](super::guard));
 //!   its change ([`ChangeKey`]) comes from the parsed event.
 //! - Mails of different changes are handled at once, at most
@@ -35,6 +38,9 @@ use super::{Handled, Listener, PollReport};
 /// Mails downloaded (or being downloaded) and not finished, at most, per
 /// unit of `gmail_listener.concurrency`.
 pub const HELD_PER_WORKER: usize = 4;
+
+/// Downloads in flight, at most, per unit of `gmail_listener.concurrency`.
+pub const DOWNLOADS_PER_WORKER: usize = 2;
 
 /// The change a mail is about, for its order: project, branch and
 /// Change-Id, which every mail carries and which name one change on
@@ -161,6 +167,7 @@ impl Listener {
     ) {
         let concurrency = self.config.gmail_listener.concurrency.max(1);
         let held_max = HELD_PER_WORKER * concurrency;
+        let downloads_max = DOWNLOADS_PER_WORKER * concurrency;
         let mut ids = ids.into_iter().enumerate().peekable();
         let mut downloads = FuturesOrdered::new();
         let mut workers = FuturesUnordered::new();
@@ -170,7 +177,7 @@ impl Listener {
         let mut held = 0usize;
         loop {
             if !*stop.borrow() {
-                while downloads.len() < concurrency && held < held_max {
+                while downloads.len() < downloads_max && held < held_max {
                     let Some((seq, id)) = ids.next() else {
                         break;
                     };
