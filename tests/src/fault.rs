@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -149,6 +149,16 @@ pub struct Faults {
     random: Arc<Mutex<Option<Dice<Fault>>>>,
     latency: Arc<Mutex<Option<Duration>>>,
     concurrency: Arc<Mutex<Concurrency>>,
+    answered: Arc<Mutex<Vec<Answered>>>,
+}
+
+/// A request the fake answered: when it arrived and when its answer was
+/// ready (the injected latency included).
+#[derive(Debug, Clone)]
+pub struct Answered {
+    pub request: String,
+    pub arrived: Instant,
+    pub answered: Instant,
 }
 
 /// Requests in flight at once, among those whose `METHOD /path?query`
@@ -255,6 +265,12 @@ impl Faults {
         self.seen.lock().unwrap().clone()
     }
 
+    /// Every request answered so far, in the order of the answers (a
+    /// request whose client hung up before the answer is left out).
+    pub fn answered(&self) -> Vec<Answered> {
+        self.answered.lock().unwrap().clone()
+    }
+
     fn take(&self, method: &Method, path: &str) -> Option<Fault> {
         let mut rules = self.rules.lock().unwrap();
         let Some(index) = rules.iter().position(|r| {
@@ -285,12 +301,25 @@ pub async fn inject(State(faults): State<Faults>, request: Request, next: Next) 
         .unwrap_or_default();
     let seen = format!("{} {}", request.method(), path);
     let _in_flight = faults.enter(&seen);
-    faults.seen.lock().unwrap().push(seen);
+    faults.seen.lock().unwrap().push(seen.clone());
+    let arrived = Instant::now();
+    let response = answer(&faults, request, next, &path).await;
+    faults.answered.lock().unwrap().push(Answered {
+        request: seen,
+        arrived,
+        answered: Instant::now(),
+    });
+    response
+}
+
+/// The answer to a request: the injected latency, then the first matching
+/// fault or the fake's own answer.
+async fn answer(faults: &Faults, request: Request, next: Next, path: &str) -> Response {
     let latency = *faults.latency.lock().unwrap();
     if let Some(latency) = latency {
         tokio::time::sleep(latency).await;
     }
-    match faults.take(request.method(), &path) {
+    match faults.take(request.method(), path) {
         None => next.run(request).await,
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(d).await;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -375,7 +375,14 @@ impl Daemon {
     }
 
     /// Waits for the process to exit by itself.
-    pub async fn wait(mut self, timeout: Duration) -> (ExitStatus, String) {
+    pub async fn wait(self, timeout: Duration) -> (ExitStatus, String) {
+        let (status, output, _) = self.wait_exited(timeout).await;
+        (status, output)
+    }
+
+    /// [`Daemon::wait`], also returning when the process exited (before
+    /// the pause that lets its last output arrive), for timings.
+    pub async fn wait_exited(mut self, timeout: Duration) -> (ExitStatus, String, Instant) {
         let status = tokio::time::timeout(timeout, self.child.wait())
             .await
             .unwrap_or_else(|_| {
@@ -386,8 +393,9 @@ impl Daemon {
                 )
             })
             .expect("wait");
+        let exited = Instant::now();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        (status, self.output())
+        (status, self.output(), exited)
     }
 }
 

@@ -8,6 +8,16 @@
 //! Gerrit, so nothing of it builds). Mails arrive round-robin over the
 //! changes: 60% uploads, 30% comments, 10% merges. Expected: on each even
 //! change the verify build of patch set 3, then the clean build, each once.
+//! The mailbox already has the quarantine label, as after the daemon's
+//! first start: a backlog is drained by a daemon that ran before.
+//!
+//! Each drain is timed from the spawn to the exit, and split from the
+//! fakes' answers into the fixed costs (start: until the first mail is
+//! downloaded; end: after the last mail's last request, the take-out and
+//! the exit) and the handling between them. With the fixed costs `F` of
+//! each run, the speed-up cannot exceed `T1 / (F_c + (T1 - F1) / c)` at
+//! concurrency `c`, however well the handling scales; the bench prints
+//! that ceiling next to the speed-up.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -29,6 +39,11 @@ pub struct Drain {
     pub concurrency: String,
     pub mails: usize,
     pub elapsed: Duration,
+    /// Spawn to the first download's arrival at Gmail.
+    pub start: Duration,
+    /// The last handling request's answer (a download, Gerrit or Jenkins)
+    /// to the exit.
+    pub end: Duration,
     /// Requests per server: Gmail, Gerrit, Jenkins.
     pub requests: [usize; 3],
     pub peak_rss_mib: f64,
@@ -38,6 +53,11 @@ pub struct Drain {
 }
 
 impl Drain {
+    /// The start and end costs together.
+    pub fn fixed(&self) -> Duration {
+        self.start + self.end
+    }
+
     pub fn requests_per_mail(&self) -> f64 {
         self.requests.iter().sum::<usize>() as f64 / self.mails as f64
     }
@@ -69,6 +89,9 @@ pub async fn run(options: &Options, concurrency: Option<usize>) -> Drain {
         .map(|c| format!("\n[gmail_listener]\nconcurrency = {c}\n"))
         .unwrap_or_default();
     let world = World::with_extra(&extra).await;
+    let loaded = bionicbb_core::config::Config::load(std::path::Path::new(&world.config_arg()))
+        .expect("the world's configuration");
+    world.gmail.add_label(&loaded.gmail.quarantine_label);
     let expected = seed(&world, options.changes);
     let mails = options.changes * MAILS_PER_CHANGE;
     for faults in [
@@ -82,8 +105,9 @@ pub async fn run(options: &Options, concurrency: Option<usize>) -> Drain {
     let start = Instant::now();
     let daemon = Daemon::spawn("gmail-listener", &["--config", &config, "--once"]);
     let peak = PeakRss::watch(daemon.pid());
-    let (status, output) = daemon.wait(Duration::from_secs(1800)).await;
-    let elapsed = start.elapsed();
+    let (status, output, exited) = daemon.wait_exited(Duration::from_secs(1800)).await;
+    let elapsed = exited - start;
+    let (first, last) = handling_span(&world);
     let mut problems = Vec::new();
     if !status.success() {
         problems.push(format!("gmail-listener exited with {status}"));
@@ -116,6 +140,8 @@ pub async fn run(options: &Options, concurrency: Option<usize>) -> Drain {
         concurrency: concurrency.map_or_else(|| "default".to_string(), |c| c.to_string()),
         mails,
         elapsed,
+        start: first.map_or(elapsed, |t| t.saturating_duration_since(start)),
+        end: last.map_or(Duration::ZERO, |t| exited.saturating_duration_since(t)),
         requests: [
             world.gmail.faults().requests().len(),
             world.gerrit.faults().requests().len(),
@@ -125,6 +151,27 @@ pub async fn run(options: &Options, concurrency: Option<usize>) -> Drain {
         problems,
         builds: total,
     }
+}
+
+/// When the first mail download reached Gmail, and when the last request
+/// of the handling (a download, or any request to Gerrit or Jenkins) was
+/// answered.
+fn handling_span(world: &World) -> (Option<Instant>, Option<Instant>) {
+    let download = |r: &str| r.starts_with("GET /gmail/v1/users/me/messages/");
+    let gmail = world.gmail.faults().answered();
+    let first = gmail
+        .iter()
+        .filter(|a| download(&a.request))
+        .map(|a| a.arrived)
+        .min();
+    let last = gmail
+        .iter()
+        .filter(|a| download(&a.request))
+        .chain(world.gerrit.faults().answered().iter())
+        .chain(world.jenkins.faults().answered().iter())
+        .map(|a| a.answered)
+        .max();
+    (first, last)
 }
 
 /// The backlog on the fakes; the builds expected per change, in order.
@@ -252,6 +299,37 @@ pub fn report(options: &Options, serial: &Drain, concurrent: &Drain) -> Vec<Stri
         ),
     );
     let width = options.concurrency as f64;
+    let (t1, tc) = (
+        serial.elapsed.as_secs_f64(),
+        concurrent.elapsed.as_secs_f64(),
+    );
+    let (f1, fc) = (
+        serial.fixed().as_secs_f64(),
+        concurrent.fixed().as_secs_f64(),
+    );
+    line(
+        "drain fixed costs",
+        format!(
+            "concurrency 1: start {} + end {}; concurrency {}: start {} + end {} \
+             (start: spawn to the first download; end: the last request's answer to the exit)",
+            ms(serial.start),
+            ms(serial.end),
+            concurrent.concurrency,
+            ms(concurrent.start),
+            ms(concurrent.end),
+        ),
+    );
+    line(
+        "drain handling speed-up",
+        format!(
+            "{:.1}x without the fixed costs ({:.2} s vs {:.2} s); ceiling of the whole with \
+             these fixed costs: {:.1}x",
+            (t1 - f1) / (tc - fc),
+            t1 - f1,
+            tc - fc,
+            t1 / (fc + (t1 - f1) / width),
+        ),
+    );
     let bound =
         concurrent.mails as f64 * concurrent.requests_per_mail() * options.latency.as_secs_f64()
             / width;
