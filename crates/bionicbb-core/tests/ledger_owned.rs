@@ -234,3 +234,42 @@ fn a_trigger_is_owned_done_and_counted_in_one_write() {
     assert_eq!(ledger.counters().unwrap()[0].2, 1);
     assert_eq!(ledger.histograms().unwrap()[0].count, 1);
 }
+
+#[test]
+fn a_trigger_that_cannot_be_counted_is_recorded_all_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+    let upload = build_key(2, None);
+    ledger
+        .begin_effect(&upload, "build", &payload(2), 100)
+        .unwrap();
+    let labels = r#"job="bionic-presubmit""#.to_string();
+    let result = json!({"queue_id": 9});
+    // A latency that is no number of seconds: the count and the observation
+    // are rolled back together; the trigger's record stands.
+    ledger
+        .record_trigger(
+            TriggerRecord {
+                key: &upload,
+                items: &[JenkinsItem::Queue(9)],
+                result: &result,
+                counters: &[("builds_triggered_total", labels.clone())],
+                observed: &[("mail_to_trigger_seconds", labels, f64::NAN)],
+            },
+            101,
+        )
+        .unwrap();
+    assert_eq!(
+        ledger
+            .begin_effect(&upload, "build", &payload(2), 102)
+            .unwrap(),
+        Begin::AlreadyDone { result }
+    );
+    assert!(
+        ledger
+            .owned_by_another(&build_key(2, Some("x")), &[JenkinsItem::Queue(9)])
+            .unwrap()
+    );
+    assert!(ledger.counters().unwrap().is_empty());
+    assert!(ledger.histograms().unwrap().is_empty());
+}

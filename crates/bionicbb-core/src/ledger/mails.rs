@@ -21,7 +21,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::status::{bump, insert_event};
-use super::{CachedExecute, EventRecord, Ledger, Result, from_i64, sql};
+use super::{CachedExecute, EventRecord, Ledger, Result, from_i64, sql, with_extras};
 
 /// A handled mail's outcome as gmail-listener records it: the mail done,
 /// the counters it bumps and its event for the status page, in one
@@ -177,24 +177,12 @@ impl Ledger {
         let cap = self.inner.options.event_cap;
         self.write(OP, |tx| {
             mark_done(tx, OP, done.gmail_id, done.summary, now)?;
-            let extras = tx
-                .execute_batch("SAVEPOINT extras")
-                .map_err(sql(OP))
-                .and_then(|()| {
-                    for (name, labels) in done.counters {
-                        bump(tx, OP, name, labels, 1)?;
-                    }
-                    insert_event(tx, OP, done.event, cap)
-                });
-            let end = match &extras {
-                Ok(()) => "RELEASE extras",
-                Err(_) => "ROLLBACK TO extras; RELEASE extras",
-            };
-            tx.execute_batch(end).map_err(sql(OP))?;
-            if let Err(e) = extras {
-                tracing::warn!("cannot count a mail or record its event in the ledger: {e}");
-            }
-            Ok(())
+            with_extras(tx, OP, "count a mail or record its event", || {
+                for (name, labels) in done.counters {
+                    bump(tx, OP, name, labels, 1)?;
+                }
+                insert_event(tx, OP, done.event, cap)
+            })
         })
     }
 

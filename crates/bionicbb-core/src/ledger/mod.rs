@@ -367,6 +367,31 @@ fn sql(op: &'static str) -> impl Fn(rusqlite::Error) -> LedgerError {
     move |source| LedgerError::Sql { op, source }
 }
 
+/// Runs `extras` (counters, events: what a write may lose rather than
+/// fail) in a savepoint of `tx`. When they fail, they are rolled back and
+/// logged (`what`: what could not be done) and the rest of the transaction
+/// stands.
+fn with_extras(
+    tx: &Connection,
+    op: &'static str,
+    what: &str,
+    extras: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let done = tx
+        .execute_batch("SAVEPOINT extras")
+        .map_err(sql(op))
+        .and_then(|()| extras());
+    let end = match &done {
+        Ok(()) => "RELEASE extras",
+        Err(_) => "ROLLBACK TO extras; RELEASE extras",
+    };
+    tx.execute_batch(end).map_err(sql(op))?;
+    if let Err(e) = done {
+        tracing::warn!("cannot {what} in the ledger: {e}");
+    }
+    Ok(())
+}
+
 /// Serialises a JSON value for a TEXT column.
 fn to_json(op: &'static str, value: &serde_json::Value) -> Result<String> {
     serde_json::to_string(value).map_err(|source| LedgerError::Json { op, source })

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::effects::{EffectKey, finish_in};
 use super::histograms::observe_in;
 use super::status::bump;
-use super::{CachedExecute, Ledger, Result, sql, to_json};
+use super::{CachedExecute, Ledger, Result, sql, to_json, with_extras};
 
 /// Something on Jenkins an effect can own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,27 +84,15 @@ impl Ledger {
         self.write(OP, |tx| {
             insert(tx, t.key, t.items, OP)?;
             finish_in(tx, OP, t.key, &result, now)?;
-            let extras = tx
-                .execute_batch("SAVEPOINT extras")
-                .map_err(sql(OP))
-                .and_then(|()| {
-                    for (name, labels) in t.counters {
-                        bump(tx, OP, name, labels, 1)?;
-                    }
-                    for (name, labels, seconds) in t.observed {
-                        observe_in(tx, OP, name, labels, *seconds)?;
-                    }
-                    Ok(())
-                });
-            let end = match &extras {
-                Ok(()) => "RELEASE extras",
-                Err(_) => "ROLLBACK TO extras; RELEASE extras",
-            };
-            tx.execute_batch(end).map_err(sql(OP))?;
-            if let Err(e) = extras {
-                tracing::warn!("cannot count a trigger in the ledger: {e}");
-            }
-            Ok(())
+            with_extras(tx, OP, "count a trigger", || {
+                for (name, labels) in t.counters {
+                    bump(tx, OP, name, labels, 1)?;
+                }
+                for (name, labels, seconds) in t.observed {
+                    observe_in(tx, OP, name, labels, *seconds)?;
+                }
+                Ok(())
+            })
         })
     }
 
