@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::outbox::insert_completion;
 use super::status::{bump, insert_event};
-use super::{EventRecord, Ledger, NewOutboxItem, Result, to_json};
+use super::{EventRecord, Ledger, NewOutboxItem, Result, to_json, with_extras};
 
 /// A build's completion as build-listener records it.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,18 +38,7 @@ impl Ledger {
                 insert_event(tx, OP, c.record, cap)?;
             }
             let (name, labels) = c.counter;
-            let counted = tx
-                .execute_batch("SAVEPOINT count")
-                .map_err(super::sql(OP))
-                .and_then(|()| bump(tx, OP, name, labels, 1));
-            let end = match &counted {
-                Ok(()) => "RELEASE count",
-                Err(_) => "ROLLBACK TO count; RELEASE count",
-            };
-            tx.execute_batch(end).map_err(super::sql(OP))?;
-            if let Err(e) = counted {
-                tracing::error!("cannot count an event in the ledger: {e}");
-            }
+            with_extras(tx, OP, "count an event", || bump(tx, OP, name, labels, 1))?;
             Ok(first)
         })
     }
