@@ -282,7 +282,7 @@ impl Listener {
             let next = (!once).then(|| now + self.config.gmail.poll_interval.as_secs() as i64);
             let status = report.status(now);
             health.record(status.clone(), next);
-            self.record_status(&status, next);
+            self.record_status(&status, next).await;
             bionicbb_core::runtime::notify_status(&report.status_line(now, next));
             tracing::info!(
                 mails = report.mails,
@@ -362,25 +362,25 @@ impl Listener {
         }
     }
 
-    fn record_status(&self, status: &PollStatus, next: Option<i64>) {
-        let Some(ledger) = self.effects.as_ref().map(|e| &e.ledger) else {
+    /// Records the poll's outcome and the next poll's time for the status
+    /// page, on the blocking pool like every ledger write of async code.
+    async fn record_status(&self, status: &PollStatus, next: Option<i64>) {
+        let Some(ledger) = self.writer() else {
             return;
         };
         let now = status.at;
         let last = serde_json::to_value(status).unwrap_or_default();
-        let mut results = vec![ledger.set_status("gmail-listener", "last_poll", &last, now)];
-        if let Some(next) = next {
-            results.push(ledger.set_status(
-                "gmail-listener",
-                "next_poll",
-                &json!({ "at": next }),
-                now,
-            ));
-        }
-        for r in results {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "cannot record the poll status");
-            }
+        let written = ledger
+            .blocking("record the poll status", move |l| {
+                l.set_status("gmail-listener", "last_poll", &last, now)?;
+                if let Some(next) = next {
+                    l.set_status("gmail-listener", "next_poll", &json!({ "at": next }), now)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "cannot record the poll status");
         }
     }
 }
