@@ -259,6 +259,11 @@ fn write_private(path: &Path, text: &str) {
     }
 }
 
+/// Asserts that a daemon run succeeded, showing its output when not.
+pub fn assert_ok(status: ExitStatus, output: &str) {
+    assert!(status.success(), "exit {status:?}; output:\n{output}");
+}
+
 /// A running daemon whose output (stdout and stderr) is captured line by line.
 pub struct Daemon {
     pub name: String,

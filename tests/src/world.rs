@@ -29,6 +29,11 @@ pub const SECRET: &str = "listener-shared-secret";
 /// How long one `gmail-listener` run may take.
 pub const RUN: Duration = Duration::from_secs(40);
 
+/// The log filter that shows gmail-listener's reconcile pass in debug lines
+/// (the events it found already handled or skipped, with their decisions),
+/// for [`World::once_ok_logging`].
+pub const RECONCILE_DEBUG: &str = "info,gmail_listener::reconcile=debug";
+
 /// One `/drop-rejection` request the stub received: (authorized, body).
 pub type DropRequests = Arc<Mutex<Vec<(bool, Value)>>>;
 
@@ -208,6 +213,28 @@ impl World {
 
     pub async fn once(&self) -> (ExitStatus, String) {
         self.run(&["--once"]).await
+    }
+
+    /// [`World::once`], which must succeed; its output.
+    pub async fn once_ok(&self) -> String {
+        let (status, output) = self.once().await;
+        crate::harness::assert_ok(status, &output);
+        output
+    }
+
+    /// [`World::once_ok`] with the log filter `rust_log` (`RUST_LOG`), for
+    /// a test that reads debug lines.
+    pub async fn once_ok_logging(&self, rust_log: &str) -> String {
+        let config = self.config_arg();
+        let (status, output) = Daemon::spawn_with_env(
+            "gmail-listener",
+            &["--config", &config, "--once"],
+            &[("RUST_LOG", rust_log)],
+        )
+        .wait(RUN)
+        .await;
+        crate::harness::assert_ok(status, &output);
+        output
     }
 
     /// Every build queued or started, with its parameters.

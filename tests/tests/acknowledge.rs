@@ -5,24 +5,12 @@
 //! command, the commenter as Gerrit names them and the queue item; an
 //! automatic build of a new patch set stays quiet.
 
-use std::process::ExitStatus;
-
 use axum::http::Method;
 use bionicbb_core::ledger;
 use bionicbb_tests::fakes::gerrit::format_timestamp;
 use bionicbb_tests::fault::Fault;
 use bionicbb_tests::mailgen::{self, MailChange, Person};
 use bionicbb_tests::world::{KEY, World, fixture};
-
-fn assert_ok(status: ExitStatus, output: &str) {
-    assert!(status.success(), "exit {status:?}; output:\n{output}");
-}
-
-async fn once(w: &World) -> String {
-    let (status, output) = w.once().await;
-    assert_ok(status, &output);
-    output
-}
 
 fn sam() -> Person {
     Person::new("Sam Reviewer", "sam@example.com")
@@ -81,13 +69,13 @@ async fn a_retry_is_acknowledged_once_with_the_name_and_queue_link_and_an_upload
     let n = w.sample_change(2);
     // The automatic build of the new patch set: no reply.
     w.deliver(&fixture("02-newpatchset-2.x.eml"));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 1, "{output}");
     assert!(posted(&w).is_empty(), "{:?}\n{output}", posted(&w));
 
     let mail = sam_says(&w, n, 2, "bionicbb:retry", ledger::now());
     w.deliver(&mail);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 2, "{output}");
     let link = queue_link(&w, "bionic-presubmit", None);
     assert_eq!(
@@ -108,7 +96,7 @@ async fn a_retry_is_acknowledged_once_with_the_name_and_queue_link_and_an_upload
 
     // The same mail again, to a new process: nothing more.
     w.deliver(&mail);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 2, "{output}");
     assert_eq!(posted(&w).len(), 1, "{:?}\n{output}", posted(&w));
     assert!(w.labelled().is_empty());
@@ -125,7 +113,7 @@ async fn clean_and_a_target_are_acknowledged_each() {
         "bionicbb:clean\nbionicbb:arm",
         ledger::now(),
     ));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 2, "{output}");
     let clean = queue_link(&w, "clean-bionic-presubmit", None);
     let arm = queue_link(&w, "bionic-presubmit", Some("aosp_arm-eng"));
@@ -159,7 +147,7 @@ async fn an_acknowledgement_gerrit_refused_for_a_while_is_posted_once_on_the_nex
     assert_eq!(w.labelled().len(), 1, "the mail stays: {output}");
     // The next poll: the build is already queued (not triggered again),
     // and its acknowledgement is posted.
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 1, "{output}");
     let link = queue_link(&w, "bionic-presubmit", None);
     assert_eq!(
@@ -170,7 +158,7 @@ async fn an_acknowledgement_gerrit_refused_for_a_while_is_posted_once_on_the_nex
         "{output}"
     );
     assert!(w.labelled().is_empty(), "{output}");
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(posted(&w).len(), 1, "{output}");
 }
 
@@ -179,7 +167,7 @@ async fn with_acknowledgements_off_a_retry_builds_quietly() {
     let w = World::with_extra("\n[review]\nacknowledge_commands = false\n").await;
     let n = w.sample_change(2);
     w.deliver(&sam_says(&w, n, 2, "bionicbb:retry", ledger::now()));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 1, "{output}");
     assert!(posted(&w).is_empty(), "{:?}\n{output}", posted(&w));
 }
@@ -189,12 +177,12 @@ async fn a_retry_found_by_reconcile_is_acknowledged_once_and_its_late_mail_adds_
     let w = World::reconciling("").await;
     let n = w.sample_change(2);
     // The first pass builds the patch set: quietly.
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 1, "{output}");
     assert!(posted(&w).is_empty(), "{output}");
     let now = ledger::now();
     let mail = sam_says(&w, n, 2, "bionicbb:retry", now);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 2, "{output}");
     let link = queue_link(&w, "bionic-presubmit", None);
     let expected = [format!(
@@ -203,7 +191,7 @@ async fn a_retry_found_by_reconcile_is_acknowledged_once_and_its_late_mail_adds_
     assert_eq!(posted(&w), expected, "{output}");
     // The mail about the same comment comes late.
     w.deliver(&mail);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 2, "{output}");
     assert_eq!(posted(&w), expected, "{output}");
 }
@@ -224,7 +212,7 @@ async fn a_retry_whose_trigger_answer_was_lost_is_acknowledged_once_its_build_is
     );
     // The item has become a build: that is what the next poll finds.
     let number = w.jenkins.start_next("bionic-presubmit").await.unwrap();
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 1, "not triggered again:\n{output}");
     let acks = posted(&w);
     assert_eq!(acks.len(), 1, "{acks:?}\n{output}");
@@ -237,7 +225,7 @@ async fn a_retry_whose_trigger_answer_was_lost_is_acknowledged_once_its_build_is
 
     // The same mail again: nothing more.
     w.deliver(&mail);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(posted(&w).len(), 1, "{:?}\n{output}", posted(&w));
     assert_eq!(w.jenkins.triggers(), 1, "{output}");
 }

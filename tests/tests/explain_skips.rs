@@ -6,8 +6,6 @@
 //! and reconcile passes; never with `review.explain_skips = false`, nor on
 //! a superseded patch set or a closed change.
 
-use std::process::ExitStatus;
-
 use bionicbb_core::ledger;
 use bionicbb_tests::fakes::gerrit::{PostedReview, Status};
 use bionicbb_tests::mailgen::{self, MailChange, Person};
@@ -15,16 +13,6 @@ use bionicbb_tests::world::{KEY, World};
 
 const OUTSIDER: &str = "x@outsider.org";
 const SOURCE: &str = "libc/bionic/strtod.cpp";
-
-fn assert_ok(status: ExitStatus, output: &str) {
-    assert!(status.success(), "exit {status:?}; output:\n{output}");
-}
-
-async fn once(w: &World) -> String {
-    let (status, output) = w.once().await;
-    assert_ok(status, &output);
-    output
-}
 
 fn upload_mail(number: u64, ps: u32) -> Vec<u8> {
     let change = MailChange {
@@ -74,7 +62,7 @@ async fn an_untrusted_committer_hears_once_how_to_get_built() {
     let n = w.change(1, OUTSIDER, &[SOURCE]);
     let upload = upload_mail(n, 1);
     w.deliver(&upload);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     let text = the_one_explanation(&w, 1, &output);
     assert!(
         text.contains("its committer x@outsider.org is not in a trusted domain"),
@@ -85,7 +73,7 @@ async fn an_untrusted_committer_hears_once_how_to_get_built() {
     assert!(w.builds().is_empty());
     // The same mail again, in a new process: still the one message.
     w.deliver(&upload);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     the_one_explanation(&w, 1, &output);
 }
 
@@ -105,7 +93,7 @@ async fn a_skipped_file_or_directory_is_named_and_cannot_be_vouched_for() {
         let w = World::new().await;
         let n = w.change(1, "dana@example.com", &[SOURCE, file]);
         w.deliver(&upload_mail(n, 1));
-        let output = once(&w).await;
+        let output = w.once_ok().await;
         let text = the_one_explanation(&w, 1, &output);
         assert!(text.contains(rule), "{text}");
         assert!(text.contains("cannot vouch"), "{text}");
@@ -118,18 +106,18 @@ async fn each_patch_set_is_explained_once_whichever_path_sees_it() {
     let w = World::reconciling("").await;
     let n = w.change(1, OUTSIDER, &[SOURCE]);
     // No mail: the first pass finds the patch set.
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     let text = the_one_explanation(&w, 1, &output);
     assert!(text.contains("x@outsider.org"), "{text}");
     // Its mail comes late, and more passes run: nothing more.
     w.deliver(&upload_mail(n, 1));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     the_one_explanation(&w, 1, &output);
     // Patch set 2 gets its own, once.
     w.gerrit.add_patch_set(n, OUTSIDER, &[SOURCE]);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     w.deliver(&upload_mail(n, 2));
-    let output = format!("{output}{}", once(&w).await);
+    let output = format!("{output}{}", w.once_ok().await);
     let reviews = w.gerrit.reviews_posted();
     let patch_sets: Vec<u32> = reviews.iter().map(|r| r.patch_set).collect();
     assert_eq!(patch_sets, [1, 2], "{reviews:?}\n{output}");
@@ -141,7 +129,7 @@ async fn switched_off_nothing_is_explained() {
     let w = World::with_extra("\n[review]\nexplain_skips = false\n").await;
     let n = w.change(1, OUTSIDER, &[SOURCE]);
     w.deliver(&upload_mail(n, 1));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(output.contains("not in a trusted domain"), "{output}");
     assert!(w.gerrit.reviews_posted().is_empty(), "{output}");
 }
@@ -152,14 +140,14 @@ async fn superseded_patch_sets_and_closed_changes_stay_silent() {
     let n = w.change(2, OUTSIDER, &[SOURCE]);
     // Patch set 1's mail, late: patch set 2 is current.
     w.deliver(&upload_mail(n, 1));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(output.contains("superseded"), "{output}");
     assert!(w.gerrit.reviews_posted().is_empty(), "{output}");
     // An abandoned change.
     let closed = w.change(1, OUTSIDER, &[SOURCE]);
     w.gerrit.set_status(closed, Status::Abandoned);
     w.deliver(&upload_mail(closed, 1));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(output.contains("abandoned"), "{output}");
     assert!(w.gerrit.reviews_posted().is_empty(), "{output}");
 }

@@ -3,14 +3,13 @@
 //! Needs the binary built (`cargo build -p gmail-listener`, or
 //! `cargo test --workspace`).
 
-use std::process::ExitStatus;
 use std::time::Duration;
 
 use axum::http::Method;
 use bionicbb_core::ledger::metric_names as names;
 use bionicbb_tests::fakes::gerrit::{Status, format_timestamp};
 use bionicbb_tests::fault::Fault;
-use bionicbb_tests::harness::{Daemon, free_port};
+use bionicbb_tests::harness::{Daemon, assert_ok, free_port};
 use bionicbb_tests::world::{KEY, RUN, World, fixture};
 use serde_json::Value;
 
@@ -46,10 +45,6 @@ fn sent_by(mail: &[u8], sender: &str) -> Vec<u8> {
 
 fn gerrit_date(secs: i64) -> String {
     format_timestamp(secs, 0)
-}
-
-fn assert_ok(status: ExitStatus, output: &str) {
-    assert!(status.success(), "exit {status:?}; output:\n{output}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

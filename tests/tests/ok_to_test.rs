@@ -5,42 +5,13 @@
 //! vouches for nothing. On the mail path (each run a new process, so
 //! every step also survives a restart) and on the reconcile path.
 
-use std::process::ExitStatus;
-
 use bionicbb_core::ledger::{self, VouchRecord};
 use bionicbb_tests::fakes::gerrit::format_timestamp;
-use bionicbb_tests::harness::Daemon;
 use bionicbb_tests::mailgen::{self, MailChange, Person};
-use bionicbb_tests::world::{KEY, RUN, World};
+use bionicbb_tests::world::{KEY, RECONCILE_DEBUG, World};
 
 /// The committer of the changes here: not in a trusted domain.
 const OUTSIDER: &str = "x@outsider.org";
-
-fn assert_ok(status: ExitStatus, output: &str) {
-    assert!(status.success(), "exit {status:?}; output:\n{output}");
-}
-
-/// One `gmail-listener --once` run, which must succeed.
-async fn once(w: &World) -> String {
-    let (status, output) = w.once().await;
-    assert_ok(status, &output);
-    output
-}
-
-/// [`once`] with the reconcile pass's debug lines (the events it found
-/// already handled or skipped, with their decisions).
-async fn once_debug(w: &World) -> String {
-    let config = w.config_arg();
-    let (status, output) = Daemon::spawn_with_env(
-        "gmail-listener",
-        &["--config", &config, "--once"],
-        &[("RUST_LOG", "info,gmail_listener::reconcile=debug")],
-    )
-    .wait(RUN)
-    .await;
-    assert_ok(status, &output);
-    output
-}
 
 fn sam() -> Person {
     Person::new("Sam Reviewer", "sam@example.com")
@@ -110,7 +81,7 @@ async fn ok_to_test_on_patch_set_1_builds_it_once_and_does_not_authorize_patch_s
     let n = outsiders_change(&w, 1);
     let upload = upload_mail(n, 1);
     w.deliver(&upload);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(built(&w).is_empty(), "{output}");
     assert_eq!(w.jenkins.triggers(), 0, "triggers");
     assert!(
@@ -120,7 +91,7 @@ async fn ok_to_test_on_patch_set_1_builds_it_once_and_does_not_authorize_patch_s
 
     let ok = comment(&w, n, 1, w.sam, &sam(), "bionicbb:ok-to-test");
     w.deliver(&ok);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), ["1"], "{output}");
     assert_eq!(w.jenkins.triggers(), 1, "triggers");
     let recorded = vouches(&w, n);
@@ -137,7 +108,7 @@ async fn ok_to_test_on_patch_set_1_builds_it_once_and_does_not_authorize_patch_s
     w.deliver(&upload);
     let again = comment(&w, n, 1, w.dana, &dana(), "bionicbb:ok-to-test");
     w.deliver(&again);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), ["1"], "built once\n{output}");
     assert_eq!(w.jenkins.triggers(), 1, "triggers");
     assert_eq!(vouches(&w, n).len(), 1, "the first vouch is kept");
@@ -147,7 +118,7 @@ async fn ok_to_test_on_patch_set_1_builds_it_once_and_does_not_authorize_patch_s
     w.gerrit
         .add_patch_set(n, OUTSIDER, &["libc/bionic/strtod.cpp"]);
     w.deliver(&upload_mail(n, 2));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), ["1"], "{output}");
     assert_eq!(w.jenkins.triggers(), 1, "triggers");
     assert!(
@@ -156,7 +127,7 @@ async fn ok_to_test_on_patch_set_1_builds_it_once_and_does_not_authorize_patch_s
     );
     // Its own ok-to-test builds it.
     w.deliver(&comment(&w, n, 2, w.sam, &sam(), "bionicbb:ok-to-test"));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), ["1", "2"], "{output}");
     assert_eq!(w.jenkins.triggers(), 2, "triggers");
     let patch_sets: Vec<u32> = vouches(&w, n).iter().map(|v| v.patch_set).collect();
@@ -179,14 +150,14 @@ async fn an_untrusted_ok_to_test_vouches_for_nothing() {
         &mallory(),
         "bionicbb:ok-to-test",
     ));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(built(&w).is_empty(), "{output}");
     assert_eq!(w.jenkins.triggers(), 0, "triggers");
     assert!(output.contains("not a trusted commenter"), "{output}");
     assert!(vouches(&w, n).is_empty());
     // A trusted reviewer's retry after it still meets an unvouched patch set.
     w.deliver(&comment(&w, n, 1, w.sam, &sam(), "bionicbb:retry"));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(built(&w).is_empty(), "{output}");
     assert_eq!(w.jenkins.triggers(), 0, "triggers");
     assert!(
@@ -200,16 +171,16 @@ async fn a_retry_builds_a_vouched_patch_set_and_not_an_unvouched_one() {
     let w = World::new().await;
     let n = outsiders_change(&w, 1);
     w.deliver(&comment(&w, n, 1, w.sam, &sam(), "bionicbb:ok-to-test"));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), ["1"], "{output}");
     assert_eq!(w.jenkins.triggers(), 1, "triggers");
     let retry = comment(&w, n, 1, w.dana, &dana(), "bionicbb:retry");
     w.deliver(&retry);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 2, "the retry builds again\n{output}");
     // A replayed retry mail: that command already ran.
     w.deliver(&retry);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 2, "{output}");
 
     w.gerrit
@@ -222,7 +193,7 @@ async fn a_retry_builds_a_vouched_patch_set_and_not_an_unvouched_one() {
         &sam(),
         "bionicbb:retry\nbionicbb:arm",
     ));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 2, "{output}");
     assert_eq!(built(&w), ["1"], "{output}");
     assert!(
@@ -237,16 +208,16 @@ async fn a_retry_before_the_ok_to_test_stays_unbuilt_when_its_mail_comes_again()
     let n = outsiders_change(&w, 1);
     let retry = comment(&w, n, 1, w.sam, &sam(), "bionicbb:retry");
     w.deliver(&retry);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(built(&w).is_empty(), "{output}");
     assert_eq!(w.jenkins.triggers(), 0, "triggers");
     w.deliver(&comment(&w, n, 1, w.sam, &sam(), "bionicbb:ok-to-test"));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), ["1"], "{output}");
     assert_eq!(w.jenkins.triggers(), 1, "triggers");
     // The retry is judged on what stood when it was given.
     w.deliver(&retry);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), ["1"], "{output}");
     assert_eq!(w.jenkins.triggers(), 1, "triggers");
 }
@@ -256,11 +227,11 @@ async fn ok_to_test_on_a_trusted_committers_patch_set_just_builds_it_once() {
     let w = World::new().await;
     let n = w.sample_change(1);
     w.deliver(&upload_mail(n, 1));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), ["1"], "{output}");
     assert_eq!(w.jenkins.triggers(), 1, "triggers");
     w.deliver(&comment(&w, n, 1, w.sam, &sam(), "bionicbb:ok-to-test"));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(
         built(&w),
         ["1"],
@@ -296,11 +267,11 @@ async fn an_ok_to_test_in_the_reply_box_vouches_for_later_commands_too() {
     );
     let ok = mailgen::comment(&mail_change(n), 1, &sam(), "", "bionicbb:ok-to-test", now);
     w.deliver(&ok);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), ["1"], "{output}");
     assert_eq!(w.jenkins.triggers(), 1, "triggers");
     w.deliver(&comment(&w, n, 1, w.dana, &dana(), "bionicbb:retry"));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 2, "{output}");
     assert!(
         output.contains("bionicbb:retry by dana@example.com"),
@@ -312,7 +283,7 @@ async fn an_ok_to_test_in_the_reply_box_vouches_for_later_commands_too() {
 async fn ok_to_test_found_by_reconcile_builds_once_and_for_that_patch_set_only() {
     let w = World::reconciling("").await;
     let n = outsiders_change(&w, 1);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(built(&w).is_empty(), "{output}");
     assert_eq!(w.jenkins.triggers(), 0, "triggers");
     // No mail: the pass finds the ok-to-test.
@@ -324,14 +295,14 @@ async fn ok_to_test_found_by_reconcile_builds_once_and_for_that_patch_set_only()
         "Patch Set 1:\n\nbionicbb:ok-to-test",
         &format_timestamp(now, 0),
     );
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), ["1"], "{output}");
     assert_eq!(w.jenkins.triggers(), 1, "triggers");
     assert_eq!(vouches(&w, n).len(), 1);
     // Its mail comes late: the same build, done; another pass: nothing.
     let late = mailgen::comment(&mail_change(n), 1, &sam(), "", "bionicbb:ok-to-test", now);
     w.deliver(&late);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), ["1"], "{output}");
     assert_eq!(w.jenkins.triggers(), 1, "triggers");
     // A stranger's ok-to-test and a retry: only the retry builds.
@@ -349,7 +320,7 @@ async fn ok_to_test_found_by_reconcile_builds_once_and_for_that_patch_set_only()
         "Patch Set 1:\n\nbionicbb:retry",
         &format_timestamp(ledger::now(), 0),
     );
-    let output = once_debug(&w).await;
+    let output = w.once_ok_logging(RECONCILE_DEBUG).await;
     assert_eq!(w.jenkins.triggers(), 2, "{output}");
     assert!(output.contains("not a trusted commenter"), "{output}");
     // Patch set 2: unvouched, so neither its upload nor a retry builds.
@@ -362,7 +333,7 @@ async fn ok_to_test_found_by_reconcile_builds_once_and_for_that_patch_set_only()
         "Patch Set 2:\n\nbionicbb:retry",
         &format_timestamp(ledger::now(), 0),
     );
-    let output = once_debug(&w).await;
+    let output = w.once_ok_logging(RECONCILE_DEBUG).await;
     assert_eq!(w.jenkins.triggers(), 2, "{output}");
     assert_eq!(built(&w), ["1"], "{output}");
     assert!(
@@ -390,17 +361,17 @@ async fn why_on_a_vouched_patch_set_says_who_vouched_and_that_the_skip_was_expla
     let w = World::new().await;
     let n = outsiders_change(&w, 1);
     w.deliver(&upload_mail(n, 1));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(built(&w).is_empty(), "{output}");
     let explanations = w.gerrit.reviews_posted().len();
     assert_eq!(explanations, 1, "the skip is explained: {output}");
 
     w.deliver(&comment(&w, n, 1, w.sam, &sam(), "bionicbb:ok-to-test"));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), ["1"], "{output}");
 
     w.deliver(&comment(&w, n, 1, w.sam, &sam(), "bionicbb:why"));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     let why = the_why(&w);
     for line in [
         "- Vouched for: built on Sam Reviewer's ok-to-test.",

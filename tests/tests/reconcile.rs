@@ -5,43 +5,15 @@
 //! and nothing else.
 
 use std::collections::BTreeMap;
-use std::process::ExitStatus;
 
 use bionicbb_core::ledger::{self, metric_names as names};
 use bionicbb_core::timefmt;
 use bionicbb_tests::fakes::gerrit::{Status, format_timestamp};
 use bionicbb_tests::fault::Fault;
-use bionicbb_tests::harness::Daemon;
+use bionicbb_tests::harness::{Daemon, assert_ok};
 use bionicbb_tests::mailgen::{self, MailChange, Person};
-use bionicbb_tests::world::{KEY, RUN, World, fixture};
+use bionicbb_tests::world::{KEY, RECONCILE_DEBUG, RUN, World, fixture};
 use serde_json::Value;
-
-/// One `gmail-listener --once` run (poll, then reconcile pass), which must
-/// succeed.
-async fn once(w: &World) -> String {
-    let (status, output) = w.once().await;
-    assert_ok(status, &output);
-    output
-}
-
-/// [`once`] with the reconcile pass's debug lines (one per event it
-/// found that was already handled or that the policy skipped).
-async fn once_debug(w: &World) -> String {
-    let config = w.config_arg();
-    let (status, output) = Daemon::spawn_with_env(
-        "gmail-listener",
-        &["--config", &config, "--once"],
-        &[("RUST_LOG", "info,gmail_listener::reconcile=debug")],
-    )
-    .wait(RUN)
-    .await;
-    assert_ok(status, &output);
-    output
-}
-
-fn assert_ok(status: ExitStatus, output: &str) {
-    assert!(status.success(), "exit {status:?}; output:\n{output}");
-}
 
 /// The time as Gerrit writes it.
 fn gerrit_now() -> String {
@@ -102,7 +74,7 @@ async fn a_patch_set_whose_mail_never_arrives_is_built_by_the_next_pass() {
     let w = World::reconciling("").await;
     let n = w.sample_change(1);
     // No mail at all: the first pass (full, at start) builds patch set 1.
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built_patch_sets(&w), ["1"], "{output}");
     assert!(
         output.contains("reconcile found what no mail delivered"),
@@ -116,7 +88,7 @@ async fn a_patch_set_whose_mail_never_arrives_is_built_by_the_next_pass() {
     // Patch set 2's mail is lost: the next pass (incremental) builds it.
     w.gerrit
         .add_patch_set(n, "dana@example.com", &["libc/bionic/strtod.cpp"]);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built_patch_sets(&w), ["1", "2"], "{output}");
     let builds = w.builds();
     assert_eq!(builds[1].1["REF"], "refs/changes/56/123456/2");
@@ -184,14 +156,14 @@ async fn a_patch_set_reported_by_mail_first_builds_once_and_costs_jenkins_nothin
     let w = World::reconciling("").await;
     w.sample_change(2);
     let id = w.deliver(&fixture("02-newpatchset-2.x.eml"));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 1, "{output}");
     assert_eq!(w.gmail.in_trash(), vec![id]);
     assert_eq!(missed(&w, "patch_set"), None, "mail delivered it");
     // More passes see the change again (within the overlap): already done,
     // and not one more Jenkins request.
     let before = jenkins_requests(&w);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 1, "{output}");
     assert_eq!(jenkins_requests(&w), before, "{output}");
     assert_eq!(status(&w)["reconcile"]["changes"], 1);
@@ -202,11 +174,11 @@ async fn a_patch_set_reported_by_mail_first_builds_once_and_costs_jenkins_nothin
 async fn a_patch_set_found_by_reconcile_first_is_not_built_again_by_its_late_mail() {
     let w = World::reconciling("").await;
     w.sample_change(2);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built_patch_sets(&w), ["2"], "{output}");
     assert_eq!(missed(&w, "patch_set"), Some(1));
     let id = w.deliver(&fixture("02-newpatchset-2.x.eml"));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 1, "{output}");
     assert!(output.contains("already triggered"), "{output}");
     assert_eq!(w.gmail.in_trash(), vec![id], "the mail is done");
@@ -216,7 +188,7 @@ async fn a_patch_set_found_by_reconcile_first_is_not_built_again_by_its_late_mai
 async fn a_command_seen_by_mail_and_reconcile_runs_once() {
     let w = World::reconciling("").await;
     let n = w.sample_change(2);
-    once(&w).await;
+    w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 1, "patch set 2, by the first pass");
     // Gerrit 3.3+: the text typed in the reply box is a patchset-level
     // comment; the change message only says so.
@@ -233,14 +205,14 @@ async fn a_command_seen_by_mail_and_reconcile_runs_once() {
         &format_timestamp(now, 4_000_000),
     );
     w.deliver(&comment_mail(n, 2, &sam(), "bionicbb:retry", now));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 2, "the retry, once\n{output}");
     assert_eq!(missed(&w, "command"), None, "{output}");
     let reads = status(&w)["reconcile"]["comment_reads"].clone();
     assert_eq!(reads, 1, "the pass read the comments to see the command");
     // Another pass sees the message again: nothing more.
     let before = jenkins_requests(&w);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 2, "{output}");
     assert_eq!(jenkins_requests(&w), before, "{output}");
 }
@@ -249,11 +221,11 @@ async fn a_command_seen_by_mail_and_reconcile_runs_once() {
 async fn a_command_whose_mail_is_lost_is_run_by_reconcile_and_not_again_by_the_mail() {
     let w = World::reconciling("").await;
     let n = w.sample_change(2);
-    once(&w).await;
+    w.once_ok().await;
     let now = ledger::now();
     w.gerrit
         .add_message(n, 2, w.sam, "Patch Set 2:\n\nbionicbb:arm", &gerrit_now());
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     let builds = w.builds();
     assert_eq!(builds.len(), 2, "{builds:?}\n{output}");
     assert_eq!(builds[1].1["LUNCH_TARGET"], "aosp_arm-eng");
@@ -261,7 +233,7 @@ async fn a_command_whose_mail_is_lost_is_run_by_reconcile_and_not_again_by_the_m
     assert_eq!(missed(&w, "command"), Some(1));
     // The mail comes after all: the same change message, so the same effect.
     let id = w.deliver(&comment_mail(n, 2, &sam(), "bionicbb:arm", now));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 2, "{output}");
     assert_eq!(w.gmail.in_trash(), vec![id]);
 }
@@ -270,7 +242,7 @@ async fn a_command_whose_mail_is_lost_is_run_by_reconcile_and_not_again_by_the_m
 async fn help_and_a_typo_found_by_reconcile_are_answered_once_whichever_path_sees_them() {
     let w = World::reconciling("").await;
     let n = w.sample_change(2);
-    once(&w).await;
+    w.once_ok().await;
     let now = ledger::now();
     let text = "bionicbb:help\nbionicbb:rety";
     w.gerrit.add_message(
@@ -280,7 +252,7 @@ async fn help_and_a_typo_found_by_reconcile_are_answered_once_whichever_path_see
         &format!("Patch Set 2:\n\n{text}"),
         &gerrit_now(),
     );
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     let replies = w.gerrit.reviews_posted();
     assert_eq!(replies.len(), 1, "{replies:?}\n{output}");
     let message = replies[0].body["message"].as_str().unwrap_or_default();
@@ -296,7 +268,7 @@ async fn help_and_a_typo_found_by_reconcile_are_answered_once_whichever_path_see
     );
     // The mail about the same message comes late: the same reply, already posted.
     w.deliver(&comment_mail(n, 2, &sam(), text, now));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.gerrit.reviews_posted().len(), 1, "{output}");
 }
 
@@ -304,7 +276,7 @@ async fn help_and_a_typo_found_by_reconcile_are_answered_once_whichever_path_see
 async fn commands_of_strangers_and_of_the_bot_itself_run_nothing() {
     let w = World::reconciling("").await;
     let n = w.sample_change(2);
-    once(&w).await;
+    w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 1);
     w.gerrit.add_message(
         n,
@@ -321,7 +293,7 @@ async fn commands_of_strangers_and_of_the_bot_itself_run_nothing() {
         "Patch Set 2:\n\nbionicbb:clean\nbionicbb:retry",
         &gerrit_now(),
     );
-    let output = once_debug(&w).await;
+    let output = w.once_ok_logging(RECONCILE_DEBUG).await;
     assert_eq!(w.jenkins.triggers(), 1, "{output}");
     assert!(output.contains("not a trusted commenter"), "{output}");
     assert_eq!(missed(&w, "command"), None);
@@ -344,7 +316,7 @@ async fn abandoned_merged_and_untrusted_changes_are_left_alone() {
     let merged = w.sample_change(1);
     w.gerrit.set_status(merged, Status::Merged);
     w.change(1, "someone@elsewhere.org", &["libc/bionic/strtod.cpp"]);
-    let output = once_debug(&w).await;
+    let output = w.once_ok_logging(RECONCILE_DEBUG).await;
     assert_eq!(w.jenkins.triggers(), 0, "{output}");
     // Only the open change was in the answer, and the policy skipped it.
     let last = status(&w)["reconcile"].clone();
@@ -359,7 +331,7 @@ async fn a_pass_reads_every_page() {
     let w = World::reconciling("").await;
     w.gerrit.set_query_limit(2);
     let numbers: Vec<u64> = (0..5).map(|_| w.sample_change(1)).collect();
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 5, "{output}");
     let mut built: Vec<String> = w
         .builds()
@@ -384,7 +356,7 @@ async fn the_limit_bounds_a_pass_to_the_most_recently_updated_changes() {
     w.gerrit
         .set_updated(older, &format_timestamp(ledger::now() - 60, 0));
     let newer: Vec<u64> = (0..2).map(|_| w.sample_change(1)).collect();
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     let mut built: Vec<String> = w
         .builds()
         .into_iter()
@@ -405,7 +377,7 @@ async fn the_limit_bounds_a_pass_to_the_most_recently_updated_changes() {
 async fn a_gerrit_outage_delays_the_pass_and_nothing_else() {
     let w = World::reconciling("").await;
     let n = w.sample_change(1);
-    once(&w).await;
+    w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 1);
     let cursor = status(&w)["reconcile_cursor"].clone();
 
@@ -434,7 +406,7 @@ async fn a_gerrit_outage_delays_the_pass_and_nothing_else() {
         &dana,
         ledger::now(),
     ));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built_patch_sets(&w), ["1", "2"], "{output}");
     assert_eq!(w.gmail.in_trash(), vec![id], "{output}");
     assert_eq!(status(&w)["reconcile_cursor"], cursor, "the cursor stays");
@@ -457,7 +429,7 @@ async fn a_gerrit_outage_delays_the_pass_and_nothing_else() {
     // the patch set whose mail was lost meanwhile.
     w.gerrit
         .add_patch_set(n, "dana@example.com", &["libc/bionic/strtod.cpp"]);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built_patch_sets(&w), ["1", "2", "3"], "{output}");
     let since = cursor["since"].as_i64().unwrap();
     let after = timefmt::format_gerrit_query(since - 300).replace(' ', "%20");
@@ -470,7 +442,7 @@ async fn a_gerrit_outage_delays_the_pass_and_nothing_else() {
 async fn reconciling_off_asks_gerrit_nothing() {
     let w = World::reconciling("reconcile_interval = \"0\"\n").await;
     w.sample_change(1);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(w.jenkins.triggers(), 0, "{output}");
     assert!(queries(&w).is_empty());
     assert!(

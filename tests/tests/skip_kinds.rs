@@ -74,13 +74,6 @@ fn upload(w: &World, c: &MailChange, kind: &str) -> Vec<u8> {
     mailgen::patch_set_uploaded(c, ps, &dana(), ledger::now())
 }
 
-/// One `gmail-listener --once` run, which must succeed.
-async fn once(w: &World) -> String {
-    let (status, output) = w.once().await;
-    assert!(status.success(), "exit {status:?}; output:\n{output}");
-    output
-}
-
 /// The reviews the bot posted on change `number`.
 fn bot_reviews(w: &World, number: u64) -> Vec<PostedReview> {
     w.gerrit
@@ -137,7 +130,7 @@ async fn kinds_in_the_list_carry_the_verdict_over_and_the_others_build() {
         w.deliver(&upload(&w, &c, kind));
         changes.push(c);
     }
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(w.labelled().is_empty(), "{output}");
 
     assert_carried(
@@ -184,7 +177,7 @@ async fn the_configured_list_replaces_the_default() {
     }
     w.deliver(&upload(&w, &rebased, "TRIVIAL_REBASE"));
     w.deliver(&upload(&w, &reworded, "NO_CODE_CHANGE"));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_carried(
         &w,
         &rebased,
@@ -205,7 +198,7 @@ async fn a_verdict_the_labels_copy_rule_copied_is_not_voted_again() {
     let mail = upload(&w, &c, "NO_CODE_CHANGE");
     assert_eq!(w.gerrit.votes(c.number, 2)[LABEL][&w.bot], 1, "copied");
     w.deliver(&mail);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(w.gerrit.reviews_posted().is_empty(), "{output}");
     assert!(built(&w).is_empty(), "{output}");
     assert!(
@@ -254,7 +247,7 @@ async fn without_a_previous_verdict_the_patch_set_is_built() {
     for c in [&never, &dropped, &deleted, &running] {
         w.deliver(&upload(&w, c, "NO_CODE_CHANGE"));
     }
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     let mut got = built(&w);
     got.sort();
     let expected: Vec<(u64, u32)> = [&never, &dropped, &deleted, &running]
@@ -278,7 +271,7 @@ async fn mail_reconcile_and_a_replayed_mail_carry_a_verdict_over_once() {
     w.deliver(&mail);
     // The poll carries the mailed one over; the pass after it sees the
     // vote on Gerrit and does nothing more.
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     let message = "Verified-1 carried over from patch set 1: commit message only \
                    (NO_CODE_CHANGE).\nTo run the build again, reply with a comment containing \
                    the line bionicbb:retry";
@@ -299,7 +292,7 @@ async fn mail_reconcile_and_a_replayed_mail_carry_a_verdict_over_once() {
 
     // The same mail again (a replay: another Gmail message, same text).
     w.deliver(&mail);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(w.labelled().is_empty(), "{output}");
     assert_eq!(bot_reviews(&w, mailed.number).len(), 1, "{output}");
 
@@ -309,7 +302,7 @@ async fn mail_reconcile_and_a_replayed_mail_carry_a_verdict_over_once() {
     w.gerrit.vote(mailed.number, 2, w.sam, LABEL, 1);
     w.gerrit.vote(mailed.number, 2, w.bot, LABEL, 0);
     w.deliver(&mail);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(bot_reviews(&w, mailed.number).len(), 1, "{output}");
     assert_eq!(bot_reviews(&w, lost.number).len(), 1, "{output}");
     assert!(output.contains("carry-over: already posted"), "{output}");
@@ -322,7 +315,7 @@ async fn retry_on_a_carried_patch_set_builds() {
     let c = change(&w, 1);
     bot_verdict(&w, c.number, 1, -1);
     w.deliver(&upload(&w, &c, "NO_CODE_CHANGE"));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(bot_reviews(&w, c.number).len(), 1, "{output}");
     assert!(built(&w).is_empty(), "{output}");
     let date = ledger::now();
@@ -334,7 +327,7 @@ async fn retry_on_a_carried_patch_set_builds() {
         &format_timestamp(date, 0),
     );
     w.deliver(&mailgen::comment(&c, 2, &sam(), "", "bionicbb:retry", date));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), [(c.number, 2)], "{output}");
     // The carry-over, then the retry's acknowledgement (no vote).
     let reviews = bot_reviews(&w, c.number);
@@ -371,7 +364,7 @@ const FLAGS_OFF: &str = "build_wip = false\nbuild_private = false\n";
 async fn wip_and_private_changes_follow_the_flags_on_the_mail_path() {
     let w = World::with_extra(FLAGS_OFF).await;
     let [wip, private, plain] = wip_private_plain(&w, true);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), [(plain.number, 1)], "{output}");
     assert!(w.labelled().is_empty(), "{output}");
     assert!(
@@ -386,7 +379,7 @@ async fn wip_and_private_changes_follow_the_flags_on_the_mail_path() {
     // The defaults build them all.
     let w = World::new().await;
     let [wip, private, plain] = wip_private_plain(&w, true);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     let mut got = built(&w);
     got.sort();
     assert_eq!(
@@ -400,12 +393,12 @@ async fn wip_and_private_changes_follow_the_flags_on_the_mail_path() {
 async fn wip_and_private_changes_follow_the_flags_on_the_reconcile_path() {
     let w = World::reconciling_with("", FLAGS_OFF).await;
     let [_, _, plain] = wip_private_plain(&w, false);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), [(plain.number, 1)], "{output}");
 
     let w = World::reconciling("").await;
     let [wip, private, plain] = wip_private_plain(&w, false);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     let mut got = built(&w);
     got.sort();
     assert_eq!(
@@ -421,7 +414,7 @@ async fn a_wip_change_made_ready_is_built_by_its_ready_mail() {
     let c = change(&w, 1);
     w.gerrit.set_work_in_progress(c.number, true, w.dana);
     w.deliver(&mailgen::patch_set_uploaded(&c, 1, &dana(), ledger::now()));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(built(&w).is_empty(), "{output}");
     w.gerrit.set_work_in_progress(c.number, false, w.dana);
     w.deliver(&mailgen::ready_for_review(
@@ -430,7 +423,7 @@ async fn a_wip_change_made_ready_is_built_by_its_ready_mail() {
         &dana(),
         ledger::now() + 1,
     ));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), [(c.number, 1)], "{output}");
     assert!(w.labelled().is_empty(), "{output}");
 }
@@ -440,11 +433,11 @@ async fn a_wip_change_made_ready_whose_mail_is_lost_is_built_by_the_next_pass() 
     let w = World::reconciling_with("", "build_wip = false\n").await;
     let c = change(&w, 1);
     w.gerrit.set_work_in_progress(c.number, true, w.dana);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(built(&w).is_empty(), "{output}");
     // Marked ready; the newchange mail Gerrit sends for it never arrives.
     w.gerrit.set_work_in_progress(c.number, false, w.dana);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), [(c.number, 1)], "{output}");
     assert_eq!(
         w.counter(names::RECONCILE_MISSED, &[("kind", "patch_set")]),
@@ -452,7 +445,7 @@ async fn a_wip_change_made_ready_whose_mail_is_lost_is_built_by_the_next_pass() 
         "{output}"
     );
     // Another pass builds nothing more.
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), [(c.number, 1)], "{output}");
 }
 
@@ -464,7 +457,7 @@ async fn a_private_change_the_bot_may_not_see_is_not_built() {
     let c = change(&w, 1);
     w.gerrit.set_private(c.number, true, w.dana);
     w.deliver(&mailgen::patch_set_uploaded(&c, 1, &dana(), ledger::now()));
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert!(built(&w).is_empty(), "{output}");
     assert!(w.labelled().is_empty(), "{output}");
     assert!(
@@ -474,6 +467,6 @@ async fn a_private_change_the_bot_may_not_see_is_not_built() {
     // Once the bot may see it, the pass after its next upload builds that.
     w.gerrit.grant_view_private_changes(w.bot);
     w.gerrit.add_patch_set(c.number, "dana@example.com", FILES);
-    let output = once(&w).await;
+    let output = w.once_ok().await;
     assert_eq!(built(&w), [(c.number, 2)], "{output}");
 }

@@ -4,7 +4,6 @@
 //! --workspace`) against the fake Gerrit, Jenkins and Gmail.
 
 use std::collections::BTreeMap;
-use std::process::ExitStatus;
 use std::time::Duration;
 
 use axum::http::Method;
@@ -15,7 +14,7 @@ use bionicbb_core::{ErrorKind, tls};
 use bionicbb_tests::fakes::gerrit::format_timestamp;
 use bionicbb_tests::fakes::jenkins::JenkinsFake;
 use bionicbb_tests::fault::Fault;
-use bionicbb_tests::harness::{JENKINS_TOKEN, JENKINS_USER};
+use bionicbb_tests::harness::{JENKINS_TOKEN, JENKINS_USER, assert_ok};
 use bionicbb_tests::mailgen::{self, MailChange, Person};
 use bionicbb_tests::world::{self, KEY, fixture};
 
@@ -250,10 +249,6 @@ impl World {
     fn queued_or_built(&self) -> usize {
         self.jenkins.queue().len() + self.jenkins.builds().len()
     }
-}
-
-fn assert_ok(status: ExitStatus, output: &str) {
-    assert!(status.success(), "exit {status:?}; output:\n{output}");
 }
 
 /// The first poll's trigger reaches Jenkins but its answer is lost: the poll

@@ -4,7 +4,6 @@
 //! and Gmail. The one reply explains, from the ledger, what the bot
 //! decided and did about the patch set the comment is on.
 
-use std::process::ExitStatus;
 use std::time::Duration;
 
 use axum::http::Method;
@@ -16,7 +15,7 @@ use bionicbb_tests::fakes::jenkins::JenkinsFake;
 use bionicbb_tests::fault::Fault;
 use bionicbb_tests::harness::{
     BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon, GMAIL_TOKEN, JENKINS_TOKEN, JENKINS_USER,
-    Setup, free_port,
+    Setup, assert_ok, free_port,
 };
 use bionicbb_tests::mailgen::{self, MailChange, Person};
 use bionicbb_tests::world::{KEY, RUN, World, fixture};
@@ -25,10 +24,6 @@ const JOB: &str = "bionic-presubmit";
 const SECRET: &str = "listener-shared-secret";
 /// How long build-listener may take to act on a notification.
 const WAIT: Duration = Duration::from_secs(15);
-
-fn assert_ok(status: ExitStatus, output: &str) {
-    assert!(status.success(), "exit {status:?}; output:\n{output}");
-}
 
 fn mail_change(n: u64) -> MailChange {
     MailChange {
