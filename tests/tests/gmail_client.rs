@@ -5,7 +5,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bionicbb_core::config::GmailConfig;
-use bionicbb_core::error::ErrorKind;
+use bionicbb_core::error::{ApiError, ErrorKind};
 use bionicbb_core::retry::RetryPolicy;
 use bionicbb_tests::fakes::gmail::GmailFake;
 use gmail_listener::gmail::{Download, Mailbox, Oversize, answer_bound, classify};
@@ -90,14 +90,26 @@ fn seen(fake: &GmailFake, needle: &str) -> Vec<String> {
         .collect()
 }
 
+/// The id of the label `name`, from one listing of the labels.
+async fn label_id(mailbox: &Mailbox, name: &str) -> Result<String, ApiError> {
+    mailbox.labels().await?.require(name)
+}
+
+/// The id of the label `name`, created when missing, as the daemon's start
+/// does.
+async fn ensure_label(mailbox: &Mailbox, name: &str) -> Result<String, ApiError> {
+    let labels = mailbox.labels().await?;
+    mailbox.ensure_label_in(&labels, name).await
+}
+
 #[tokio::test]
 async fn label_id_found_and_missing() {
     let s = setup().await;
     let id = s.fake.add_label("gerrit");
     assert!(id.starts_with("Label_"), "{id}");
-    assert_eq!(s.mailbox.label_id("gerrit").await.unwrap(), id);
-    assert_eq!(s.mailbox.label_id("INBOX").await.unwrap(), "INBOX");
-    let err = s.mailbox.label_id("no-such-label").await.unwrap_err();
+    assert_eq!(label_id(&s.mailbox, "gerrit").await.unwrap(), id);
+    assert_eq!(label_id(&s.mailbox, "INBOX").await.unwrap(), "INBOX");
+    let err = label_id(&s.mailbox, "no-such-label").await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound);
     assert!(err.message.contains("no-such-label"), "{err}");
 }
@@ -105,15 +117,22 @@ async fn label_id_found_and_missing() {
 #[tokio::test]
 async fn ensure_label_creates_the_label_once() {
     let s = setup().await;
-    let id = s.mailbox.ensure_label("bionicbb-quarantine").await.unwrap();
-    assert_eq!(s.mailbox.label_id("bionicbb-quarantine").await.unwrap(), id);
+    let id = ensure_label(&s.mailbox, "bionicbb-quarantine")
+        .await
+        .unwrap();
     assert_eq!(
-        s.mailbox.ensure_label("bionicbb-quarantine").await.unwrap(),
+        label_id(&s.mailbox, "bionicbb-quarantine").await.unwrap(),
+        id
+    );
+    assert_eq!(
+        ensure_label(&s.mailbox, "bionicbb-quarantine")
+            .await
+            .unwrap(),
         id
     );
     assert_eq!(seen(&s.fake, "POST /gmail/v1/users/me/labels").len(), 1);
     let existing = s.fake.add_label("gerrit");
-    assert_eq!(s.mailbox.ensure_label("gerrit").await.unwrap(), existing);
+    assert_eq!(ensure_label(&s.mailbox, "gerrit").await.unwrap(), existing);
 }
 
 #[tokio::test]
@@ -345,7 +364,7 @@ async fn trash_moves_the_mail_out_of_the_listing() {
 async fn modify_moves_labels() {
     let s = setup().await;
     let gerrit = s.fake.add_label("gerrit");
-    let quarantine = s.mailbox.ensure_label("quarantine").await.unwrap();
+    let quarantine = ensure_label(&s.mailbox, "quarantine").await.unwrap();
     let id = s.fake.deliver(&mail(1), &["INBOX", "gerrit"]);
     s.mailbox
         .modify(
@@ -372,7 +391,7 @@ async fn rate_limits_are_retried_then_succeed() {
         let s = setup().await;
         s.fake.add_label("gerrit");
         s.fake.rate_limit_next(2, status);
-        assert!(s.mailbox.label_id("gerrit").await.is_ok(), "{status}");
+        assert!(label_id(&s.mailbox, "gerrit").await.is_ok(), "{status}");
         assert_eq!(seen(&s.fake, "/labels").len(), 3, "{status}");
     }
 }
@@ -381,7 +400,7 @@ async fn rate_limits_are_retried_then_succeed() {
 async fn rate_limits_that_last_give_up_as_rate_limited() {
     let s = setup().await;
     s.fake.rate_limit_next(10, 403);
-    let err = s.mailbox.label_id("gerrit").await.unwrap_err();
+    let err = label_id(&s.mailbox, "gerrit").await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::RateLimited);
     assert!(err.message.contains("userRateLimitExceeded"), "{err}");
     assert_eq!(seen(&s.fake, "/labels").len(), 4);
@@ -415,14 +434,14 @@ async fn not_found_is_not_retried() {
 async fn a_wrong_token_is_unauthorized_until_the_file_changes() {
     let s = setup_with_token("wrong").await;
     s.fake.add_label("gerrit");
-    let err = s.mailbox.label_id("gerrit").await.unwrap_err();
+    let err = label_id(&s.mailbox, "gerrit").await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unauthorized);
     assert!(err.message.contains("gmail-listener auth"), "{err}");
     assert_eq!(seen(&s.fake, "/labels").len(), 1, "not retried");
     // A token minted elsewhere replaces the file: picked up without a restart.
     std::fs::write(&s.token_file, "t0k-but-longer").unwrap();
     s.fake.require_token(Some("t0k-but-longer"));
-    assert!(s.mailbox.label_id("gerrit").await.is_ok());
+    assert!(label_id(&s.mailbox, "gerrit").await.is_ok());
 }
 
 #[tokio::test]
@@ -585,7 +604,7 @@ async fn a_revoked_refresh_token_fails_without_prompting() {
         .await
         .unwrap()
         .with_policy(fast());
-    let err = tokio::time::timeout(Duration::from_secs(10), mailbox.label_id("gerrit"))
+    let err = tokio::time::timeout(Duration::from_secs(10), label_id(&mailbox, "gerrit"))
         .await
         .expect("no interactive prompt")
         .unwrap_err();

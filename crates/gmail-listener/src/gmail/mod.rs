@@ -200,21 +200,9 @@ impl Mailbox {
         ))
     }
 
-    /// The id of the label called `name` (filters take ids, not names);
-    /// an error when it does not exist.
-    pub async fn label_id(&self, name: &str) -> Result<String, ApiError> {
-        self.labels().await?.require(name)
-    }
-
-    /// The id of the user label `name`, created when missing (for the
-    /// quarantine label).
-    pub async fn ensure_label(&self, name: &str) -> Result<String, ApiError> {
-        let labels = self.labels().await?;
-        self.ensure_label_in(&labels, name).await
-    }
-
-    /// As [`ensure_label`](Self::ensure_label), with the labels already
-    /// listed: no request when `name` is among them.
+    /// The id of the user label `name` among `labels` (filters take ids,
+    /// not names), created when missing (the quarantine label): no request
+    /// when it is there.
     pub async fn ensure_label_in(&self, labels: &Labels, name: &str) -> Result<String, ApiError> {
         if let Some(id) = labels.id(name) {
             return Ok(id.to_string());
