@@ -35,6 +35,21 @@ pub struct MailChange {
 }
 
 impl MailChange {
+    /// The sample change (`World::sample_change`'s) as its mails name it:
+    /// `platform/bionic` on `master`, [`KEY`](crate::world::KEY), owned
+    /// by Dana Dev, numbered `number`.
+    pub fn sample(number: u64) -> MailChange {
+        MailChange {
+            host: "gerrit.example.org".into(),
+            project: "platform/bionic".into(),
+            branch: "master".into(),
+            change_key: crate::world::KEY.into(),
+            number,
+            subject: "Fix strtod rounding for denormals".into(),
+            owner: Person::new("Dana Dev", "dana@example.com"),
+        }
+    }
+
     fn url(&self) -> String {
         format!("https://{}/c/{}/+/{}", self.host, self.project, self.number)
     }
@@ -279,15 +294,7 @@ pub fn rfc2822(secs: i64) -> String {
 /// The change the generators' own tests write mails about.
 #[cfg(test)]
 pub(crate) fn sample_change() -> MailChange {
-    MailChange {
-        host: "gerrit.example.org".into(),
-        project: "platform/bionic".into(),
-        branch: "master".into(),
-        change_key: "I4c1b0f7a2d9e8c3b5a6f7e8d9c0b1a2f3e4d5c6b".into(),
-        number: 123456,
-        subject: "Fix strtod rounding for denormals".into(),
-        owner: Person::new("Dana Dev", "dana@example.com"),
-    }
+    MailChange::sample(123456)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use bionicbb_core::ledger;
 use bionicbb_tests::fakes::gerrit::format_timestamp;
 use bionicbb_tests::fault::Fault;
 use bionicbb_tests::mailgen::{self, MailChange, Person};
-use bionicbb_tests::world::{KEY, World, fixture};
+use bionicbb_tests::world::{World, fixture};
 
 fn sam() -> Person {
     Person::new("Sam Reviewer", "sam@example.com")
@@ -26,15 +26,7 @@ fn sam_says(w: &World, n: u64, ps: u32, text: &str, date: i64) -> Vec<u8> {
         &format!("Patch Set {ps}:\n\n{text}"),
         &format_timestamp(date, 0),
     );
-    let change = MailChange {
-        host: "gerrit.example.org".into(),
-        project: "platform/bionic".into(),
-        branch: "master".into(),
-        change_key: KEY.into(),
-        number: n,
-        subject: "Fix strtod rounding for denormals".into(),
-        owner: Person::new("Dana Dev", "dana@example.com"),
-    };
+    let change = MailChange::sample(n);
     mailgen::comment(&change, ps, &sam(), "", text, date)
 }
 

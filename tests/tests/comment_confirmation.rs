@@ -16,7 +16,7 @@ use bionicbb_tests::fakes::gerrit::{GerritFake, format_timestamp};
 use bionicbb_tests::fault::Fault;
 use bionicbb_tests::harness::{BOT_HTTP_PASSWORD, BOT_USER};
 use bionicbb_tests::mailgen::{self, MailChange, Person};
-use bionicbb_tests::world::{self, KEY, fixture};
+use bionicbb_tests::world::{self, fixture};
 use serde_json::Value;
 
 /// The comment date of fixture 10: 2023-03-14 17:02:11 UTC.
@@ -70,15 +70,7 @@ impl World {
 
     /// A Gerrit 3.x mail from `mailgen`, about patch set 4 of the change.
     fn mail(&self, author: &Person, votes: &str, text: &str, date: i64) -> Vec<u8> {
-        let change = MailChange {
-            host: "gerrit.example.org".into(),
-            project: "platform/bionic".into(),
-            branch: "master".into(),
-            change_key: KEY.into(),
-            number: self.change,
-            subject: "Fix strtod rounding for denormals".into(),
-            owner: Person::new("Dana Dev", "dana@example.com"),
-        };
+        let change = MailChange::sample(self.change);
         mailgen::comment(&change, 4, author, votes, text, date)
     }
 }

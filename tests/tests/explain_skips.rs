@@ -8,22 +8,14 @@
 
 use bionicbb_core::ledger;
 use bionicbb_tests::fakes::gerrit::{PostedReview, Status};
-use bionicbb_tests::mailgen::{self, MailChange, Person};
-use bionicbb_tests::world::{KEY, World};
+use bionicbb_tests::mailgen::{self, MailChange};
+use bionicbb_tests::world::World;
 
 const OUTSIDER: &str = "x@outsider.org";
 const SOURCE: &str = "libc/bionic/strtod.cpp";
 
 fn upload_mail(number: u64, ps: u32) -> Vec<u8> {
-    let change = MailChange {
-        host: "gerrit.example.org".into(),
-        project: "platform/bionic".into(),
-        branch: "master".into(),
-        change_key: KEY.into(),
-        number,
-        subject: "Fix strtod rounding for denormals".into(),
-        owner: Person::new("Dana Dev", "dana@example.com"),
-    };
+    let change = MailChange::sample(number);
     mailgen::patch_set_uploaded(&change, ps, &change.owner, ledger::now())
 }
 

@@ -8,7 +8,7 @@
 use bionicbb_core::ledger::{self, VouchRecord};
 use bionicbb_tests::fakes::gerrit::format_timestamp;
 use bionicbb_tests::mailgen::{self, MailChange, Person};
-use bionicbb_tests::world::{KEY, RECONCILE_DEBUG, World};
+use bionicbb_tests::world::{RECONCILE_DEBUG, World};
 
 /// The committer of the changes here: not in a trusted domain.
 const OUTSIDER: &str = "x@outsider.org";
@@ -26,15 +26,7 @@ fn mallory() -> Person {
 }
 
 fn mail_change(number: u64) -> MailChange {
-    MailChange {
-        host: "gerrit.example.org".into(),
-        project: "platform/bionic".into(),
-        branch: "master".into(),
-        change_key: KEY.into(),
-        number,
-        subject: "Fix strtod rounding for denormals".into(),
-        owner: dana(),
-    }
+    MailChange::sample(number)
 }
 
 /// A change of the outsider with `patch_sets` patch sets.

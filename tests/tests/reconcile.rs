@@ -57,15 +57,7 @@ fn sam() -> Person {
 
 /// A Gerrit 3.x comment mail about patch set `ps` of the sample change.
 fn comment_mail(number: u64, ps: u32, author: &Person, text: &str, date: i64) -> Vec<u8> {
-    let change = MailChange {
-        host: "gerrit.example.org".into(),
-        project: "platform/bionic".into(),
-        branch: "master".into(),
-        change_key: KEY.into(),
-        number,
-        subject: "Fix strtod rounding for denormals".into(),
-        owner: Person::new("Dana Dev", "dana@example.com"),
-    };
+    let change = MailChange::sample(number);
     mailgen::comment(&change, ps, author, "", text, date)
 }
 
@@ -390,15 +382,7 @@ async fn a_gerrit_outage_delays_the_pass_and_nothing_else() {
     );
     w.gerrit
         .add_patch_set(n, "dana@example.com", &["libc/bionic/strtod.cpp"]);
-    let change = MailChange {
-        host: "gerrit.example.org".into(),
-        project: "platform/bionic".into(),
-        branch: "master".into(),
-        change_key: KEY.into(),
-        number: n,
-        subject: "Fix strtod rounding for denormals".into(),
-        owner: Person::new("Dana Dev", "dana@example.com"),
-    };
+    let change = MailChange::sample(n);
     let dana = Person::new("Dana Dev", "dana@example.com");
     let id = w.deliver(&mailgen::patch_set_uploaded(
         &change,

@@ -209,15 +209,7 @@ impl World {
             "Patch Set 2:\n\nbionicbb:retry",
             &format_timestamp(date, 0),
         );
-        let change = MailChange {
-            host: "gerrit.example.org".into(),
-            project: "platform/bionic".into(),
-            branch: "master".into(),
-            change_key: KEY.into(),
-            number: 123456,
-            subject: "Fix strtod rounding for denormals".into(),
-            owner: Person::new("Dana Dev", "dana@example.com"),
-        };
+        let change = MailChange::sample(123456);
         let sam = Person::new("Sam Reviewer", "sam@example.com");
         self.deliver(&mailgen::comment(
             &change,

@@ -26,15 +26,7 @@ const SECRET: &str = "listener-shared-secret";
 const WAIT: Duration = Duration::from_secs(15);
 
 fn mail_change(n: u64) -> MailChange {
-    MailChange {
-        host: "gerrit.example.org".into(),
-        project: "platform/bionic".into(),
-        branch: "master".into(),
-        change_key: KEY.into(),
-        number: n,
-        subject: "Fix strtod rounding for denormals".into(),
-        owner: Person::new("Dana Dev", "dana@example.com"),
-    }
+    MailChange::sample(n)
 }
 
 /// `text` commented by `who` (account `account`) on patch set `ps` of

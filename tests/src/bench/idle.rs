@@ -8,7 +8,7 @@ use super::{PeakRss, gmail_units, line};
 use crate::fakes::gerrit::{Status, format_timestamp};
 use crate::harness::{BOT_EMAIL, BOT_HTTP_PASSWORD, BOT_USER, Daemon};
 use crate::mailgen::{self, MailChange, Person};
-use crate::world::{KEY, World};
+use crate::world::World;
 
 const POLLS: usize = 4;
 
@@ -106,15 +106,7 @@ pub async fn per_mail() -> usize {
     for kind in ["upload", "comment", "comment-3.x", "merged"] {
         let world = World::new().await;
         let number = world.sample_change(3);
-        let change = MailChange {
-            host: "gerrit.example.org".into(),
-            project: "platform/bionic".into(),
-            branch: "master".into(),
-            change_key: KEY.into(),
-            number,
-            subject: "Fix strtod rounding for denormals".into(),
-            owner: dana.clone(),
-        };
+        let change = MailChange::sample(number);
         let at = bionicbb_core::ledger::now() - 600;
         let when = format_timestamp(at, 0);
         let raw = match kind {
