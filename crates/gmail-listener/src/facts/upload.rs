@@ -127,7 +127,7 @@ fn removes_bot_vote(first: &str, label: &str, gerrit: &GerritConfig, bot: Option
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -147,7 +147,9 @@ mod tests {
         })
     }
 
-    fn change(
+    /// Change 123456 with patch sets 1 and 2 (2 of `kind`), its
+    /// `messages`, and the fields of `extra` on top.
+    pub(in crate::facts) fn change(
         kind: Option<&str>,
         messages: Vec<serde_json::Value>,
         extra: serde_json::Value,

@@ -126,20 +126,7 @@ mod tests {
     }
 
     fn change(messages: Vec<serde_json::Value>) -> ChangeInfo {
-        serde_json::from_value(json!({
-            "project": "platform/bionic",
-            "branch": "master",
-            "status": "NEW",
-            "_number": 123456,
-            "owner": {"_account_id": 1},
-            "current_revision": "bbbb",
-            "revisions": {
-                "aaaa": {"_number": 1, "ref": "refs/changes/56/123456/1"},
-                "bbbb": {"_number": 2, "ref": "refs/changes/56/123456/2"},
-            },
-            "messages": messages,
-        }))
-        .unwrap()
+        crate::facts::upload::tests::change(None, messages, json!({}))
     }
 
     fn comment(id: &str, text: &str) -> CommentFacts {
