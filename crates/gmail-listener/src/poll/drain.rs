@@ -69,6 +69,15 @@ pub(super) struct Prepared {
     pub id: String,
     pub parsed: ParsedMail,
     pub key: ChangeKey,
+    /// The deaths counted against it when it was read (deaths are only
+    /// counted at start): with none, there is nothing to release.
+    pub deaths: u32,
+}
+
+impl Prepared {
+    fn needs_release(&self) -> bool {
+        self.deaths > 0
+    }
 }
 
 /// What a download gave.
@@ -232,7 +241,9 @@ impl Listener {
     /// Handles one mail whose turn has come.
     async fn work(&self, key: ChangeKey, mail: Prepared) -> (ChangeKey, String, Handled) {
         let handled = self.handle_parsed(&mail.id, &mail.parsed).await;
-        self.release(&mail.id).await;
+        if mail.needs_release() {
+            self.release(&mail.id).await;
+        }
         (key, mail.id, handled)
     }
 
@@ -244,7 +255,9 @@ impl Listener {
             change = ?mail.key,
             "mail left untried for the next poll (an earlier mail of its change is pending, or the daemon stops)"
         );
-        self.release(&mail.id).await;
+        if mail.needs_release() {
+            self.release(&mail.id).await;
+        }
         report.held_back += 1;
     }
 

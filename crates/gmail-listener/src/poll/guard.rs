@@ -57,16 +57,19 @@ impl Listener {
     /// Its in-hand mark is lifted when this returns.
     pub(super) async fn fetch(&self, id: String) -> Fetched {
         match self.prepare(&id).await {
-            Ok(parsed) => Fetched::Ready(Box::new(Prepared {
+            Ok((parsed, deaths)) => Fetched::Ready(Box::new(Prepared {
                 key: ChangeKey::of(&parsed.event),
                 id,
                 parsed,
+                deaths,
             })),
             Err(handled) => Fetched::Finished(id, handled),
         }
     }
 
-    async fn prepare(&self, id: &str) -> Result<ParsedMail, Handled> {
+    /// The mail parsed, with the deaths counted against it.
+    async fn prepare(&self, id: &str) -> Result<(ParsedMail, u32), Handled> {
+        let mut deaths_so_far = 0;
         if let Some(ledger) = &self.ledger {
             let gmail_id = id.to_string();
             let (state, deaths) = ledger
@@ -81,6 +84,7 @@ impl Listener {
                 Some(MailState::Quarantined) => return Err(self.moved_to_quarantine(id).await),
                 _ => {}
             }
+            deaths_so_far = deaths;
             match deaths {
                 0 => {}
                 deaths if deaths >= MAX_DEATHS => return Err(self.poisoned(id, deaths).await),
@@ -96,7 +100,7 @@ impl Listener {
         match mail::parse(&raw) {
             Ok(parsed) => {
                 self.pause(id, window).await;
-                Ok(parsed)
+                Ok((parsed, deaths_so_far))
             }
             Err(e) => {
                 let marked = self
@@ -144,7 +148,8 @@ impl Listener {
 
     /// Clears the mail's count of deaths once its handling ended, whatever
     /// the outcome (usually the outcome's write cleared it already; with
-    /// nothing to clear, nothing is written).
+    /// nothing to clear, nothing is written). Only for a mail read with
+    /// deaths counted against it.
     pub(super) async fn release(&self, id: &str) {
         let Some(ledger) = self.writer() else {
             return;
